@@ -1,0 +1,39 @@
+"""brain_gen_hf: Hugging Face-native generative models for MEG/EEG.
+
+Importing the package is cheap: it registers every config, model and tokenizer with the
+transformers Auto classes lazily (see `registration.py`) and resolves public classes on first
+attribute access, so torch and transformers' modeling code load only when a class is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .registration import public_names, register_all
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    **public_names(),
+    "BrainGenConfig": "brain_gen_hf.configuration_utils",
+    "BrainGenPreTrainedModel": "brain_gen_hf.modeling_utils",
+    "convert_reference_checkpoint": "brain_gen_hf.conversion",
+}
+
+register_all()
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'brain_gen_hf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,136 @@
+"""`BrainGenConfig`: the signal contract every brain_gen_hf model config carries.
+
+A checkpoint is only useful if you know what signal it expects: sampling rate, which channels
+in which order, their types and sensor geometry, units and normalisation. These fields are
+optional (a token model trained on anonymous channels leaves them empty), but when they are set
+they are validated here and checked against inputs by `BrainGenPreTrainedModel`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+# mne channel types we know how to embed; others are allowed but flagged as "misc".
+KNOWN_CHANNEL_TYPES = ("mag", "grad", "planar1", "planar2", "eeg", "seeg", "ecog", "eog", "ecg", "emg",
+                       "ref_meg", "parcel", "misc")
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a `ValueError` with `message` unless `condition` holds (config validation helper)."""
+    if not condition:
+        raise ValueError(message)
+
+
+def require_positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    require(ok, f"`{name}` must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+
+
+def require_int_list(name: str, value: Any, min_len: int = 1, allow_zero: bool = False) -> None:
+    require(isinstance(value, (list, tuple)) and len(value) >= min_len,
+            f"`{name}` must be a list of at least {min_len} integers, got {value!r}")
+    for v in value:
+        require_positive_int(f"{name}[...]", v, allow_zero=allow_zero)
+
+
+def _finite_matrix(name: str, value: Any, width: int) -> list[list[float]]:
+    require(isinstance(value, (list, tuple)), f"`{name}` must be a list of [{width} floats] rows, got {type(value)}")
+    rows = []
+    for i, row in enumerate(value):
+        require(isinstance(row, (list, tuple)) and len(row) == width,
+                f"`{name}[{i}]` must have {width} numbers, got {row!r}")
+        row = [float(v) for v in row]
+        require(all(math.isfinite(v) for v in row), f"`{name}[{i}]` must be finite (no NaN/inf), got {row}")
+        rows.append(row)
+    return rows
+
+
+class BrainGenConfig(PreTrainedConfig):
+    r"""
+    Base configuration of every brain_gen_hf model: the signal contract.
+
+    Args:
+        sampling_rate (`float`, *optional*): sampling rate in Hz of the signal the model expects.
+        channel_names (`list[str]`, *optional*): channel names, in the order of the channel axis.
+        channel_types (`list[str]`, *optional*): one mne channel type per channel (`mag`, `grad`, `eeg`,
+            `parcel`, ...).
+        sensor_positions (`list[list[float]]`, *optional*): `(C, 3)` sensor positions in metres (head frame).
+        sensor_orientations (`list[list[float]]`, *optional*): `(C, 3)` unit normals of MEG coils.
+        units (`str`, *optional*): physical unit of the raw signal before normalisation (`"T"`, `"V"`, ...).
+        normalization (`dict`, *optional*): how the signal was normalised (e.g. `{"method": "robust",
+            "clip": 10.0}`); per-channel statistics may be included as lists.
+        token_rate (`float`, *optional*): tokens per second of signal, for token models.
+    """
+
+    model_type = "brain_gen"
+
+    sampling_rate: float | None = None
+    channel_names: list[str] | None = None
+    channel_types: list[str] | None = None
+    sensor_positions: list[list[float]] | None = None
+    sensor_orientations: list[list[float]] | None = None
+    units: str | None = None
+    normalization: dict | None = None
+    token_rate: float | None = None
+
+    def __post_init__(self, **kwargs):
+        self._validate_signal_contract()
+        super().__post_init__(**kwargs)
+
+    def _validate_signal_contract(self) -> None:
+        if self.sampling_rate is not None:
+            require(isinstance(self.sampling_rate, (int, float)) and math.isfinite(self.sampling_rate)
+                    and self.sampling_rate > 0, f"`sampling_rate` must be a positive number in Hz, got "
+                    f"{self.sampling_rate!r}")
+            self.sampling_rate = float(self.sampling_rate)
+        lengths = {}
+        if self.channel_names is not None:
+            require(all(isinstance(n, str) for n in self.channel_names), "`channel_names` must be strings")
+            require(len(set(self.channel_names)) == len(self.channel_names),
+                    "`channel_names` contains duplicates")
+            self.channel_names = list(self.channel_names)
+            lengths["channel_names"] = len(self.channel_names)
+        if self.channel_types is not None:
+            require(all(isinstance(t, str) for t in self.channel_types), "`channel_types` must be strings")
+            self.channel_types = list(self.channel_types)
+            lengths["channel_types"] = len(self.channel_types)
+        if self.sensor_positions is not None:
+            self.sensor_positions = _finite_matrix("sensor_positions", self.sensor_positions, 3)
+            lengths["sensor_positions"] = len(self.sensor_positions)
+        if self.sensor_orientations is not None:
+            self.sensor_orientations = _finite_matrix("sensor_orientations", self.sensor_orientations, 3)
+            lengths["sensor_orientations"] = len(self.sensor_orientations)
+        require(len(set(lengths.values())) <= 1,
+                f"inconsistent channel metadata: lengths {lengths} must all be equal (one entry per channel)")
+        if self.token_rate is not None:
+            require(isinstance(self.token_rate, (int, float)) and self.token_rate > 0,
+                    f"`token_rate` must be positive, got {self.token_rate!r}")
+
+    @property
+    def contract_num_channels(self) -> int | None:
+        """Channel count fixed by the signal contract, if any metadata is set."""
+        for field in (self.channel_names, self.channel_types, self.sensor_positions):
+            if field is not None:
+                return len(field)
+        return None
+
+    def check_signal_metadata(self, *, sampling_rate: float | None = None,
+                              channel_names: list[str] | None = None) -> None:
+        """Check metadata that came with an input against the contract; raise `ValueError` on mismatch."""
+        if sampling_rate is not None and self.sampling_rate is not None:
+            require(abs(float(sampling_rate) - self.sampling_rate) < 1e-6,
+                    f"input sampling rate {sampling_rate} Hz does not match the model's {self.sampling_rate} Hz; "
+                    "resample the recording first")
+        if channel_names is not None and self.channel_names is not None:
+            if list(channel_names) != self.channel_names:
+                missing = [c for c in self.channel_names if c not in channel_names]
+                extra = [c for c in channel_names if c not in self.channel_names]
+                raise ValueError(
+                    "input channels do not match the model's channel order "
+                    f"(missing: {missing[:5]}, unexpected: {extra[:5]}"
+                    + (", same set in a different order" if not missing and not extra else "")
+                    + "); pick and reorder channels to `config.channel_names`"
+                )

@@ -1,0 +1,85 @@
+"""Convert brain-gen (reference) checkpoints into brain_gen_hf models.
+
+People holding brain-gen checkpoints need three things: the reference model name (`model_name` in
+its YAML), the reference constructor kwargs (the model YAML) and the reference state dict. Then::
+
+    from brain_gen_hf.conversion import convert_reference_checkpoint, load_reference_state_dict
+    state = load_reference_state_dict("last.ckpt")          # Lightning .ckpt or .safetensors
+    model = convert_reference_checkpoint("WavenetFullChannel", yaml_kwargs, state)
+    model.save_pretrained("my-wavenet")                     # now AutoModel.from_pretrained works
+
+Each family provides `config_from_reference(kwargs)` and `state_dict_from_reference(state, config)`;
+the table below maps reference names to those converters (imported lazily).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+
+# reference model name -> module holding `config_from_reference` / `state_dict_from_reference`
+REFERENCE_CONVERTERS: dict[str, str] = {
+    "WavenetFullChannel": "brain_gen_hf.models.wavenet.convert_wavenet",
+    "Wavenet3D": "brain_gen_hf.models.wavenet.convert_wavenet",
+}
+
+
+def _converter(reference_name: str):
+    module = REFERENCE_CONVERTERS.get(reference_name)
+    if module is None:
+        raise ValueError(f"no converter for reference model {reference_name!r}; known: {sorted(REFERENCE_CONVERTERS)}")
+    return importlib.import_module(module)
+
+
+def config_from_reference(reference_name: str, reference_kwargs: Mapping, **overrides):
+    """The brain_gen_hf config equivalent to a reference constructor call."""
+    return _converter(reference_name).config_from_reference(reference_name, dict(reference_kwargs), **overrides)
+
+
+def convert_reference_checkpoint(reference_name: str, reference_kwargs: Mapping, state_dict: Mapping, **overrides):
+    """Build the brain_gen_hf model for a reference checkpoint and load its weights strictly."""
+    import torch
+    from transformers import AutoModel
+
+    import brain_gen_hf  # noqa: F401  (Auto registration)
+
+    converter = _converter(reference_name)
+    config = converter.config_from_reference(reference_name, dict(reference_kwargs), **overrides)
+    model = AutoModel.from_config(config)
+    converted = converter.state_dict_from_reference(reference_name, dict(state_dict), config)
+    with torch.no_grad():
+        result = model.load_state_dict(converted, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"reference {reference_name} weights do not fit {type(model).__name__}: "
+            f"missing {sorted(result.missing_keys)[:20]}, unexpected {sorted(result.unexpected_keys)[:20]}"
+        )
+    return model.eval()
+
+
+def load_reference_state_dict(path: str | os.PathLike) -> dict:
+    """Read reference weights from `.safetensors` or a Lightning `.ckpt` (tensors only, no pickled code).
+
+    Lightning prefixes keys with `model.` and torch.compile with `_orig_mod.`; both are removed.
+    """
+    import torch
+
+    path = os.fspath(path)
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # weights_only refuses arbitrary pickled objects
+            raise OSError(f"could not read {path} as a tensors-only checkpoint: {err}") from err
+        state = checkpoint.get("state_dict", checkpoint)
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in ("model.", "_orig_mod."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        cleaned[key.replace("._orig_mod.", ".")] = value
+    return cleaned

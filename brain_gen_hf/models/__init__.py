@@ -1,0 +1,1 @@
+"""One sub-package per model family (configuration_<family>.py + modeling_<family>.py)."""

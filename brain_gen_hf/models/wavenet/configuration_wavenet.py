@@ -1,0 +1,132 @@
+"""Configs of the WaveNet family. Field names follow the reference constructors so old YAMLs load."""
+
+from __future__ import annotations
+
+from ...configuration_utils import BrainGenConfig, require, require_int_list, require_positive_int
+
+
+class _WavenetConfigBase(BrainGenConfig):
+    r"""
+    Shared WaveNet hyper-parameters.
+
+    Args:
+        quant_levels (`int`): vocabulary size Q (mu-law bins, 256 for mu=255).
+        quant_emb (`int`): token embedding width E.
+        head_channels (`int`): hidden width of the logits head.
+        kernel_size (`int`): temporal kernel of the dilated layers.
+        dilations (`list[int]`): one dilated gated layer per entry (after a 1x1 input layer).
+        residual_channels, dilation_channels, skip_channels (`int`): widths of the residual stream, the
+            gated activations and the skip connections.
+        p_drop (`float`): channel dropout after every layer and in the head.
+        bias (`bool`): convolutions use biases.
+    """
+
+    quant_levels: int = 256
+    quant_emb: int = 16
+    head_channels: int = 16
+    kernel_size: int = 2
+    dilations: list[int] | None = None
+    residual_channels: int = 16
+    dilation_channels: int = 16
+    skip_channels: int = 16
+    p_drop: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self, **kwargs):
+        if self.dilations is None:
+            self.dilations = [1, 2, 4, 8]
+        self.dilations = list(self.dilations)
+        for name in ("quant_levels", "quant_emb", "head_channels", "kernel_size", "residual_channels",
+                     "dilation_channels", "skip_channels"):
+            require_positive_int(name, getattr(self, name))
+        require_int_list("dilations", self.dilations)
+        require(0.0 <= float(self.p_drop) < 1.0, f"`p_drop` must be in [0, 1), got {self.p_drop}")
+        super().__post_init__(**kwargs)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.quant_levels
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples of past context one output sees (chained layers)."""
+        return 1 + (self.kernel_size - 1) * sum(self.dilations)
+
+
+class WavenetFullChannelConfig(_WavenetConfigBase):
+    r"""
+    WaveNet over C independent token streams with one embedding table per channel.
+
+    Args:
+        in_channels (`int`): number of signal channels C (each has its own `(Q, E)` embedding table).
+        num_classes (`int`): >0 enables a per-timestep class condition `(B, 1, T)` (id 0 = no condition).
+        class_emb (`int`): width of the class-condition embedding.
+        parallel_layers (`bool`): reproduce the reference wiring in which every layer reads the embedded
+            input instead of the previous layer's output (reference BUG, see
+            docs/reference-differences.md). Set only for checkpoints converted from brain-gen, whose
+            weights were trained that way; new models chain their layers.
+    """
+
+    model_type = "wavenet_full_channel"
+
+    in_channels: int = 1
+    num_classes: int = 0
+    class_emb: int = 0
+    parallel_layers: bool = False
+
+    def __post_init__(self, **kwargs):
+        require_positive_int("in_channels", self.in_channels)
+        require_positive_int("num_classes", self.num_classes, allow_zero=True)
+        require_positive_int("class_emb", self.class_emb, allow_zero=True)
+        require((self.num_classes > 0) == (self.class_emb > 0),
+                f"`num_classes` ({self.num_classes}) and `class_emb` ({self.class_emb}) must both be 0 "
+                "(no conditioning) or both positive")
+        if self.parallel_layers:
+            require(self.quant_emb == self.residual_channels,
+                    "`parallel_layers=True` (reference wiring) needs `quant_emb == residual_channels`, got "
+                    f"{self.quant_emb} and {self.residual_channels}")
+        super().__post_init__(**kwargs)
+        n = self.contract_num_channels
+        require(n is None or n == self.in_channels,
+                f"the signal contract lists {n} channels but `in_channels` is {self.in_channels}")
+
+
+class Wavenet3DConfig(_WavenetConfigBase):
+    r"""
+    WaveNet over token images `(B, H, W, T)`: causal dilated convolutions in time, small spatial kernels.
+
+    Args:
+        spatial_kernel_size (`list[int]`): `(kH, kW)` of the dilated layers (odd sizes keep the image size).
+        spatial_dilation (`list[int]`): `(dH, dW)` of the dilated layers.
+        cond_channels (`int`, *optional*): channels of a dense condition `(B, Cc, H, W, T)` added in every layer.
+        image_size (`list[int]`, *optional*): `(H, W)` of the token image, checked on input when set.
+    """
+
+    model_type = "wavenet3d"
+
+    spatial_kernel_size: list[int] | None = None
+    spatial_dilation: list[int] | None = None
+    cond_channels: int | None = None
+    image_size: list[int] | None = None
+
+    def __post_init__(self, **kwargs):
+        self.spatial_kernel_size = _pair("spatial_kernel_size", self.spatial_kernel_size)
+        self.spatial_dilation = _pair("spatial_dilation", self.spatial_dilation)
+        for k in self.spatial_kernel_size:
+            require(k % 2 == 1, f"`spatial_kernel_size` entries must be odd to keep the image size, got "
+                                f"{self.spatial_kernel_size}")
+        if self.cond_channels is not None:
+            require_positive_int("cond_channels", self.cond_channels)
+        if self.image_size is not None:
+            self.image_size = _pair("image_size", self.image_size)
+        super().__post_init__(**kwargs)
+
+
+def _pair(name, value) -> list[int]:
+    if value is None:
+        return [1, 1]
+    if isinstance(value, int):
+        value = [value, value]
+    require_int_list(name, value, min_len=2)
+    require(len(value) == 2, f"`{name}` must be an int or a pair, got {value!r}")
+    return list(value)

@@ -1,0 +1,196 @@
+"""WaveNet models over mu-law tokens (van den Oord et al. 2016; brain-gen's MEG ports).
+
+Submodule names (`layers.{i}.conv_dilation`, `logits.transform.{2,5}`, ...) match the reference so
+converted checkpoints load without renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import initialization as init
+
+from ...modeling_outputs import TokenPredictionOutput
+from ...modeling_utils import BrainGenPreTrainedModel
+from .configuration_wavenet import Wavenet3DConfig, WavenetFullChannelConfig
+
+
+class GatedResidualLayer(nn.Module):
+    """One WaveNet layer: causal dilated conv -> tanh*sigmoid gate -> residual and skip 1x1 convs.
+
+    Works on `(N, C, T)` (1-D) or `(N, C, H, W, T)` (3-D, time last, spatial "same" padding).
+    """
+
+    def __init__(self, *, ndim: int, in_channels: int, residual_channels: int, dilation_channels: int,
+                 skip_channels: int, kernel_size: int, dilation: int, spatial_kernel=(1, 1), spatial_dilation=(1, 1),
+                 cond_channels: int | None = None, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        conv = nn.Conv1d if ndim == 1 else nn.Conv3d
+        self.dilation_channels = dilation_channels
+        self.causal_left_pad = (kernel_size - 1) * dilation
+        if ndim == 1:
+            kernel, dil, pad = kernel_size, dilation, 0
+        else:
+            kernel = (*spatial_kernel, kernel_size)
+            dil = (*spatial_dilation, dilation)
+            pad = (((spatial_kernel[0] - 1) * spatial_dilation[0]) // 2,
+                   ((spatial_kernel[1] - 1) * spatial_dilation[1]) // 2, 0)
+        self.conv_dilation = conv(in_channels, 2 * dilation_channels, kernel, dilation=dil, padding=pad, bias=bias)
+        self.conv_res = conv(dilation_channels, residual_channels, 1, bias=bias)
+        self.conv_skip = conv(dilation_channels, skip_channels, 1, bias=bias)
+        self.conv_cond = conv(cond_channels, 2 * dilation_channels, 1, bias=bias) if cond_channels else None
+        self.conv_input = conv(in_channels, residual_channels, 1, bias=bias) if in_channels != residual_channels else None
+        self.dropout = nn.Dropout1d(dropout) if ndim == 1 else nn.Dropout3d(dropout)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.conv_dilation(F.pad(x, (self.causal_left_pad, 0)))
+        if self.conv_cond is not None:
+            if cond is None:
+                raise ValueError("this model is conditioned: pass `condition`")
+            h = h + self.conv_cond(cond)[..., -h.shape[-1]:]
+        gated = torch.tanh(h[:, : self.dilation_channels]) * torch.sigmoid(h[:, self.dilation_channels:])
+        residual = x if self.conv_input is None else self.conv_input(x)
+        return self.dropout(residual + self.conv_res(gated)), self.conv_skip(gated)
+
+
+class LogitsHead(nn.Module):
+    """Sum of skips -> LeakyReLU -> 1x1 conv -> LeakyReLU -> 1x1 conv to Q logits (non-linearity first)."""
+
+    def __init__(self, ndim: int, skip_channels: int, head_channels: int, out_channels: int, dropout: float,
+                 bias: bool):
+        super().__init__()
+        conv = nn.Conv1d if ndim == 1 else nn.Conv3d
+        drop = nn.Dropout1d if ndim == 1 else nn.Dropout3d
+        # Indices 2 and 5 hold the convs, as in the reference state dict.
+        self.transform = nn.Sequential(
+            drop(dropout), nn.LeakyReLU(), conv(skip_channels, head_channels, 1, bias=bias),
+            drop(dropout), nn.LeakyReLU(), conv(head_channels, out_channels, 1, bias=bias),
+        )
+
+    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        return self.transform(sum(skips))
+
+
+def _build_layers(config, ndim: int, cond_channels: int | None, spatial_kernel=(1, 1), spatial_dilation=(1, 1)):
+    common = dict(ndim=ndim, residual_channels=config.residual_channels, dilation_channels=config.dilation_channels,
+                  skip_channels=config.skip_channels, cond_channels=cond_channels, dropout=config.p_drop,
+                  bias=config.bias)
+    # A 1x1 input layer lifts the embedding to the residual width, then one layer per dilation.
+    layers = [GatedResidualLayer(in_channels=config.quant_emb, kernel_size=1, dilation=1, **common)]
+    layers += [GatedResidualLayer(in_channels=config.residual_channels, kernel_size=config.kernel_size, dilation=d,
+                                  spatial_kernel=spatial_kernel, spatial_dilation=spatial_dilation, **common)
+               for d in config.dilations]
+    return nn.ModuleList(layers)
+
+
+def _token_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    if labels is None:
+        return None
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (aligned with the logits: position t "
+                         f"holds the token at t+1), got {tuple(labels.shape)}")
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+
+
+class _WavenetPreTrainedModel(BrainGenPreTrainedModel):
+    main_input_name = "input_ids"
+
+    def _init_module(self, module: nn.Module) -> None:
+        # The reference's init: Xavier-uniform conv weights, biases ~ N(1e-3, 1e-2).
+        if isinstance(module, (nn.Conv1d, nn.Conv3d)):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.normal_(module.bias, mean=1e-3, std=1e-2)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight)
+        elif isinstance(module, WavenetFullChannelModel):
+            init.normal_(module.quant_emb)
+
+
+class WavenetFullChannelModel(_WavenetPreTrainedModel):
+    """WaveNet over C channels of mu-law tokens, each channel with its own embedding table.
+
+    `forward(input_ids (B, C, T))` -> logits `(B, C, T, Q)`; position t predicts the token at t+1.
+    Layers are chained (receptive field `config.receptive_field`); `config.parallel_layers` reproduces the
+    reference's unchained wiring for converted checkpoints.
+    """
+
+    config_class = WavenetFullChannelConfig
+
+    def __init__(self, config: WavenetFullChannelConfig):
+        super().__init__(config)
+        # (C, Q, E): token q of channel c embeds to quant_emb[c, q].
+        self.quant_emb = nn.Parameter(torch.randn(config.in_channels, config.quant_levels, config.quant_emb))
+        self.cond_emb = nn.Embedding(config.num_classes, config.class_emb) if config.num_classes else None
+        self.layers = _build_layers(config, ndim=1, cond_channels=config.class_emb or None)
+        self.logits = LogitsHead(1, config.skip_channels, config.head_channels, config.quant_levels, config.p_drop,
+                                 config.bias)
+        self.post_init()
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """`(B, C, T)` ids -> `(B*C, E, T)` embeddings (channel c uses table c)."""
+        B, C, T = input_ids.shape
+        channel = torch.arange(C, device=input_ids.device).view(1, C, 1)
+        return self.quant_emb[channel, input_ids].permute(0, 1, 3, 2).reshape(B * C, -1, T)
+
+    def _condition(self, condition: torch.Tensor | None, num_channels: int) -> torch.Tensor | None:
+        if self.cond_emb is None:
+            if condition is not None:
+                raise ValueError("`condition` was given but the model has no class conditioning (num_classes=0)")
+            return None
+        if condition is None:
+            raise ValueError("this model is class-conditioned: pass `condition` of shape (B, 1, T)")
+        ids = self.check_tokens(condition, vocab_size=self.config.num_classes, name="condition", ndim=3)
+        cond = self.cond_emb(ids[:, 0]) * (ids[:, 0] > 0).unsqueeze(-1)  # id 0 means "no condition"
+        cond = cond.permute(0, 2, 1)  # (B, class_emb, T)
+        return cond.repeat_interleave(num_channels, dim=0)
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                condition: torch.Tensor | None = None, **kwargs) -> TokenPredictionOutput:
+        cfg = self.config
+        self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=3, num_channels=cfg.in_channels)
+        B, C, T = input_ids.shape
+        embeddings = self.embed(input_ids)
+        cond = self._condition(condition, C)
+        hidden, skips = embeddings, []
+        for layer in self.layers:
+            out, skip = layer(embeddings if cfg.parallel_layers else hidden, cond)
+            hidden = out
+            skips.append(skip)
+        logits = self.logits(skips)  # (B*C, Q, T)
+        logits = logits.reshape(B, C, cfg.quant_levels, T).permute(0, 1, 3, 2)
+        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings)
+
+
+class Wavenet3DModel(_WavenetPreTrainedModel):
+    """WaveNet over token images: `forward(input_ids (B, H, W, T))` -> logits `(B, H, W, T, Q)`."""
+
+    config_class = Wavenet3DConfig
+
+    def __init__(self, config: Wavenet3DConfig):
+        super().__init__(config)
+        self.embedding = nn.Embedding(config.quant_levels, config.quant_emb)
+        self.layers = _build_layers(config, ndim=3, cond_channels=config.cond_channels,
+                                    spatial_kernel=tuple(config.spatial_kernel_size),
+                                    spatial_dilation=tuple(config.spatial_dilation))
+        self.logits = LogitsHead(3, config.skip_channels, config.head_channels, config.quant_levels, config.p_drop,
+                                 config.bias)
+        self.post_init()
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                condition: torch.Tensor | None = None, **kwargs) -> TokenPredictionOutput:
+        cfg = self.config
+        self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=4)
+        if cfg.image_size is not None and list(input_ids.shape[1:3]) != cfg.image_size:
+            raise ValueError(f"token image must be {cfg.image_size[0]}x{cfg.image_size[1]}, got "
+                             f"{tuple(input_ids.shape[1:3])}")
+        if (condition is None) != (cfg.cond_channels is None):
+            raise ValueError("pass `condition` exactly when the model has `cond_channels`")
+        embeddings = self.embedding(input_ids).permute(0, 4, 1, 2, 3)  # (B, E, H, W, T)
+        hidden, skips = embeddings, []
+        for layer in self.layers:
+            hidden, skip = layer(hidden, condition)
+            skips.append(skip)
+        logits = self.logits(skips).permute(0, 2, 3, 4, 1)  # (B, H, W, T, Q)
+        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings)

@@ -1,0 +1,1 @@
+"""brain_gen_hf.training"""

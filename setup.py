@@ -1,0 +1,38 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+
+setup(
+    name="brain_gen_hf",
+    version="0.1.0",
+    description="Hugging Face-native generative models for MEG/EEG (brain-gen rebuilt on transformers)",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["brain_gen_hf", "brain_gen_hf.*"]),
+    include_package_data=True,
+    package_data={"brain_gen_hf": ["hub/templates/*.md"]},
+    install_requires=[
+        "torch>=2.4",
+        # 5.x API (PreTrainedConfig, `cache` kwarg, dict _tied_weights_keys); tested on 5.24.
+        "transformers>=5.0,<5.25",
+        "datasets>=3.0",
+        "accelerate>=1.0",
+        "huggingface_hub>=1.0",
+        "safetensors>=0.4",
+        "tokenizers>=0.21",
+        "mne>=1.8",
+        "einops>=0.8",
+        "numpy>=1.26",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.15"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.15", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["brain-gen-hf=brain_gen_hf.cli:main"]},
+)
