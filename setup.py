@@ -12,9 +12,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=["brain_gen_hf", "brain_gen_hf.*"]),
-    include_package_data=True,
-    package_data={"brain_gen_hf": ["hub/templates/*.md"]},
+    # The card templates live in the top-level model_cards/ folder and install as brain_gen_hf.model_cards.
+    packages=find_packages(include=["brain_gen_hf", "brain_gen_hf.*"]) + ["brain_gen_hf.model_cards"],
+    package_dir={"brain_gen_hf.model_cards": "model_cards"},
+    package_data={"brain_gen_hf.model_cards": ["*.md", "*.yaml"]},
     install_requires=[
         "torch>=2.4",
         # 5.x API (PreTrainedConfig, `cache` kwarg, dict _tied_weights_keys); tested on 5.24.
@@ -29,6 +30,8 @@ setup(
         "numpy>=1.26",
         "tqdm>=4.66",
         "matplotlib>=3.8",
+        "jinja2>=3.1",
+        "pyyaml>=6.0",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.15"],

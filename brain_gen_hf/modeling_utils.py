@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
@@ -71,10 +73,48 @@ class BrainGenPreTrainedModel(PreTrainedModel):
             )
         return (model, info) if want_info else model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, remote_code: bool = False,
+                        model_card: bool | dict = True, **kwargs):
+        """`PreTrainedModel.save_pretrained` plus a model card and, optionally, self-contained remote code.
+
+        model_card: write `README.md` from the family template (never overwrites an existing card); a dict
+            passes fields such as `training_data`, `metrics`, `datasets`, `repo_id` to the card.
+        remote_code: also write `configuration_*.py`/`modeling_*.py` and an `auto_map`, so the folder loads
+            with `trust_remote_code=True` where brain_gen_hf is not installed.
+        """
         if kwargs.get("safe_serialization") is False:
             raise ValueError("brain_gen_hf saves weights as safetensors only (safe_serialization=False refused)")
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        folder = Path(save_directory)
+        if remote_code:
+            from .hub.remote_code import add_auto_map, export_remote_code, nested_model_types
+
+            auto_map = export_remote_code(self.config.model_type, folder, nested_model_types(self.config))
+            add_auto_map(folder, auto_map)
+        if model_card and not (folder / "README.md").exists():
+            from .hub.model_card import render_model_card
+
+            options = model_card if isinstance(model_card, dict) else {}
+            render_model_card(self.config, remote_code=remote_code, **options).save(folder / "README.md")
+        return result
+
+    def push_to_hub(self, repo_id: str, *, remote_code: bool = False, commit_message: str | None = None,
+                    private: bool | None = None, token: str | bool | None = None, revision: str | None = None,
+                    create_pr: bool = False, model_card: dict | None = None, **save_kwargs) -> str:
+        """Save weights, config and a model card (and remote code if asked) and upload them in one commit.
+
+        One commit means a failed upload leaves the repository as it was; retrying is safe.
+        """
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            card = {"repo_id": repo_id, **(model_card or {})}
+            self.save_pretrained(tmp, remote_code=remote_code, model_card=card, **save_kwargs)
+            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision, create_pr=create_pr,
+                                     commit_message=commit_message or f"Upload {type(self).__name__}")
+        return info
 
     # -------------------------------------------------------- input checks
     def check_signal(self, x: torch.Tensor, *, name: str = "input", ndim: int | Sequence[int] | None = None,

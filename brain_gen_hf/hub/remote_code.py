@@ -1,0 +1,205 @@
+"""Export a model as self-contained remote code (`trust_remote_code=True` without brain_gen_hf).
+
+The exporter walks the brain_gen_hf modules a model needs (its config and modeling modules, the
+shared layers and base classes they import, and the families of nested sub-configs), inlines them
+into two flat files, `configuration_<model_type>.py` and `modeling_<model_type>.py`, drops every
+import of `brain_gen_hf`, and writes an `auto_map` for every Auto class the model supports. The
+generated files import only torch, transformers and the package's pip dependencies, so they
+keep working when brain_gen_hf is not installed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+from ..registration import MODELS, ModelEntry
+
+PACKAGE = "brain_gen_hf"
+
+
+def _entry(model_type: str) -> ModelEntry:
+    for entry in MODELS:
+        if entry.model_type == model_type:
+            return entry
+    raise ValueError(f"unknown model_type {model_type!r}; registered: {sorted(e.model_type for e in MODELS)}")
+
+
+def _source_path(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"cannot find the source of {module}")
+    return Path(spec.origin)
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    """Absolute module name of a `from X import ...` inside `module`."""
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".")
+    is_package = _source_path(module).name == "__init__.py"
+    base = parts if is_package else parts[:-1]
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _package_imports(module: str, tree: ast.Module) -> list[tuple[ast.AST, list[str], list[str]]]:
+    """(node, brain_gen_hf modules it imports, names it imports) for every package import in the module."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            target = _resolve(module, node)
+            if target == PACKAGE or target.startswith(PACKAGE + "."):
+                names = [a.name for a in node.names]
+                mods = []
+                is_package = _source_path(target).name == "__init__.py"
+                for name in names:  # `from . import layers` imports a module, not a name
+                    sub = f"{target}.{name}"
+                    mods.append(sub if is_package and importlib.util.find_spec(sub) is not None else target)
+                found.append((node, sorted(set(mods)), names))
+        elif isinstance(node, ast.Import):
+            mods = [a.name for a in node.names if a.name == PACKAGE or a.name.startswith(PACKAGE + ".")]
+            if mods:
+                found.append((node, mods, []))
+    return found
+
+
+def _dependency_order(roots: list[str]) -> list[str]:
+    """brain_gen_hf modules needed by `roots`, dependencies first (depth-first post-order)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(module: str):
+        if module in order or module in visiting or module == PACKAGE or module.endswith(".registration"):
+            return
+        visiting.add(module)
+        tree = ast.parse(_source_path(module).read_text(encoding="utf-8"))
+        for _, mods, _ in _package_imports(module, tree):
+            for dep in mods:
+                visit(dep)
+        visiting.discard(module)
+        order.append(module)
+
+    for root in roots:
+        visit(root)
+    return order
+
+
+class _DropPackageImports(ast.NodeTransformer):
+    """Removes brain_gen_hf imports (their names live in the same flat file or the config file)."""
+
+    def __init__(self, module: str, config_side: set[str], exported_names: set[str]):
+        self.module, self.config_side, self.exported_names = module, config_side, exported_names
+
+    def _drop(self, node):
+        for _, mods, names in _package_imports(self.module, ast.Module(body=[node], type_ignores=[])):
+            if any(m in self.config_side for m in mods):
+                self.exported_names.update(names)
+        return ast.Pass() if self._inside_function else None
+
+    _inside_function = False
+
+    def visit_FunctionDef(self, node):
+        previous, self._inside_function = self._inside_function, True
+        self.generic_visit(node)
+        self._inside_function = previous
+        return node
+
+    def visit_ImportFrom(self, node):
+        target = _resolve(self.module, node)
+        if target == PACKAGE or target.startswith(PACKAGE + "."):
+            return self._drop(node)
+        return node
+
+    def visit_Import(self, node):
+        if any(a.name == PACKAGE or a.name.startswith(PACKAGE + ".") for a in node.names):
+            return self._drop(node)
+        return node
+
+
+def _flatten(modules: list[str], config_side: set[str], header: str) -> tuple[str, set[str], list[str]]:
+    """(file header with hoisted __future__ imports, names taken from the config file, module bodies)."""
+    imported_from_config: set[str] = set()
+    future, body, defined = set(), [], {}
+    for module in modules:
+        tree = ast.parse(_source_path(module).read_text(encoding="utf-8"))
+        tree = _DropPackageImports(module, config_side, imported_from_config).visit(tree)
+        statements = []
+        for i, node in enumerate(tree.body):
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                future.update(a.name for a in node.names)
+                continue
+            if i == 0 and isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant):
+                continue  # module docstring
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                if node.name in defined and defined[node.name] != module:
+                    raise ValueError(f"remote-code export: {node.name!r} is defined in both {defined[node.name]} "
+                                     f"and {module}; rename one of them")
+                defined[node.name] = module
+            statements.append(node)
+        body.append(f"# ---- from {module} ----\n" + ast.unparse(ast.Module(body=statements, type_ignores=[])))
+    text = header
+    if future:
+        text += f"from __future__ import {', '.join(sorted(future))}\n\n"
+    return text, imported_from_config, body
+
+
+def export_remote_code(model_type: str, output_dir: str | os.PathLike, extra_model_types: tuple[str, ...] = ()) -> dict:
+    """Write `configuration_<model_type>.py` and `modeling_<model_type>.py` into `output_dir`.
+
+    Returns the `auto_map` to store in config.json. `extra_model_types` bundles the families of nested
+    sub-models (e.g. a classifier's base model) and registers them inside the exported code.
+    """
+    entries = [_entry(model_type)] + [_entry(t) for t in extra_model_types if t != model_type]
+    config_modules = _dependency_order([e.config_module for e in entries])
+    config_side = set(config_modules)
+    model_modules = [m for m in _dependency_order([e.model_module for e in entries]) if m not in config_side]
+
+    header = ("# Generated by brain_gen_hf's remote-code exporter: a self-contained copy of the brain_gen_hf\n"
+              "# classes this model needs. Edit the brain_gen_hf sources, not this file.\n")
+    config_text, _, config_body = _flatten(config_modules, config_side, header)
+    config_file = f"configuration_{model_type}.py"
+    model_file = f"modeling_{model_type}.py"
+    (Path(output_dir) / config_file).write_text(config_text + "\n\n".join(config_body) + "\n", encoding="utf-8")
+
+    model_text, from_config, model_body = _flatten(model_modules, config_side, header)
+    config_names = sorted(from_config | {e.config_class for e in entries})
+    model_text += f"from .configuration_{model_type} import {', '.join(config_names)}\n\n"
+    register = ["", "# Register the bundled classes so nested sub-models resolve through the Auto classes.",
+                "import transformers as _transformers", ""]
+    for e in entries:
+        register.append(f"_transformers.AutoConfig.register({e.model_type!r}, {e.config_class}, exist_ok=True)")
+        for auto in e.auto_classes:
+            register.append(f"_transformers.{auto}.register({e.config_class}, {e.model_class}, exist_ok=True)")
+    (Path(output_dir) / model_file).write_text(model_text + "\n\n".join(model_body) + "\n" + "\n".join(register) + "\n",
+                                               encoding="utf-8")
+
+    main = entries[0]
+    auto_map = {"AutoConfig": f"configuration_{model_type}.{main.config_class}"}
+    for auto in main.auto_classes:
+        auto_map[auto] = f"modeling_{model_type}.{main.model_class}"
+    return auto_map
+
+
+def add_auto_map(folder: str | os.PathLike, auto_map: dict) -> None:
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["auto_map"] = auto_map
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def nested_model_types(config) -> tuple[str, ...]:
+    """model_types of brain_gen_hf sub-configs (recursively), which remote code must bundle too."""
+    known = {e.model_type for e in MODELS}
+    found: list[str] = []
+    for value in config.to_dict().values():
+        if isinstance(value, dict) and value.get("model_type") in known:
+            found.append(value["model_type"])
+            sub = importlib.import_module(_entry(value["model_type"]).config_module)
+            sub_config = getattr(sub, _entry(value["model_type"]).config_class).from_dict(value)
+            found.extend(nested_model_types(sub_config))
+    return tuple(dict.fromkeys(found))
