@@ -14,6 +14,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.local_hub.fixtures import hub_repo_id, local_hub  # noqa: F401, E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BRAIN_GEN_HF_SHARED", REPO_ROOT.parent / "shared"))
 
