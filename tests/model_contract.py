@@ -217,3 +217,24 @@ class ModelContract:
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                                 env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
         assert "REMOTE_OK" in result.stdout, result.stderr[-4000:]
+
+    def test_hub_round_trip(self, local_hub, hub_repo_id, monkeypatch):
+        """push_to_hub -> fresh cache -> Auto class from the repo id: identical outputs, a validated card;
+        after one pull the model loads offline from the cache."""
+        import huggingface_hub.constants as hub_constants
+        import transformers
+        from huggingface_hub import ModelCard
+
+        model = self.build()
+        expected = first_tensor(self.run(model), self.output_key)
+        model.push_to_hub(hub_repo_id)
+        auto = getattr(transformers, self.auto_class)
+        with local_hub.fresh_cache():
+            reloaded = auto.from_pretrained(hub_repo_id).eval()
+            torch.testing.assert_close(first_tensor(self.run(reloaded), self.output_key), expected, rtol=0, atol=0)
+            card = ModelCard.load(hub_repo_id)
+            assert card.data.library_name == "brain_gen_hf"
+            card.validate()
+            monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+            offline = auto.from_pretrained(hub_repo_id).eval()
+            torch.testing.assert_close(first_tensor(self.run(offline), self.output_key), expected, rtol=0, atol=0)
