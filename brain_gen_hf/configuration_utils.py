@@ -11,11 +11,51 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
 # mne channel types we know how to embed; others are allowed but flagged as "misc".
 KNOWN_CHANNEL_TYPES = ("mag", "grad", "planar1", "planar2", "eeg", "seeg", "ecog", "eog", "ecg", "emg",
                        "ref_meg", "parcel", "misc")
+
+
+# Nested config classes by model_type, consulted before transformers' AutoConfig registry. Exported remote
+# code fills it with its own bundled classes, so a nested config never depends on what else a process has
+# registered (two remote repos of the same family can live side by side).
+SUB_CONFIG_CLASSES: dict[str, type[PreTrainedConfig]] = {}
+
+
+def sub_config_class(model_type: str) -> type[PreTrainedConfig]:
+    """The config class of a nested config's `model_type` (brain_gen_hf families or any transformers model)."""
+    if model_type in SUB_CONFIG_CLASSES:
+        return SUB_CONFIG_CLASSES[model_type]
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(f"unknown model_type {model_type!r} in a nested config; is the family registered?")
+    return CONFIG_MAPPING[model_type]
+
+
+def sub_config_from(value, default_model_type: str | None = None) -> PreTrainedConfig:
+    """A nested config from a config object or a dict with `model_type` (else `default_model_type`)."""
+    if isinstance(value, PreTrainedConfig):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"a nested config must be a config or a dict, got {type(value).__name__}")
+    model_type = value.get("model_type", default_model_type)
+    require(model_type is not None, "a nested config dict needs a `model_type`")
+    return sub_config_class(model_type)(**{k: v for k, v in value.items() if k != "model_type"})
+
+
+class NestedConfigSpec(SubConfigSpec):
+    """`sub_configs_defaults` entry for a nested brain_gen_hf config resolved by its own `model_type`."""
+
+    def __init__(self, default_model_type: str, init_kwargs: dict | None = None, optional: bool = False):
+        super().__init__(config_class=AutoConfig, model_type=default_model_type, init_kwargs=init_kwargs,
+                         optional=optional)
+
+    def get_config_class(self, model_type: str | None = None):
+        return sub_config_class(model_type or self.model_type)
 
 
 def require(condition: bool, message: str) -> None:

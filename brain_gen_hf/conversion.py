@@ -22,6 +22,20 @@ from collections.abc import Mapping
 REFERENCE_CONVERTERS: dict[str, str] = {
     "WavenetFullChannel": "brain_gen_hf.models.wavenet.convert_wavenet",
     "Wavenet3D": "brain_gen_hf.models.wavenet.convert_wavenet",
+    "FlatGPT": "brain_gen_hf.models.flatgpt.convert_flatgpt",
+    "FlatGPTEmbeds": "brain_gen_hf.models.flatgpt.convert_flatgpt",
+    "FlatGPTMix": "brain_gen_hf.models.flatgpt.convert_flatgpt",
+    "FlatGPTRVQ": "brain_gen_hf.models.flatgpt.convert_flatgpt_rvq",
+    "FlatGPTMixRVQ": "brain_gen_hf.models.flatgpt.convert_flatgpt_rvq",
+    "FlatGPTEmbedsRVQ": "brain_gen_hf.models.flatgpt.convert_flatgpt_rvq",
+    "TASA3D": "brain_gen_hf.models.tasa3d.convert_tasa3d",
+    "BENDRForecast": "brain_gen_hf.models.bendr.convert_bendr",
+    "ClassifierContinuous": "brain_gen_hf.models.classifier.convert_classifier",
+    "ClassifierQuantized": "brain_gen_hf.models.classifier.convert_classifier",
+    "ClassifierQuantizedImage": "brain_gen_hf.models.classifier.convert_classifier",
+    "BrainOmniCausalTokenizer": "brain_gen_hf.models.brainomni.convert_brainomni",
+    "BrainOmniCausalTokenizerSEANetChannelMix": "brain_gen_hf.models.braintokmix.convert_braintokmix",
+    "BrainOmniCausalForecast": "brain_gen_hf.models.brainomni_forecast.convert_brainomni_forecast",
 }
 
 

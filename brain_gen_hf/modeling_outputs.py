@@ -15,11 +15,14 @@ class TokenPredictionOutput(ModelOutput):
     loss: cross-entropy over the vocabulary when `labels` are given.
     logits: `(..., T, V)`; position t predicts token t+1.
     embeddings: the embedded input (what gradient-causality checks differentiate against).
+    hidden_states: with `output_hidden_states=True`, one tensor per layer (transformers convention), each in
+        the logits' layout with the hidden width last; `hidden_states[-1]` is what heads on top read.
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -38,3 +41,37 @@ class BrainClassifierOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     base_output: torch.Tensor | None = None
+
+
+@dataclass
+class BrainTokenizerOutput(ModelOutput):
+    """A brain tokenizer's training forward: the objective, each of its terms, and what was reconstructed.
+
+    loss: `l1 + exp(-pcc) + commit + amp + 0.5 * phi` (requires grad).
+    l1, pcc, amp, phi, commit: the terms (detached); ppl: code-usage perplexity (a metric, not in the loss).
+    reconstruction: `(B, C, T)` float32 signal; codes: `(B, C', W, Q)` RVQ codes of the input.
+    """
+
+    loss: torch.Tensor | None = None
+    l1: torch.Tensor | None = None
+    pcc: torch.Tensor | None = None
+    amp: torch.Tensor | None = None
+    phi: torch.Tensor | None = None
+    commit: torch.Tensor | None = None
+    ppl: torch.Tensor | None = None
+    reconstruction: torch.Tensor | None = None
+    codes: torch.Tensor | None = None
+
+
+@dataclass
+class BrainTokenizerEncoding(ModelOutput):
+    """`encode()` of a brain tokenizer.
+
+    codes: `(B, C', W, Q)` int64: C' latent channels, W token steps, Q RVQ levels.
+    embeddings: `(B, C', W, D)` quantised embeddings (sum of the levels' codewords).
+    commitment_loss: mean RVQ commitment term.
+    """
+
+    codes: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    commitment_loss: torch.Tensor | None = None

@@ -15,6 +15,21 @@ from transformers import PreTrainedModel
 from .configuration_utils import BrainGenConfig
 
 
+# Model classes by model_type for nested sub-models (a classifier's base, an LM's tokenizer), consulted before
+# transformers' AutoModel registry; exported remote code fills it with its bundled classes.
+SUB_MODEL_CLASSES: dict[str, type[PreTrainedModel]] = {}
+
+
+def sub_model_from_config(config) -> PreTrainedModel:
+    """Build a nested sub-model from its config (brain_gen_hf family or any transformers model)."""
+    model_class = SUB_MODEL_CLASSES.get(config.model_type)
+    if model_class is not None:
+        return model_class(config)
+    from transformers import AutoModel
+
+    return AutoModel.from_config(config)
+
+
 class BrainGenPreTrainedModel(PreTrainedModel):
     """Base class of every brain_gen_hf model.
 

@@ -39,12 +39,47 @@ class TokenizerEntry:
 
 
 _W = "brain_gen_hf.models.wavenet"
+_CLS = "brain_gen_hf.models.classifier"
+_CLS_AUTO = ("AutoModel", "AutoModelForSequenceClassification")
+
+_FG = "brain_gen_hf.models.flatgpt"
+_LM_AUTO = ("AutoModel", "AutoModelForCausalLM")
 
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("wavenet_full_channel", f"{_W}.configuration_wavenet", "WavenetFullChannelConfig",
                f"{_W}.modeling_wavenet", "WavenetFullChannelModel"),
     ModelEntry("wavenet3d", f"{_W}.configuration_wavenet", "Wavenet3DConfig",
                f"{_W}.modeling_wavenet", "Wavenet3DModel"),
+    ModelEntry("tasa3d", "brain_gen_hf.models.tasa3d.configuration_tasa3d", "TASA3DConfig",
+               "brain_gen_hf.models.tasa3d.modeling_tasa3d", "TASA3DModel"),
+    ModelEntry("bendr_forecast", "brain_gen_hf.models.bendr.configuration_bendr", "BENDRForecastConfig",
+               "brain_gen_hf.models.bendr.modeling_bendr", "BENDRForecastModel"),
+    ModelEntry("classifier_continuous", f"{_CLS}.configuration_classifier", "ClassifierContinuousConfig",
+               f"{_CLS}.modeling_classifier", "ClassifierContinuousModel", auto_classes=_CLS_AUTO),
+    ModelEntry("classifier_quantized", f"{_CLS}.configuration_classifier", "ClassifierQuantizedConfig",
+               f"{_CLS}.modeling_classifier", "ClassifierQuantizedModel", auto_classes=_CLS_AUTO),
+    ModelEntry("classifier_quantized_image", f"{_CLS}.configuration_classifier", "ClassifierQuantizedImageConfig",
+               f"{_CLS}.modeling_classifier", "ClassifierQuantizedImageModel", auto_classes=_CLS_AUTO),
+    ModelEntry("brainomni_causal_tokenizer", "brain_gen_hf.models.brainomni.configuration_brainomni",
+               "BrainOmniCausalTokenizerConfig", "brain_gen_hf.models.brainomni.modeling_brainomni",
+               "BrainOmniCausalTokenizerModel"),
+    ModelEntry("braintokmix", "brain_gen_hf.models.braintokmix.configuration_braintokmix", "BrainTokMixConfig",
+               "brain_gen_hf.models.braintokmix.modeling_braintokmix", "BrainTokMixModel"),
+    ModelEntry("brainomni_causal_forecast", "brain_gen_hf.models.brainomni_forecast.configuration_brainomni_forecast",
+               "BrainOmniCausalForecastConfig", "brain_gen_hf.models.brainomni_forecast.modeling_brainomni_forecast",
+               "BrainOmniCausalForecastModel"),
+    ModelEntry("flatgpt", f"{_FG}.configuration_flatgpt", "FlatGPTConfig", f"{_FG}.modeling_flatgpt",
+               "FlatGPTForCausalLM", _LM_AUTO),
+    ModelEntry("flatgpt_embeds", f"{_FG}.configuration_flatgpt", "FlatGPTEmbedsConfig", f"{_FG}.modeling_flatgpt",
+               "FlatGPTEmbedsForCausalLM", _LM_AUTO),
+    ModelEntry("flatgpt_mix", f"{_FG}.configuration_flatgpt", "FlatGPTMixConfig", f"{_FG}.modeling_flatgpt",
+               "FlatGPTMixForCausalLM", _LM_AUTO),
+    ModelEntry("flatgpt_rvq", f"{_FG}.configuration_flatgpt_rvq", "FlatGPTRVQConfig", f"{_FG}.modeling_flatgpt_rvq",
+               "FlatGPTRVQForCausalLM", _LM_AUTO),
+    ModelEntry("flatgpt_mix_rvq", f"{_FG}.configuration_flatgpt_rvq", "FlatGPTMixRVQConfig",
+               f"{_FG}.modeling_flatgpt_rvq", "FlatGPTMixRVQForCausalLM", _LM_AUTO),
+    ModelEntry("flatgpt_embeds_rvq", f"{_FG}.configuration_flatgpt_rvq", "FlatGPTEmbedsRVQConfig",
+               f"{_FG}.modeling_flatgpt_rvq", "FlatGPTEmbedsRVQForCausalLM", _LM_AUTO),
 )
 
 _TOK = "brain_gen_hf.tokenizers"

@@ -106,3 +106,39 @@ def test_parity_wavenet(case):
         embedded = embedded.reshape(case.outputs["embedded_input"].shape)
     assert_float_close(embedded, case.outputs["embedded_input"], "embedded_input")
     assert_float_close(out.loss, case.outputs["loss_CrossEntropy"], "loss_CrossEntropy")
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_full_channel_hidden_states_are_the_residual_stream(parallel):
+    """`output_hidden_states=True` returns each layer's residual output `(B, C, T, R)`; logits are unchanged."""
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    config = WavenetFullChannelConfig(in_channels=3, quant_levels=Q, quant_emb=16, residual_channels=16,
+                                      dilations=[1, 2], parallel_layers=parallel)
+    model = AutoModel.from_config(config).eval()
+    x = torch.randint(0, Q, (2, 3, 10))
+    with torch.no_grad():
+        plain = model(x)
+        out = model(x, output_hidden_states=True)
+    assert plain.hidden_states is None
+    torch.testing.assert_close(out.logits, plain.logits, rtol=0, atol=0)
+    assert len(out.hidden_states) == 1 + len(config.dilations)
+    assert all(h.shape == (2, 3, 10, 16) for h in out.hidden_states)
+    # Each entry is what its layer produced from the previous one (or from the embeddings when unchained).
+    to_layer_layout = lambda h: h.permute(0, 1, 3, 2).reshape(6, 16, 10)  # noqa: E731
+    with torch.no_grad():
+        last_input = out.embeddings if parallel else to_layer_layout(out.hidden_states[-2])
+        expected, _ = model.layers[-1](last_input)
+    torch.testing.assert_close(to_layer_layout(out.hidden_states[-1]), expected, rtol=0, atol=0)
+
+
+def test_wavenet3d_hidden_states_shape():
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    model = AutoModel.from_config(Wavenet3DConfig(quant_levels=Q, quant_emb=8, residual_channels=12,
+                                                  dilations=[1])).eval()
+    with torch.no_grad():
+        out = model(torch.randint(0, Q, (1, 4, 5, 6)), output_hidden_states=True)
+    assert [h.shape for h in out.hidden_states] == [(1, 4, 5, 6, 12)] * 2

@@ -152,7 +152,7 @@ def export_remote_code(model_type: str, output_dir: str | os.PathLike, extra_mod
     """Write `configuration_<model_type>.py` and `modeling_<model_type>.py` into `output_dir`.
 
     Returns the `auto_map` to store in config.json. `extra_model_types` bundles the families of nested
-    sub-models (e.g. a classifier's base model) and registers them inside the exported code.
+    sub-models (e.g. a classifier's base model) into the same files.
     """
     entries = [_entry(model_type)] + [_entry(t) for t in extra_model_types if t != model_type]
     config_modules = _dependency_order([e.config_module for e in entries])
@@ -164,18 +164,18 @@ def export_remote_code(model_type: str, output_dir: str | os.PathLike, extra_mod
     config_text, _, config_body = _flatten(config_modules, config_side, header)
     config_file = f"configuration_{model_type}.py"
     model_file = f"modeling_{model_type}.py"
-    (Path(output_dir) / config_file).write_text(config_text + "\n\n".join(config_body) + "\n", encoding="utf-8")
+    # Nested sub-configs / sub-models resolve through module-local tables (`SUB_CONFIG_CLASSES`,
+    # `SUB_MODEL_CLASSES`, see configuration_utils / modeling_utils), never through process-wide Auto
+    # registration, so several exported repos (or brain_gen_hf itself) can be loaded side by side.
+    config_table = "SUB_CONFIG_CLASSES.update({" + ", ".join(f"{e.model_type!r}: {e.config_class}" for e in entries) + "})"
+    (Path(output_dir) / config_file).write_text(config_text + "\n\n".join(config_body) + "\n\n" + config_table + "\n",
+                                                encoding="utf-8")
 
     model_text, from_config, model_body = _flatten(model_modules, config_side, header)
     config_names = sorted(from_config | {e.config_class for e in entries})
     model_text += f"from .configuration_{model_type} import {', '.join(config_names)}\n\n"
-    register = ["", "# Register the bundled classes so nested sub-models resolve through the Auto classes.",
-                "import transformers as _transformers", ""]
-    for e in entries:
-        register.append(f"_transformers.AutoConfig.register({e.model_type!r}, {e.config_class}, exist_ok=True)")
-        for auto in e.auto_classes:
-            register.append(f"_transformers.{auto}.register({e.config_class}, {e.model_class}, exist_ok=True)")
-    (Path(output_dir) / model_file).write_text(model_text + "\n\n".join(model_body) + "\n" + "\n".join(register) + "\n",
+    model_table = "SUB_MODEL_CLASSES.update({" + ", ".join(f"{e.model_type!r}: {e.model_class}" for e in entries) + "})"
+    (Path(output_dir) / model_file).write_text(model_text + "\n\n".join(model_body) + "\n\n" + model_table + "\n",
                                                encoding="utf-8")
 
     main = entries[0]

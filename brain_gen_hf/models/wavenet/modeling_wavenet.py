@@ -147,20 +147,26 @@ class WavenetFullChannelModel(_WavenetPreTrainedModel):
         return cond.repeat_interleave(num_channels, dim=0)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                condition: torch.Tensor | None = None, **kwargs) -> TokenPredictionOutput:
+                condition: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                **kwargs) -> TokenPredictionOutput:
+        """`output_hidden_states=True` adds every layer's residual output as `(B, C, T, residual_channels)`."""
         cfg = self.config
         self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=3, num_channels=cfg.in_channels)
         B, C, T = input_ids.shape
+        keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
         embeddings = self.embed(input_ids)
         cond = self._condition(condition, C)
-        hidden, skips = embeddings, []
+        hidden, skips, all_hidden = embeddings, [], []
         for layer in self.layers:
             out, skip = layer(embeddings if cfg.parallel_layers else hidden, cond)
             hidden = out
             skips.append(skip)
+            if keep_hidden:
+                all_hidden.append(hidden.reshape(B, C, -1, T).permute(0, 1, 3, 2))
         logits = self.logits(skips)  # (B*C, Q, T)
         logits = logits.reshape(B, C, cfg.quant_levels, T).permute(0, 1, 3, 2)
-        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings)
+        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings,
+                                     hidden_states=tuple(all_hidden) if keep_hidden else None)
 
 
 class Wavenet3DModel(_WavenetPreTrainedModel):
@@ -179,8 +185,11 @@ class Wavenet3DModel(_WavenetPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                condition: torch.Tensor | None = None, **kwargs) -> TokenPredictionOutput:
+                condition: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                **kwargs) -> TokenPredictionOutput:
+        """`output_hidden_states=True` adds every layer's residual output as `(B, H, W, T, residual_channels)`."""
         cfg = self.config
+        keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
         self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=4)
         if cfg.image_size is not None and list(input_ids.shape[1:3]) != cfg.image_size:
             raise ValueError(f"token image must be {cfg.image_size[0]}x{cfg.image_size[1]}, got "
@@ -188,9 +197,12 @@ class Wavenet3DModel(_WavenetPreTrainedModel):
         if (condition is None) != (cfg.cond_channels is None):
             raise ValueError("pass `condition` exactly when the model has `cond_channels`")
         embeddings = self.embedding(input_ids).permute(0, 4, 1, 2, 3)  # (B, E, H, W, T)
-        hidden, skips = embeddings, []
+        hidden, skips, all_hidden = embeddings, [], []
         for layer in self.layers:
             hidden, skip = layer(hidden, condition)
             skips.append(skip)
+            if keep_hidden:
+                all_hidden.append(hidden.permute(0, 2, 3, 4, 1))
         logits = self.logits(skips).permute(0, 2, 3, 4, 1)  # (B, H, W, T, Q)
-        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings)
+        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings,
+                                     hidden_states=tuple(all_hidden) if keep_hidden else None)

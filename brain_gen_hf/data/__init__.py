@@ -1,0 +1,43 @@
+"""MEG/EEG data pipeline: mne readers -> preprocessing -> cleaning -> Parquet shards -> windows.
+
+Submodules are imported lazily so `import brain_gen_hf.data` stays cheap (no mne/datasets/torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "BuildConfig": "config", "CardConfig": "config", "MuLawConfig": "config", "ShardConfig": "config",
+    "PreprocessingConfig": "preprocessing", "preprocess_raw": "preprocessing", "gesd_outliers": "preprocessing",
+    "NormalizationConfig": "normalization", "normalize_recording": "normalization",
+    "CleaningConfig": "cleaning", "clean_recording": "cleaning",
+    "ChannelMetadata": "channels", "channel_metadata": "channels",
+    "RecordingSource": "readers", "discover_recordings": "readers", "read_recording": "readers",
+    "process_recording": "pipeline", "ProcessedRecording": "pipeline",
+    "DatasetBuilder": "shards", "build_dataset": "shards", "push_dataset_to_hub": "shards",
+    "segment_features": "shards",
+    "SplitConfig": "splits", "assign_splits": "splits",
+    "WindowConfig": "windows", "WindowDataset": "windows", "WindowBatch": "windows", "StreamingWindowDataset": "windows",
+    "build_window_index": "windows", "load_segments": "windows", "load_window_datasets": "windows",
+    "ChannelLayout": "layouts", "build_canonical_layout": "layouts", "SENSOR_TYPE_IDS": "layouts",
+    "ContinuousCollator": "collators", "MuLawCollator": "collators", "ImageCollator": "collators",
+    "grid_indices": "collators",
+    "simulate_meg_raw": "simulate", "SimulationConfig": "simulate",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'brain_gen_hf.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = sorted(_LAZY)

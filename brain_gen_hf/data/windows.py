@@ -1,0 +1,251 @@
+"""Training windows cut at load time from segment rows (spec 2.5).
+
+`L = round(example_seconds * sfreq)`, `step = L - round(overlap_seconds * sfreq)`, starts
+`range(0, n - L + 1, step)` per segment: windows never cross segments. Order is rows in dataset
+order, then starts ascending, for map-style and streaming alike.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch.utils.data
+
+from .layouts import ChannelLayout, build_canonical_layout
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    example_seconds: float = 10.24
+    overlap_seconds: float = 5.0
+
+    def lengths(self, sfreq: float) -> tuple[int, int]:
+        """(window length, step) in samples."""
+        length = int(round(self.example_seconds * sfreq))
+        overlap = int(round(self.overlap_seconds * sfreq))
+        if length <= 0:
+            raise ValueError(f"example_seconds={self.example_seconds} gives a zero-length window at {sfreq:g} Hz")
+        if overlap < 0 or overlap >= length:
+            raise ValueError(f"overlap_seconds={self.overlap_seconds} must be >= 0 and below example_seconds "
+                             f"({overlap} vs {length} samples): the overlap would leave no step")
+        return length, length - overlap
+
+
+def window_starts(n_samples: int, length: int, step: int) -> np.ndarray:
+    if n_samples < length:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, n_samples - length + 1, step, dtype=np.int64)
+
+
+def build_window_index(n_samples: np.ndarray, length: int, step: int) -> np.ndarray:
+    """(N, 2) int64 array of (row, start) for every window of every row, vectorised."""
+    n_samples = np.asarray(n_samples, dtype=np.int64)
+    counts = np.where(n_samples >= length, (n_samples - length) // step + 1, 0)
+    rows = np.repeat(np.arange(len(n_samples), dtype=np.int64), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    starts = (np.arange(counts.sum(), dtype=np.int64) - first) * step
+    return np.stack([rows, starts], axis=1)
+
+
+def load_window_datasets(path_or_repo: str, example_seconds: float = 10.24, overlap_seconds: float = 5.0, *,
+                         streaming: bool = False, **load_kwargs) -> dict:
+    """{split: WindowDataset | StreamingWindowDataset} sharing one canonical layout over all splits."""
+    splits = load_segments(path_or_repo, streaming=streaming, **load_kwargs)
+    layout = build_canonical_layout(*splits.values())
+    cls = StreamingWindowDataset if streaming else WindowDataset
+    return {name: cls(ds, example_seconds, overlap_seconds, layout=layout) for name, ds in splits.items()}
+
+
+def load_segments(path_or_repo: str, split: str | None = None, *, streaming: bool = False, **kwargs):
+    """`datasets.load_dataset` of a built folder or Hub repo (rows = segments).
+
+    Local folders are read through the "parquet" builder with explicit shard files: its cache
+    key includes the files' modification times. (`load_dataset(folder)` on a folder whose card
+    declares `configs` caches under the folder *name* only in datasets 5.2, so a rebuilt folder,
+    or another folder with the same name, can silently return stale rows.)
+    """
+    import datasets
+    from pathlib import Path
+
+    folder = Path(str(path_or_repo))
+    data = folder / "data"
+    if folder.is_dir() and data.is_dir():
+        splits = sorted({p.name.split("-")[0] for p in data.glob("*.parquet")})
+        if not splits:
+            raise FileNotFoundError(f"{data} holds no Parquet shards; build the dataset first")
+        files = {name: str(data / f"{name}-*.parquet") for name in splits}
+        return datasets.load_dataset("parquet", data_files=files, split=split, streaming=streaming, **kwargs)
+    return datasets.load_dataset(str(path_or_repo), split=split, streaming=streaming, **kwargs)
+
+
+def _no_window_message(n_samples: np.ndarray, length: int, sfreq: float) -> str:
+    longest = int(n_samples.max()) if len(n_samples) else 0
+    return (f"no windows: the longest segment has {longest} samples ({longest / sfreq:.2f} s), shorter than one "
+            f"window of {length} samples ({length / sfreq:.2f} s); lower example_seconds or rebuild with longer "
+            "segments")
+
+
+class _SegmentReader:
+    """Zero-copy `(C, T)` views of the `data` column of an Arrow-backed `datasets.Dataset`.
+
+    Goes through the Arrow buffers (memory-mapped for `load_dataset` folders) instead of decoding
+    rows to Python: one window costs a slice, like a numpy memmap."""
+
+    def __init__(self, segments, cache_size: int = 8):
+        self.table = segments.data.table  # pyarrow.Table behind the datasets.Table wrapper
+        indices = getattr(segments, "_indices", None)  # select/shuffle/filter keep a row mapping
+        self.table_rows = None if indices is None else np.asarray(indices.column(0).to_numpy(), dtype=np.int64)
+        column = self.table.column("data")
+        self.chunks = column.chunks
+        self.chunk_ends = np.cumsum([len(c) for c in self.chunks])
+        self.n_channels = np.asarray(self.table.column("n_channels").to_numpy(), dtype=np.int64)
+        self.n_samples = np.asarray(self.table.column("n_samples").to_numpy(), dtype=np.int64)
+        self.cache: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self.cache_size = cache_size
+
+    def table_row(self, row: int) -> int:
+        return int(row if self.table_rows is None else self.table_rows[row])
+
+    def segment(self, row: int) -> np.ndarray:
+        row = self.table_row(row)
+        cached = self.cache.get(row)
+        if cached is not None:
+            self.cache.move_to_end(row)
+            return cached
+        chunk_id = int(np.searchsorted(self.chunk_ends, row, side="right"))
+        local = row - (int(self.chunk_ends[chunk_id - 1]) if chunk_id else 0)
+        chunk = self.chunks[chunk_id]
+        outer = chunk.offsets
+        first_channel, last_channel = outer[local].as_py(), outer[local + 1].as_py()
+        inner = chunk.values
+        inner_offsets = inner.offsets
+        begin, end = inner_offsets[first_channel].as_py(), inner_offsets[last_channel].as_py()
+        flat = inner.values.slice(begin, end - begin).to_numpy(zero_copy_only=True)
+        array = flat.reshape(self.n_channels[row], self.n_samples[row])
+        self.cache[row] = array
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return array
+
+
+class WindowBatch(list):
+    """The items of one batch (a list of item dicts) plus the stacked `signal (B, C, L)` and
+    `channel_mask (B, C)` arrays, so collators skip a second copy of every window."""
+
+    def __init__(self, items, signal: np.ndarray, channel_mask: np.ndarray):
+        super().__init__(items)
+        self.signal, self.channel_mask = signal, channel_mask
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Map-style windows over a `datasets.Dataset` of segments (a torch-compatible Dataset).
+
+    Item: {"signal": (C, L) float32 in the canonical layout, "channel_mask": (C,) bool,
+    "row": segment row, "start": first sample}. Collators add positions and sensor types.
+    `__getitems__` serves a whole batch (the DataLoader fast path).
+    """
+
+    def __init__(self, segments, example_seconds: float = 10.24, overlap_seconds: float = 5.0, *,
+                 layout: ChannelLayout | None = None, cache_segments: int = 8):
+        self.segments = segments
+        self.window = WindowConfig(example_seconds, overlap_seconds)
+        self.layout = layout or build_canonical_layout(segments)
+        self.length, self.step = self.window.lengths(self.layout.sfreq)
+        self.reader = _SegmentReader(segments, cache_size=cache_segments)
+        meta = segments.select_columns(["dataset", "session", "sfreq", "n_samples"]).with_format("arrow")[:]
+        sfreqs = meta.column("sfreq").to_numpy()
+        if len(sfreqs) and not np.allclose(sfreqs, self.layout.sfreq, atol=1e-6):
+            raise ValueError(f"segments have sampling rates {sorted(set(sfreqs.tolist()))}, the layout "
+                             f"{self.layout.sfreq:g} Hz; all segments must share one rate")
+        n_samples = meta.column("n_samples").to_numpy()
+        self.index = build_window_index(n_samples, self.length, self.step)
+        if len(self.index) == 0:
+            raise ValueError(_no_window_message(n_samples, self.length, self.layout.sfreq))
+        keys = list(zip(meta.column("dataset").to_pylist(), meta.column("session").to_pylist()))
+        self.row_channels = [self.layout.indices_for(*key) for key in keys]  # same for all rows of a recording
+        n_canonical = len(self.layout)
+        self.row_masks, self.row_is_identity = [], []
+        for idx in self.row_channels:
+            mask = np.zeros(n_canonical, dtype=bool)
+            mask[idx] = True
+            self.row_masks.append(mask)
+            self.row_is_identity.append(len(idx) == n_canonical and bool(np.all(idx == np.arange(n_canonical))))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _window(self, row: int, start: int, out: np.ndarray) -> None:
+        segment = self.reader.segment(row)
+        window = segment[:, start : start + self.length]
+        if self.row_is_identity[row]:
+            out[:] = window  # the recording has exactly the canonical channels: one copy
+        else:
+            out.fill(0.0)
+            out[self.row_channels[row]] = window
+
+    def __getitem__(self, i: int) -> dict:
+        row, start = (int(v) for v in self.index[i])
+        signal = np.empty((len(self.layout), self.length), dtype=np.float32)
+        self._window(row, start, signal)
+        return {"signal": signal, "channel_mask": self.row_masks[row], "row": row, "start": start}
+
+    def __getitems__(self, indices) -> WindowBatch:
+        """A whole batch in one buffer (torch's DataLoader calls this with the batch indices)."""
+        signal = self.window_array(indices)
+        rows = self.index[np.asarray(indices, dtype=np.int64)]
+        masks = np.stack([self.row_masks[int(r)] for r in rows[:, 0]])
+        items = [{"signal": signal[b], "channel_mask": masks[b], "row": int(r), "start": int(st)}
+                 for b, (r, st) in enumerate(rows)]
+        return WindowBatch(items, signal, masks)
+
+    def window_array(self, indices) -> np.ndarray:
+        """(B, C, L) float32 for many windows at once, without per-item dicts."""
+        out = np.empty((len(indices), len(self.layout), self.length), dtype=np.float32)
+        for b, i in enumerate(indices):
+            row, start = self.index[i]
+            self._window(int(row), int(start), out[b])
+        return out
+
+
+def _as_2d_float32(value) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == object:  # ragged decoding of list<list<float>>: stack the channel arrays
+        array = np.stack([np.asarray(v, dtype=np.float32) for v in array])
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+class StreamingWindowDataset(torch.utils.data.IterableDataset):
+    """Windows from a streaming `datasets.IterableDataset` of segments; same windows and order as
+    `WindowDataset`. Inside DataLoader workers, datasets hands each worker its own shards.
+
+    Without `layout`, the first recording's channels are the layout and every recording must have
+    the same channels; pass `build_canonical_layout(streamed_dataset)` to merge datasets.
+    """
+
+    def __init__(self, segments, example_seconds: float = 10.24, overlap_seconds: float = 5.0, *,
+                 layout: ChannelLayout | None = None):
+        self.segments = segments.with_format("numpy") if hasattr(segments, "with_format") else segments
+        self.window = WindowConfig(example_seconds, overlap_seconds)
+        self.layout = layout
+
+    def __iter__(self):
+        layout = self.layout
+        length = step = None
+        for row_number, row in enumerate(self.segments):
+            key = (str(row["dataset"]), str(row["session"]))
+            if layout is None:
+                layout = build_canonical_layout([row])
+            if length is None:
+                length, step = self.window.lengths(layout.sfreq)
+            if not np.isclose(float(row["sfreq"]), layout.sfreq, atol=1e-6):
+                raise ValueError(f"segment {key} has sfreq {float(row['sfreq']):g} Hz, expected {layout.sfreq:g} Hz")
+            channels = layout.match_row(row)
+            mask = np.zeros(len(layout), dtype=bool)
+            mask[channels] = True
+            data = _as_2d_float32(row["data"])
+            for start in window_starts(data.shape[1], length, step):
+                signal = np.zeros((len(layout), length), dtype=np.float32)
+                signal[channels] = data[:, start : start + length]
+                yield {"signal": signal, "channel_mask": mask, "row": row_number, "start": int(start)}

@@ -1,0 +1,245 @@
+"""What the causal RVQ brain tokenizers share: windows, RVQ codes, the objective, decode and streaming.
+
+A family subclass provides `sensor_embed(pos, sensor_type) -> (B, C, D)`, `encoder(windows, sensor_embedding,
+state=None) -> (B, C', N, Tw, D)`, `decoder(latents, sensor_embedding) -> (B, C, N, L)` and
+`_sensor_inputs(...)` (which sensor metadata it needs), and builds `self.quantizer` with
+`build_quantizer(config)`.
+
+Everything here is stateless with respect to the data: sensor metadata is passed to every call (or
+taken from the config's signal contract), never remembered from a previous call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import nn
+from transformers import initialization as init
+
+from ..modeling_outputs import BrainTokenizerEncoding, BrainTokenizerOutput
+from ..modeling_utils import BrainGenPreTrainedModel
+from .brainomni_attention import RMSNorm
+from .causal_tokenizer_config import CausalRVQTokenizerConfig
+from .quantizers import BrainQuantizer
+from .reconstruction_losses import code_perplexity, l1_loss, pearson_correlation, spectral_losses
+
+
+def build_quantizer(config: CausalRVQTokenizerConfig) -> BrainQuantizer:
+    return BrainQuantizer(config.token_dim, config.codebook_dim, config.codebook_size, config.num_quantizers,
+                          config.rotation_trick, normalize=config.normalize, kmeans_iters=config.kmeans_iters,
+                          init_on_first_forward=config.codebook_init == "kmeans_on_first_forward")
+
+
+@dataclass
+class TokenizerStreamState:
+    """Carried between `encode_stream` calls: convolution/LSTM context and the position in the current window."""
+
+    position: int = 0
+    layers: dict = field(default_factory=dict)
+
+
+class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
+    """Base of the causal RVQ tokenizers (see the family modeling files for the public API docs)."""
+
+    config_class = CausalRVQTokenizerConfig
+    main_input_name = "input_values"
+
+    # ------------------------------------------------------------------ init
+    def _init_module(self, module: nn.Module) -> None:
+        # The reference's init: trunc-normal(0.02) Linear/Embedding (zero bias), unit RMSNorm; convolutions and
+        # LSTMs keep PyTorch's defaults.
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.trunc_normal_(module.weight, std=0.02)
+        elif isinstance(module, RMSNorm):
+            init.ones_(module.weight)
+        else:  # modules with their own `reset_brain_gen_parameters` (e.g. learned latent queries), convs, LSTMs
+            super()._init_module(module)
+
+    # ------------------------------------------------------------- helpers
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    def codebook_embeddings(self) -> torch.Tensor:
+        """`(Q, K, D)`: codewords per RVQ level in token space (D = `config.token_dim`); summing level q's row
+        `codes[..., q]` over q gives `encode(...).embeddings`."""
+        return self.quantizer.rvq.codebook_embeddings()
+
+    def flatten_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """`(B, C', W, Q)` -> `(B, W * C' * Q)` in the reference's flat order (time, latent, level), level fastest."""
+        return rearrange(codes, "B C W Q -> B (W C Q)")
+
+    def unflatten_codes(self, flat: torch.Tensor) -> torch.Tensor:
+        """Inverse of `flatten_codes`."""
+        per_step = self.config.n_neuro * self.config.num_quantizers
+        if flat.ndim != 2 or flat.shape[1] % per_step:
+            raise ValueError(f"flat codes must be (B, W * {self.config.n_neuro} * {self.config.num_quantizers}), got "
+                             f"shape {tuple(flat.shape)}")
+        return rearrange(flat, "B (W C Q) -> B C W Q", C=self.config.n_neuro, Q=self.config.num_quantizers)
+
+    def _check_input(self, x: torch.Tensor, sampling_rate: float | None) -> torch.Tensor:
+        self.check_signal(x, name="input_values", ndim=3, num_channels=self.config.contract_num_channels)
+        self.config.check_signal_metadata(sampling_rate=sampling_rate)
+        return x
+
+    def _windows(self, x: torch.Tensor, allow_shorter_windows: bool = False) -> torch.Tensor:
+        """`(B, C, T)` -> non-overlapping windows `(B, C, N, L)`."""
+        length, window = x.shape[-1], self.config.window_length
+        if length < window and allow_shorter_windows:
+            if length % self.hop_length:
+                raise ValueError(f"a short input must be a multiple of the hop ({self.hop_length} samples), got "
+                                 f"{length}")
+            return x.unsqueeze(2)
+        if length % window:
+            raise ValueError(f"the input length ({length} samples) must be a multiple of window_length ({window}); "
+                             "crop or pad the recording (or pass allow_shorter_windows=True for one short window)")
+        return x.unfold(-1, window, window)
+
+    def _latents(self, windows: torch.Tensor, sensor_embedding: torch.Tensor, state: dict | None = None):
+        features = self.encoder(windows, sensor_embedding, state)
+        quantized, codes, commitment = self.quantizer(features)
+        return features, quantized, codes, commitment
+
+    # ------------------------------------------------------------------ api
+    @torch.no_grad()
+    def init_codebooks(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
+                       sensor_type: torch.Tensor | None = None, seed: int | None = None) -> None:
+        """k-means-initialise every RVQ level from a batch (the reference does this on its first forward).
+
+        With `seed`, the global RNG is seeded inside a forked RNG scope, so the result equals the reference's
+        `torch.manual_seed(seed); model(batch)` while the caller's RNG stream is left untouched.
+        """
+        x = self._check_input(input_values, None)
+        pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            features = self.encoder(self._windows(x), self.sensor_embed(pos, sensor_type))
+            self.quantizer.init_codebooks(features)
+
+    def encode(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
+               sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
+               allow_shorter_windows: bool = False) -> BrainTokenizerEncoding:
+        """Signal `(B, C, T)` -> `codes (B, C', W, Q)` and quantised `embeddings (B, C', W, D)`.
+
+        In training mode the RVQ updates its codebooks (the reference's behaviour); use eval mode to only read.
+        """
+        x = self._check_input(input_values, sampling_rate)
+        pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
+        windows = self._windows(x, allow_shorter_windows)
+        _, quantized, codes, commitment = self._latents(windows, self.sensor_embed(pos, sensor_type))
+        return BrainTokenizerEncoding(codes=rearrange(codes, "B C N T Q -> B C (N T) Q"),
+                                      embeddings=rearrange(quantized, "B C N T D -> B C (N T) D"),
+                                      commitment_loss=commitment)
+
+    def encode_stream(self, chunk: torch.Tensor, pos: torch.Tensor | None = None,
+                      sensor_type: torch.Tensor | None = None, state: TokenizerStreamState | None = None,
+                      *, sampling_rate: float | None = None) -> tuple[torch.Tensor, TokenizerStreamState]:
+        """Encode a recording chunk by chunk: `(codes (B, C', w, Q), state)` for a chunk of `w * hop` samples.
+
+        Chunks may have any length that is a multiple of the hop; concatenating the codes of successive
+        chunks gives exactly `encode(whole recording).codes` (window boundaries reset the state).
+        """
+        x = self._check_input(chunk, sampling_rate)
+        if x.shape[-1] % self.hop_length:
+            raise ValueError(f"stream chunks must be a multiple of the hop ({self.hop_length} samples), got "
+                             f"{x.shape[-1]}")
+        pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
+        sensor_embedding = self.sensor_embed(pos, sensor_type)
+        state = state if state is not None else TokenizerStreamState()
+        window, start, pieces = self.config.window_length, 0, []
+        while start < x.shape[-1]:
+            if state.position == 0:
+                state.layers = {}
+            stop = min(x.shape[-1], start + window - state.position)
+            segment = x[..., start:stop].unsqueeze(2)  # one (partial) window
+            _, _, codes, _ = self._latents(segment, sensor_embedding, state=state.layers)
+            pieces.append(rearrange(codes, "B C N T Q -> B C (N T) Q"))
+            state.position = (state.position + stop - start) % window
+            start = stop
+        return torch.cat(pieces, dim=2), state
+
+    def codes_to_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
+        """`(B, C', W, Q')` -> `(B, C', W, D)`: sum of the levels' codewords.
+
+        With fewer levels than the model has (Q' < Q), the missing levels repeat the last given code (the
+        reference's convention, kept so decoded partial predictions match it).
+        """
+        codes = self._check_codes(codes, allow_fewer_levels=True)
+        missing = self.config.num_quantizers - codes.shape[-1]
+        if missing:
+            codes = torch.cat([codes, codes[..., -1:].expand(*codes.shape[:-1], missing)], dim=-1)
+        return self.quantizer.rvq.decode(codes)
+
+    def decode(self, codes: torch.Tensor, pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None,
+               *, tokens_per_window: int | None = None) -> torch.Tensor:
+        """Codes `(B, C', W, Q)` (or flat `(B, W * C' * Q)`) -> signal `(B, C, ceil(W / Tw) * L)`.
+
+        A partial last window is completed by repeating the last token step, so the output covers whole
+        windows: crop it to `W * hop` samples. Decoding runs in chunks of windows to cap memory.
+        """
+        if isinstance(codes, torch.Tensor) and codes.ndim == 2:
+            self.check_tokens(codes, vocab_size=self.config.codebook_size, name="codes")
+            codes = self.unflatten_codes(codes)
+        codes = self._check_codes(codes)
+        tokens_per_window = tokens_per_window or self.config.tokens_per_window
+        batch = codes.shape[0]
+        pos, sensor_type = self._sensor_inputs(None, pos, sensor_type, batch=batch)
+        sensor_embedding = self.sensor_embed(pos, sensor_type)
+        num_windows = math.ceil(codes.shape[2] / tokens_per_window)
+        pad = num_windows * tokens_per_window - codes.shape[2]
+        if pad:
+            codes = torch.cat([codes, codes[:, :, -1:].expand(-1, -1, pad, -1)], dim=2)
+        codes = rearrange(codes, "B C (N T) Q -> B C N T Q", T=tokens_per_window)
+        chunk = self.config.decode_window_chunk or max(1, self.config.decode_max_tokens // tokens_per_window)
+        windows = [self.decoder(self.quantizer.rvq.decode(codes[:, :, i:i + chunk]), sensor_embedding)
+                   for i in range(0, num_windows, chunk)]
+        return torch.cat(windows, dim=2).flatten(2)
+
+    def _check_codes(self, codes: torch.Tensor, allow_fewer_levels: bool = False) -> torch.Tensor:
+        cfg = self.config
+        self.check_tokens(codes, vocab_size=cfg.codebook_size, name="codes", ndim=4, num_channels=cfg.n_neuro)
+        levels = codes.shape[-1]
+        if levels > cfg.num_quantizers or (levels < cfg.num_quantizers and not allow_fewer_levels):
+            raise ValueError(f"codes must have {cfg.num_quantizers} RVQ levels in the last dimension, got {levels}")
+        return codes
+
+    def forward(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
+                sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
+                allow_shorter_windows: bool = False, **kwargs) -> BrainTokenizerOutput:
+        """Reconstruct `(B, C, T)` through the codes and compute the objective (see `BrainTokenizerOutput`)."""
+        cfg = self.config
+        x = self._check_input(input_values, sampling_rate)
+        pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
+        windows = self._windows(x, allow_shorter_windows)
+        sensor_embedding = self.sensor_embed(pos, sensor_type)
+        if self.training and cfg.shuffle_channels:
+            order = torch.randperm(windows.shape[1], device=windows.device)
+            windows, sensor_embedding = windows[:, order], sensor_embedding[:, order]
+        if self.training and cfg.noise_std > 0:
+            windows = windows + torch.randn_like(windows) * cfg.noise_std
+        _, quantized, codes, commitment = self._latents(windows, sensor_embedding)
+        reconstruction = self.decoder(quantized, sensor_embedding).float()
+        target = _standardize(windows) if cfg.normalize else windows
+        l1 = l1_loss(reconstruction, target)
+        pcc = pearson_correlation(reconstruction, target)
+        amp, phi = spectral_losses(reconstruction, target)
+        loss = l1 + torch.exp(-pcc) + commitment + amp + 0.5 * phi
+        return BrainTokenizerOutput(
+            loss=loss, l1=l1.detach(), pcc=pcc.detach(), amp=amp.detach(), phi=phi.detach(),
+            commit=commitment.detach(), ppl=code_perplexity(codes, cfg.codebook_size),
+            reconstruction=reconstruction.flatten(2), codes=rearrange(codes, "B C N T Q -> B C (N T) Q"),
+        )
+
+
+def _standardize(windows: torch.Tensor) -> torch.Tensor:
+    windows = windows.float()
+    windows = windows - windows.mean(dim=-1, keepdim=True)
+    return windows / (windows.std(dim=-1, keepdim=True) + 1e-6)

@@ -1,0 +1,1 @@
+"""BrainOmni causal tokenizer: per-sensor SEANet, sensor<->latent cross-attention, residual VQ."""

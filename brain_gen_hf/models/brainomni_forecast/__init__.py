@@ -1,0 +1,1 @@
+"""BrainOmni causal forecaster: an autoregressive spatial/temporal transformer over tokenizer codes."""

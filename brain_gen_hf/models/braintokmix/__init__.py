@@ -1,0 +1,1 @@
+"""BrainTokMix: the paper's channel-mixing causal SEANet RVQ tokenizer."""

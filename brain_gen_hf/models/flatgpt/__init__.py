@@ -1,0 +1,1 @@
+"""FlatGPT: decoder-only language models over flattened brain-token grids (brain-gen's paper LM family)."""

@@ -1,0 +1,187 @@
+"""FlatGPT backbones: a transformers decoder built from `backbone_config`, fed with FlatGPT's own positions.
+
+The decoder itself is never vendored. What FlatGPT adds around it:
+
+* positions: 3-D (t, h, w) ids of the flattened reduced grid for the Qwen video decoders (`grid_position_ids`),
+  plain 1-D ids for SmolLM3; with a KV cache the offset is the cache length;
+* for the Qwen decoders, the rotary module is swapped for `GridRotaryEmbedding`, which reproduces what
+  brain-gen's trained checkpoints depend on (integer `mrope_section`, cos/sin rounded to bf16);
+* a block-causal mask when `block_size > 1`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+from torch import nn
+
+# model_type -> (module, decoder class) of the transformers implementation
+_DECODERS = {
+    "qwen2_5_vl_text": ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl", "Qwen2_5_VLTextModel"),
+    "qwen3_vl_text": ("transformers.models.qwen3_vl.modeling_qwen3_vl", "Qwen3VLTextModel"),
+    "smollm3": ("transformers.models.smollm3.modeling_smollm3", "SmolLM3Model"),
+}
+
+
+def grid_position_ids(grid: tuple[int, int, int], start: int, length: int, batch_size: int,
+                      device: torch.device | None = None) -> torch.Tensor:
+    """`(3, B, length)` (t, h, w) ids of flattened grid cells `[start, start + length)` (row-major t, h, w)."""
+    T, H, W = grid
+    if start < 0 or start + length > T * H * W:
+        raise ValueError(f"positions {start}:{start + length} exceed the {T * H * W} cells of the token grid "
+                         f"{tuple(grid)}; shorten the context or enlarge it with `resize_context()`")
+    index = torch.arange(start, start + length, device=device)
+    ids = torch.stack([index // (H * W), (index // W) % H, index % W])
+    return ids.unsqueeze(1).expand(3, batch_size, length)
+
+
+def default_inv_freq(theta: float, head_dim: int, device=None) -> torch.Tensor:
+    return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
+
+
+class GridRotaryEmbedding(nn.Module):
+    """Multimodal RoPE over (t, h, w) position ids, with brain-gen's numerics.
+
+    Each axis gets standard RoPE angles `pos * inv_freq`; the head dimension is then divided among the axes:
+
+    * `mrope_section` as an **int** s (every brain-gen config): the duplicated (head_dim wide) angle table is cut
+      into contiguous chunks of 2s and chunk i takes axis i mod 3. Rotate-half then pairs dims j and
+      j + head_dim/2, which can belong to different axes, so this is not a rotation; trained weights rely on it.
+    * as a **list** [s_t, s_h, s_w]: the standard Qwen2.5-VL layout (sections of each half).
+    * `interleaved=True` (Qwen3-VL): frequency f takes H when f % 3 == 1 and f < 3 s_h, W when f % 3 == 2 and
+      f < 3 s_w, T otherwise.
+
+    cos/sin are rounded to `rope_dtype` (bf16 in brain-gen) and promote back when multiplied with fp32 q/k.
+    """
+
+    def __init__(self, head_dim: int, rope_theta: float, mrope_section, interleaved: bool = False,
+                 rope_dtype: torch.dtype | None = torch.bfloat16):
+        super().__init__()
+        self.head_dim = head_dim
+        self.rope_theta = float(rope_theta)
+        self.mrope_section = mrope_section
+        self.interleaved = interleaved
+        self.rope_dtype = rope_dtype
+
+    # Computed on use rather than stored: a non-persistent buffer inside a transformers sub-model is re-created
+    # empty by `from_pretrained`, and resizing the context only has to change `rope_theta`.
+    @property
+    def inv_freq(self) -> torch.Tensor:
+        return default_inv_freq(self.rope_theta, self.head_dim)
+
+    def set_rope_theta(self, rope_theta: float) -> None:
+        self.rope_theta = float(rope_theta)
+
+    def axis_tables(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-axis `(3, B, L, head_dim)` cos/sin (before the axes are merged), in the rounding dtype."""
+        freqs = position_ids[..., None].float() * self.inv_freq.to(x.device)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return self._round(emb.cos(), x), self._round(emb.sin(), x)
+
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if position_ids.ndim == 2:
+            position_ids = position_ids.unsqueeze(0).expand(3, -1, -1)
+        freqs = position_ids[..., None].float() * self.inv_freq.to(x.device)  # (3, B, L, hd/2)
+        emb = self._merge_axes(freqs)
+        return self._round(emb.cos(), x), self._round(emb.sin(), x)
+
+    def _merge_axes(self, freqs: torch.Tensor) -> torch.Tensor:
+        if self.interleaved:
+            merged = freqs[0].clone()
+            for axis in (1, 2):
+                stop = self.mrope_section[axis] * 3
+                merged[..., axis:stop:3] = freqs[axis, ..., axis:stop:3]
+            return torch.cat((merged, merged), dim=-1)
+        emb = torch.cat((freqs, freqs), dim=-1)  # (3, B, L, hd)
+        if isinstance(self.mrope_section, int):
+            sizes = 2 * self.mrope_section
+        else:
+            sizes = list(self.mrope_section) * 2
+        return torch.cat([chunk[i % 3] for i, chunk in enumerate(emb.split(sizes, dim=-1))], dim=-1)
+
+    def _round(self, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return table.to(self.rope_dtype if self.rope_dtype is not None else x.dtype)
+
+
+def block_causal_mask(block_size: int, past_length: int, length: int, device=None) -> torch.Tensor:
+    """`(1, 1, L, past + L)` boolean mask: token q sees token k iff k // block <= q // block."""
+    q = torch.arange(past_length, past_length + length, device=device)[:, None] // block_size
+    k = torch.arange(past_length + length, device=device)[None, :] // block_size
+    return (k <= q)[None, None]
+
+
+class FlatGPTBackbone(nn.Module):
+    """A transformers decoder (`self.model`, key names as in brain-gen: `transformer.model.*`) plus positions.
+
+    `forward(inputs_embeds, cache, use_cache)` -> `(last_hidden_state, cache)`.
+    """
+
+    def __init__(self, config, keep_token_embedding: bool):
+        super().__init__()
+        backbone_config = config.backbone_config
+        module, name = _DECODERS[backbone_config.model_type]
+        decoder_class = getattr(importlib.import_module(module), name)
+        self.model = decoder_class(backbone_config)
+        self.block_size = config.block_size
+        self.grid = tuple(config.rope_grid) if config.uses_video_rope else None
+        if not keep_token_embedding:
+            # The variant embeds tokens itself: do not keep a dead (V, hidden) table.
+            self.model.embed_tokens = None
+        if self.grid is not None:
+            rope = backbone_config.rope_parameters
+            head_dim = getattr(backbone_config, "head_dim", None) or (
+                backbone_config.hidden_size // backbone_config.num_attention_heads)
+            rope_dtype = getattr(torch, config.rope_dtype) if config.rope_dtype else None
+            self.model.rotary_emb = GridRotaryEmbedding(
+                head_dim, rope["rope_theta"], rope["mrope_section"],
+                interleaved=backbone_config.model_type == "qwen3_vl_text", rope_dtype=rope_dtype)
+
+    @property
+    def max_positions(self) -> int:
+        if self.grid is not None:
+            return self.grid[0] * self.grid[1] * self.grid[2]
+        return self.model.config.max_position_embeddings
+
+    def position_ids(self, start: int, length: int, batch_size: int, device) -> torch.Tensor:
+        if self.grid is not None:
+            return grid_position_ids(self.grid, start, length, batch_size, device)
+        if start + length > self.max_positions:
+            raise ValueError(f"positions {start}:{start + length} exceed the backbone's max_position_embeddings "
+                             f"({self.max_positions}); shorten the context or use `resize_context()`")
+        return torch.arange(start, start + length, device=device).unsqueeze(0).expand(batch_size, length)
+
+    def forward(self, inputs_embeds: torch.Tensor, cache=None, use_cache: bool = False):
+        batch, length = inputs_embeds.shape[:2]
+        past = cache.get_seq_length() if cache is not None else 0
+        position_ids = self.position_ids(past, length, batch, inputs_embeds.device)
+        mask = None
+        if self.block_size > 1:
+            mask = block_causal_mask(self.block_size, past, length, inputs_embeds.device)
+            mask = {layer_type: mask for layer_type in set(self.model.config.layer_types)}
+        out = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, attention_mask=mask, cache=cache,
+                         use_cache=use_cache)
+        return out.last_hidden_state, out.cache
+
+    # ---------------------------------------------------------------- context resizing
+    def set_grid(self, grid: tuple[int, int, int]) -> None:
+        if self.grid is not None:
+            self.grid = tuple(grid)
+
+    def set_rope(self, rope_theta: float | None = None, max_position_embeddings: int | None = None) -> None:
+        config = self.model.config
+        if max_position_embeddings is not None:
+            config.max_position_embeddings = int(max_position_embeddings)
+        if rope_theta is not None:
+            config.rope_parameters["rope_theta"] = float(rope_theta)
+            rotary = self.model.rotary_emb
+            if isinstance(rotary, GridRotaryEmbedding):
+                rotary.set_rope_theta(rope_theta)
+            else:  # transformers' own rotary module (SmolLM3)
+                inv_freq, scaling = rotary.compute_default_rope_parameters(config, device=rotary.inv_freq.device)
+                rotary.inv_freq = inv_freq
+                rotary.original_inv_freq = inv_freq.clone()
+                rotary.attention_scaling = scaling
+        if max_position_embeddings is not None and hasattr(self.model.rotary_emb, "max_seq_len_cached"):
+            self.model.rotary_emb.max_seq_len_cached = config.max_position_embeddings
+            self.model.rotary_emb.original_max_seq_len = config.max_position_embeddings

@@ -1,0 +1,285 @@
+"""Configs of the FlatGPT family.
+
+A FlatGPT config composes two sub-configs, the way transformers nests `text_config`:
+
+* `backbone_config`: the transformers decoder (Qwen2.5-VL text, Qwen3-VL text or SmolLM3), stored as
+  its own config so one `save_pretrained` folder rebuilds everything;
+* `tokenizer_config`: how signals become the flat token sequence (a flat tokenizer layout).
+
+The token grid is `input_shape = (T, H, W)` raw samples/channels/levels; the language model sees the
+reduced grid `(T // temporal_reduction, H // spatial_reduction[0], W // spatial_reduction[1])`
+flattened in (t, h, w) order.
+"""
+
+from __future__ import annotations
+
+import math
+
+from transformers import PreTrainedConfig
+
+from ...configuration_utils import BrainGenConfig, require, require_int_list, require_positive_int
+
+# backbone model_type -> how positions are fed to it
+VIDEO_ROPE_BACKBONES = ("qwen2_5_vl_text", "qwen3_vl_text")
+SEQUENCE_ROPE_BACKBONES = ("smollm3",)
+SUPPORTED_BACKBONES = VIDEO_ROPE_BACKBONES + SEQUENCE_ROPE_BACKBONES
+
+FLAT_TOKENIZERS = ("AmplitudeTokenizer", "AmplitudeMixTokenizer", "DelimitedTokenizer")
+
+# Backbone fields that FlatGPT owns (set from the top-level config, never independently).
+_OWNED_BACKBONE_FIELDS = ("hidden_size", "vocab_size")
+
+
+def _backbone_config_from_dict(data: dict) -> PreTrainedConfig:
+    from transformers import AutoConfig
+
+    data = dict(data)
+    model_type = data.pop("model_type", None)
+    require(model_type in SUPPORTED_BACKBONES,
+            f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {model_type!r}")
+    # Brain tokens have no text special tokens; transformers' text defaults would point outside the vocabulary.
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        data.setdefault(key, None)
+    return AutoConfig.for_model(model_type, **data)
+
+
+class FlatGPTConfig(BrainGenConfig):
+    r"""
+    FlatGPT: one token per flattened (t, h, w) grid cell, embedded with the backbone's token table and scored
+    with the tied head.
+
+    Args:
+        backbone_config (`dict` or `PreTrainedConfig`): the decoder. `model_type` is one of `qwen2_5_vl_text`
+            (3-D multimodal RoPE over the reduced grid), `qwen3_vl_text` (interleaved 3-D RoPE) or `smollm3`
+            (1-D RoPE, optional NoPE layers). `hidden_size` / `vocab_size` are taken from this config.
+        tokenizer_config (`dict`): `{"tokenizer_class": "AmplitudeTokenizer" | "AmplitudeMixTokenizer" |
+            "DelimitedTokenizer", ...}`; `DelimitedTokenizer` also takes `delimiter_id`.
+        vocab_size (`int`): token vocabulary V (256 mu-law bins, +1 for a delimiter).
+        hidden_size (`int`): model width.
+        input_shape (`list[int]`): raw grid `(T, H, W)` of one training example.
+        spatial_reduction (`int` or `list[int]`): `(h, w)` reduction from raw to token grid.
+        temporal_reduction (`int`): time reduction from raw samples to token steps.
+        block_size (`int`): tokens predicted in parallel; > 1 uses a block-causal mask (full attention within a
+            block) and position p predicts token p + block_size.
+        token_corruption (`dict`, *optional*): training-time input corruption `{"p_start", "p_end",
+            "block_len_steps", "tokens_per_step"}` (see `flatgpt_layers.corrupt_tokens`).
+        rope_dtype (`str`, *optional*): dtype the 3-D RoPE cos/sin tables are rounded to before use. brain-gen's
+            Qwen copies round them to `"bfloat16"` (checkpoints were trained that way); `None` keeps the
+            activation dtype.
+    """
+
+    model_type = "flatgpt"
+
+    backbone_config: dict | PreTrainedConfig | None = None
+    tokenizer_config: dict | None = None
+    vocab_size: int = 256
+    hidden_size: int = 64
+    input_shape: list[int] | None = None
+    spatial_reduction: list[int] | int = 1
+    temporal_reduction: int = 1
+    block_size: int = 1
+    token_corruption: dict | None = None
+    rope_dtype: str | None = "bfloat16"
+
+    def __post_init__(self, **kwargs):
+        require_positive_int("vocab_size", self.vocab_size)
+        require_positive_int("hidden_size", self.hidden_size)
+        if self.input_shape is None:
+            self.input_shape = [16, 4, 1]
+        require_int_list("input_shape", self.input_shape, min_len=3)
+        require(len(self.input_shape) == 3, f"`input_shape` must be (T, H, W), got {self.input_shape}")
+        self.input_shape = list(self.input_shape)
+        if isinstance(self.spatial_reduction, int):
+            self.spatial_reduction = [self.spatial_reduction, self.spatial_reduction]
+        require_int_list("spatial_reduction", self.spatial_reduction, min_len=2)
+        require(len(self.spatial_reduction) == 2, f"`spatial_reduction` must be (h, w), got {self.spatial_reduction}")
+        self.spatial_reduction = list(self.spatial_reduction)
+        require_positive_int("temporal_reduction", self.temporal_reduction)
+        require_positive_int("block_size", self.block_size)
+        T, H, W = self.input_shape
+        require(T % self.temporal_reduction == 0,
+                f"`input_shape[0]` ({T}) must be a multiple of `temporal_reduction` ({self.temporal_reduction})")
+        require(H >= self.spatial_reduction[0] and W >= self.spatial_reduction[1],
+                f"`spatial_reduction` {self.spatial_reduction} reduces `input_shape` {self.input_shape} to nothing")
+        require(self.rope_dtype in (None, "bfloat16", "float16", "float32"),
+                f"`rope_dtype` must be None, 'bfloat16', 'float16' or 'float32', got {self.rope_dtype!r}")
+        self._init_tokenizer_config()
+        self._init_backbone_config()
+        self._init_token_corruption()
+        self._validate_variant()
+        super().__post_init__(**kwargs)
+
+    # ------------------------------------------------------------------ derived shapes
+    @property
+    def reduced_shape(self) -> tuple[int, int, int]:
+        T, H, W = self.input_shape
+        return (T // self.temporal_reduction, H // self.spatial_reduction[0], W // self.spatial_reduction[1])
+
+    @property
+    def rope_grid(self) -> tuple[int, int, int]:
+        """The (T', H', W') grid the 3-D RoPE positions enumerate: one cell per sequence position."""
+        return self.reduced_shape
+
+    @property
+    def tokens_per_grid_step(self) -> int:
+        """Sequence positions per reduced time step."""
+        grid = self.rope_grid
+        return grid[1] * grid[2]
+
+    @property
+    def max_context_tokens(self) -> int:
+        return math.prod(self.rope_grid)
+
+    @property
+    def backbone_type(self) -> str:
+        return self.backbone_config.model_type
+
+    @property
+    def uses_video_rope(self) -> bool:
+        return self.backbone_type in VIDEO_ROPE_BACKBONES
+
+    @property
+    def tokenizer_class(self) -> str:
+        return self.tokenizer_config["tokenizer_class"]
+
+    def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
+        # The backbone is the text decoder: caches and generation read layer types from it.
+        if encoder:
+            return super().get_text_config(decoder=decoder, encoder=encoder)
+        return self.backbone_config
+
+    # ------------------------------------------------------------------ validation pieces
+    def _init_tokenizer_config(self) -> None:
+        tok = dict(self.tokenizer_config or {"tokenizer_class": self.default_tokenizer_class})
+        require(tok.get("tokenizer_class") in FLAT_TOKENIZERS,
+                f"`tokenizer_config.tokenizer_class` must be one of {list(FLAT_TOKENIZERS)}, got "
+                f"{tok.get('tokenizer_class')!r}")
+        if tok["tokenizer_class"] == "DelimitedTokenizer":
+            tok.setdefault("delimiter_id", 256)
+            require(isinstance(tok["delimiter_id"], int) and 0 <= tok["delimiter_id"] < self.vocab_size,
+                    f"the DelimitedTokenizer's delimiter id {tok['delimiter_id']} must lie inside the vocabulary "
+                    f"[0, {self.vocab_size - 1}]: raise `vocab_size` (256 bins + 1 delimiter = 257)")
+        unknown = set(tok) - {"tokenizer_class", "delimiter_id"}
+        require(not unknown, f"unknown `tokenizer_config` keys {sorted(unknown)}")
+        self.tokenizer_config = tok
+
+    default_tokenizer_class = "AmplitudeTokenizer"
+
+    def _init_backbone_config(self) -> None:
+        backbone = self.backbone_config
+        if backbone is None:
+            backbone = {"model_type": "qwen2_5_vl_text", "num_hidden_layers": 2, "num_attention_heads": 4,
+                        "num_key_value_heads": 2, "intermediate_size": 2 * self.hidden_size,
+                        "rope_scaling": {"rope_type": "default", "mrope_section": [2, 3, 3]}}
+        if isinstance(backbone, dict):
+            for key in _OWNED_BACKBONE_FIELDS:
+                given = backbone.get(key)
+                require(given is None or given == getattr(self, key),
+                        f"`backbone_config.{key}` ({given}) disagrees with `{key}` ({getattr(self, key)}); set it "
+                        "once on the FlatGPT config")
+            backbone = _backbone_config_from_dict({**backbone, "hidden_size": self.hidden_size,
+                                                   "vocab_size": self.vocab_size, "use_cache": True})
+        require(isinstance(backbone, PreTrainedConfig),
+                f"`backbone_config` must be a dict or a PreTrainedConfig, got {type(backbone).__name__}")
+        require(backbone.model_type in SUPPORTED_BACKBONES,
+                f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {backbone.model_type!r}")
+        for key in _OWNED_BACKBONE_FIELDS:
+            require(getattr(backbone, key) == getattr(self, key),
+                    f"`backbone_config.{key}` ({getattr(backbone, key)}) disagrees with `{key}` ({getattr(self, key)})")
+        rope = dict(backbone.rope_parameters or {})
+        require(rope.get("rope_type", "default") == "default",
+                f"only default RoPE is supported for FlatGPT backbones, got rope_type {rope.get('rope_type')!r}")
+        if backbone.model_type in VIDEO_ROPE_BACKBONES:
+            head_dim = getattr(backbone, "head_dim", None) or backbone.hidden_size // backbone.num_attention_heads
+            section = rope.get("mrope_section")
+            require(section is not None, "Qwen video backbones need `rope_parameters['mrope_section']` (int or list)")
+            if isinstance(section, int):
+                require(section > 0, f"`mrope_section` must be positive, got {section}")
+            else:
+                require_int_list("mrope_section", section, min_len=3)
+                require(len(section) == 3 and sum(section) == head_dim // 2,
+                        f"list `mrope_section` {section} must have 3 entries summing to head_dim/2 = {head_dim // 2}")
+        self.backbone_config = backbone
+
+    def _init_token_corruption(self) -> None:
+        cfg = self.token_corruption
+        if not cfg:
+            self.token_corruption = None
+            return
+        cfg = dict(cfg)
+        unknown = set(cfg) - {"enabled", "p_start", "p_end", "block_len_steps", "tokens_per_step"}
+        require(not unknown, f"unknown `token_corruption` keys {sorted(unknown)}")
+        cfg.setdefault("enabled", True)
+        for key in ("p_start", "p_end"):
+            cfg[key] = float(cfg.get(key, 0.0))
+            require(0.0 <= cfg[key] <= 1.0, f"`token_corruption.{key}` must be in [0, 1], got {cfg[key]}")
+        cfg.setdefault("block_len_steps", 8)
+        require_positive_int("token_corruption.block_len_steps", cfg["block_len_steps"])
+        cfg.setdefault("tokens_per_step", self.tokens_per_grid_step)
+        require_positive_int("token_corruption.tokens_per_step", cfg["tokens_per_step"])
+        cfg["enabled"] = bool(cfg["enabled"]) and (cfg["p_start"] > 0 or cfg["p_end"] > 0)
+        self.token_corruption = cfg
+
+    def _validate_variant(self) -> None:
+        require(self.tokenizer_class != "AmplitudeMixTokenizer",
+                f"{type(self).__name__} flattens the grid into one sequence; AmplitudeMixTokenizer belongs to "
+                "FlatGPTMix")
+
+
+class FlatGPTEmbedsConfig(FlatGPTConfig):
+    r"""
+    FlatGPTEmbeds: like FlatGPT, but every channel slot `h` of the reduced grid has its own embedding table and
+    the head scoring position p is tied to the table of the *next* slot (the slot of the token it predicts).
+    Requires `W' = 1` (one token per channel slot and time step).
+    """
+
+    model_type = "flatgpt_embeds"
+
+    @property
+    def num_slots(self) -> int:
+        return self.reduced_shape[1]
+
+    def _validate_variant(self) -> None:
+        super()._validate_variant()
+        require(self.tokenizer_class == "AmplitudeTokenizer",
+                f"FlatGPTEmbeds needs the AmplitudeTokenizer layout (one token per slot), got {self.tokenizer_class}")
+        require(self.reduced_shape[2] == 1,
+                f"FlatGPTEmbeds assigns one table per channel slot and needs a reduced grid with W' = 1, got "
+                f"{self.reduced_shape}")
+
+
+class FlatGPTMixConfig(FlatGPTConfig):
+    r"""
+    FlatGPTMix: one sequence position per time step. The C channel tokens of a step are embedded (shared token
+    table + channel embedding) and concatenated into one hidden vector (`mix_method="mix"`), or each channel is
+    its own sequence through the shared backbone (`"none"`). The tied head un-mixes the hidden state.
+
+    Args:
+        mix_method (`str`): `"mix"` (hidden_size must be divisible by the channel count) or `"none"`.
+    """
+
+    model_type = "flatgpt_mix"
+    default_tokenizer_class = "AmplitudeMixTokenizer"
+
+    mix_method: str = "mix"
+
+    @property
+    def num_channels(self) -> int:
+        return self.reduced_shape[1] * self.reduced_shape[2]
+
+    @property
+    def rope_grid(self) -> tuple[int, int, int]:
+        return (self.reduced_shape[0], 1, 1)
+
+    @property
+    def channel_width(self) -> int:
+        return self.hidden_size // self.num_channels if self.mix_method == "mix" else self.hidden_size
+
+    def _validate_variant(self) -> None:
+        require(self.mix_method in ("mix", "none"), f"`mix_method` must be 'mix' or 'none', got {self.mix_method!r}")
+        require(self.tokenizer_class == "AmplitudeMixTokenizer",
+                f"FlatGPTMix needs the AmplitudeMixTokenizer layout, got {self.tokenizer_class}")
+        if self.mix_method == "mix":
+            require(self.hidden_size % self.num_channels == 0,
+                    f"`hidden_size` ({self.hidden_size}) must be divisible by the {self.num_channels} channels "
+                    "when mix_method='mix'")

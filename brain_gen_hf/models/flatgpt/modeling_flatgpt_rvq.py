@@ -1,0 +1,275 @@
+"""RVQ FlatGPT language models: FlatGPTEmbedsRVQ (the paper LM), FlatGPTRVQ and FlatGPTMixRVQ.
+
+Each holds its brain tokenizer (BrainTokMix or BrainOmni, built from `config.tokenizer_config`) as the frozen
+sub-module `tokenizer`, so one folder holds tokenizer + LM. All three read the same `input_ids`: the flat codes
+`(B, W * n_neuro * Q)` of `tokenizer.encode` in (time, latent, level) order, and return flat logits
+`(B, N, K)` in the same order. A backbone position holds `config.tokens_per_position` codes (1, a stack of Q, or
+a whole step of n_neuro * Q) and predicts the codes of the next position jointly, so the logits at flat index p
+score the code at p + tokens_per_position (brain-gen's flattened RVQ logits and targets).
+
+* `forward(input_ids=codes | input_values=signal, pos, sensor_type, labels)`; with a signal the loss is computed
+  against its own codes.
+* `encode(signal)` -> codes, `decode(codes)` -> signal, `forecast(signal, horizon)` -> the next `horizon` samples.
+* `generate()`: transformers' token loop for FlatGPTEmbedsRVQ; for the stacked variants (several codes per
+  position) the same KV-cached block loop as `forecast`, which emits whole positions.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+from transformers import AutoModel
+
+from ...modeling_utils import sub_model_from_config
+from .configuration_flatgpt_rvq import FlatGPTEmbedsRVQConfig, FlatGPTMixRVQConfig, FlatGPTRVQConfig
+from .flatgpt_layers import ChannelHead, ListEmbedding
+from .modeling_flatgpt import FlatGPTOutput, _FlatGPTLanguageModel
+from .rvq_layers import (EmbeddingCorruptor, JointRVQHead, MixQuantizerEmbedding, MixRVQHead, QuantizerEmbedding,
+                         TiedRVQHead)
+from .sampling import make_sampler
+
+
+@dataclass
+class FlatGPTRVQOutput(FlatGPTOutput):
+    """`FlatGPTOutput` plus `input_ids`: the flat codes the model read (the tokenizer's, for a signal input)."""
+
+    input_ids: torch.Tensor | None = None
+
+
+class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
+    """Shared machinery: the tokenizer sub-module, code layout checks, signal forecasts."""
+
+    def build_embedding_and_head(self, config) -> None:
+        self.tokenizer = sub_model_from_config(config.tokenizer_config)
+        self.build_rvq_layers(config)
+        self._freeze_tokenizer()
+
+    def build_rvq_layers(self, config) -> None:
+        raise NotImplementedError
+
+    def positions_view(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Flat codes -> what one backbone position reads (brain-gen's reshaped codes)."""
+        raise NotImplementedError
+
+    def build_layout(self, config):
+        return None  # codes come from the brain tokenizer, not from a flat token layout
+
+    @property
+    def prediction_block(self) -> int:
+        return self.config.tokens_per_position
+
+    @property
+    def sequence_step(self) -> int:
+        return self.config.tokens_per_time_step
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.pre_embedding
+
+    # ---------------------------------------------------------------- tokenizer
+    def _freeze_tokenizer(self) -> None:
+        if not self.config.train_tokenizer:
+            self.tokenizer.requires_grad_(False)
+            self.tokenizer.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.config.train_tokenizer:
+            self.tokenizer.eval()  # a frozen tokenizer never updates its codebooks
+        return self
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        # Loading swaps in fresh parameters (requires_grad=True), so freeze again.
+        (loaded[0] if isinstance(loaded, tuple) else loaded)._freeze_tokenizer()
+        return loaded
+
+    @classmethod
+    def from_pretrained_tokenizer(cls, tokenizer_name_or_path, *, tokenizer_kwargs: dict | None = None,
+                                  **config_kwargs):
+        """A new LM around a pretrained brain tokenizer (repo id or folder); the LM weights are new.
+
+        `config_kwargs` go to the LM config (grid fields not given are derived from the tokenizer),
+        `tokenizer_kwargs` to the tokenizer's `from_pretrained` (e.g. `revision`).
+        """
+        tokenizer = AutoModel.from_pretrained(tokenizer_name_or_path, **(tokenizer_kwargs or {}))
+        config = cls.config_class(tokenizer_config=tokenizer.config.to_dict(), **config_kwargs)
+        model = cls(config)
+        model.tokenizer.load_state_dict(tokenizer.state_dict(), strict=True)
+        return model
+
+    def encode(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
+               sensor_type: torch.Tensor | None = None) -> torch.Tensor:
+        """Signal `(B, C, T)` -> flat codes `(B, T / hop * n_neuro * Q)`, the model's `input_ids`."""
+        trainable = self.config.train_tokenizer
+        if not trainable:
+            self.tokenizer.eval()
+        with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
+            codes = self.tokenizer.encode(input_values, pos, sensor_type, allow_shorter_windows=True).codes
+        return self.tokenizer.flatten_codes(codes)
+
+    def tokenize(self, input_values: torch.Tensor, pos=None, sensor_type=None) -> torch.Tensor:
+        return self.encode(input_values, pos, sensor_type)
+
+    def decode(self, input_ids: torch.Tensor, pos: torch.Tensor | None = None,
+               sensor_type: torch.Tensor | None = None) -> torch.Tensor:
+        """Flat codes (whole token steps) -> signal `(B, C, steps * hop)`."""
+        self.check_input_ids(input_ids)
+        if input_ids.shape[1] % self.sequence_step:
+            raise ValueError(f"decode needs whole token steps ({self.sequence_step} codes each), got "
+                             f"{input_ids.shape[1]} codes")
+        signal = self.tokenizer.decode(input_ids, pos, sensor_type)
+        # The tokenizer completes a partial last window by repeating the last step; keep the decoded steps only.
+        return signal[..., : input_ids.shape[1] // self.sequence_step * self.config.temporal_reduction]
+
+    # ---------------------------------------------------------------- forward
+    def check_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        super().check_input_ids(input_ids)
+        per_position = self.prediction_block
+        if input_ids.shape[1] % per_position:
+            raise ValueError(f"input_ids must hold whole positions of {per_position} codes (flat codes in (time, "
+                             f"latent, level) order), got length {input_ids.shape[1]}")
+        return input_ids
+
+    def forward(self, input_ids: torch.Tensor | None = None, input_values: torch.Tensor | None = None,
+                pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, cache=None,
+                use_cache: bool | None = None, labels: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, **kwargs) -> FlatGPTRVQOutput:
+        """Codes (`input_ids`) or a signal (`input_values`, with `pos`/`sensor_type` for BrainOmni) -> logits.
+
+        With a signal and no `labels`, the loss is computed against the signal's own codes.
+        """
+        if input_values is not None:
+            if input_ids is not None:
+                raise ValueError("pass either `input_ids` (codes) or `input_values` (a signal), not both")
+            input_ids = self.encode(input_values, pos, sensor_type)
+            labels = input_ids if labels is None else labels
+        out = super().forward(input_ids, cache=cache, use_cache=use_cache, labels=labels,
+                              attention_mask=attention_mask, **kwargs)
+        return FlatGPTRVQOutput(**out, input_ids=input_ids)
+
+    # ---------------------------------------------------------------- generation
+    def generate(self, input_ids: torch.Tensor | None = None, generation_config=None, **kwargs):
+        if self.prediction_block == 1:
+            return super().generate(input_ids, generation_config=generation_config, **kwargs)
+        # Several codes per position are sampled together from one hidden state: transformers' one-token loop
+        # cannot express that, so whole positions go through the KV-cached block loop of `forecast`.
+        config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
+        rest = config.update(**kwargs)
+        mask = rest.pop("attention_mask", None)
+        if mask is not None and not bool(mask.bool().all()):
+            raise ValueError("FlatGPT sequences are unpadded: an attention_mask with zeros is not supported")
+        if rest:
+            raise ValueError(f"generate() of {type(self).__name__} does not support {sorted(rest)}")
+        new_tokens = config.max_new_tokens
+        if new_tokens is None or new_tokens % self.prediction_block:
+            raise ValueError(f"{type(self).__name__} generates whole positions of {self.prediction_block} codes: "
+                             f"max_new_tokens must be a multiple of it, got {new_tokens}")
+        sampler = make_sampler("roulette" if config.do_sample else "argmax", temperature=config.temperature or 1.0,
+                               top_k=config.top_k or 0, top_p=config.top_p if config.top_p is not None else 1.0)
+        self.check_input_ids(input_ids)
+        generated = self.generate_windowed(input_ids, new_tokens, sampler, window=input_ids.shape[1] + new_tokens,
+                                           use_cache=config.use_cache)
+        return torch.cat([input_ids, generated], dim=1)
+
+    @torch.no_grad()
+    def forecast(self, input_values: torch.Tensor, horizon: int, sample_fn: Callable | None = None, *,
+                 pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, strategy: str = "argmax",
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_context_tokens: int | None = None,
+                 sliding_window_overlap: float | int = 0.5, use_cache: bool = True) -> torch.Tensor:
+        """The next `horizon` samples `(B, C, horizon)` after a context signal `(B, C, T)`.
+
+        context -> tokenizer codes -> rollout of `ceil(horizon / hop)` token steps with a sliding window
+        (`max_context_tokens` and an int `sliding_window_overlap` count flat codes; default window: the
+        context) -> tokenizer decode. `sample_fn(logits (B, n, K)) -> codes (B, n)` overrides `strategy`.
+        """
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
+            raise ValueError(f"horizon must be a non-negative int (raw samples), got {horizon!r}")
+        codes = self.encode(input_values, pos, sensor_type)
+        steps = math.ceil(horizon / self.config.temporal_reduction)
+        sampler = sample_fn or make_sampler(strategy, temperature=temperature, top_k=top_k, top_p=top_p)
+        if max_context_tokens not in (None, -1) and max_context_tokens % self.sequence_step:
+            raise ValueError(f"max_context_tokens ({max_context_tokens}) must be a whole number of token steps "
+                             f"({self.sequence_step} codes each)")
+        generated = self.generate_windowed(codes, steps * self.sequence_step, sampler, window=max_context_tokens,
+                                           sliding_window_overlap=sliding_window_overlap, use_cache=use_cache)
+        if steps == 0:
+            return input_values.new_zeros(*input_values.shape[:2], 0)
+        return self.decode(generated, pos, sensor_type)[..., :horizon]
+
+
+class FlatGPTEmbedsRVQForCausalLM(_FlatGPTBrainTokenizerLM):
+    """The paper LM: one code per position, one table per RVQ level, head at level q tied to table (q + 1) % Q."""
+
+    config_class = FlatGPTEmbedsRVQConfig
+
+    def build_rvq_layers(self, config) -> None:
+        if config.corrupt:
+            self.pre_embedding = EmbeddingCorruptor(config.vocab_size, config.hidden_size, config.num_levels,
+                                                    config.num_latents, config.corruption_p_levels)
+        else:
+            self.pre_embedding = ListEmbedding(config.vocab_size, config.hidden_size, config.num_levels)
+        self.head = ChannelHead(self.pre_embedding)
+
+    def positions_view(self, input_ids):
+        return input_ids
+
+    def embed(self, input_ids, offset):
+        return self.pre_embedding(input_ids, offset)
+
+    def score(self, hidden, offset):
+        return self.head(hidden, offset)
+
+
+class FlatGPTRVQForCausalLM(_FlatGPTBrainTokenizerLM):
+    """One position per (t, latent) stack: concatenated level embeddings in, all Q levels of the next stack out."""
+
+    config_class = FlatGPTRVQConfig
+
+    def build_rvq_layers(self, config) -> None:
+        self.pre_embedding = QuantizerEmbedding(config.vocab_size, config.level_dim, config.num_levels)
+        if config.quantizer_head == "joint":
+            self.head = JointRVQHead(config.hidden_size, config.num_levels, config.vocab_size)
+        else:
+            self.head = TiedRVQHead(self.pre_embedding)
+
+    def positions_view(self, input_ids):
+        return rearrange(input_ids, "b (l q) -> b l q", q=self.config.num_levels)
+
+    def embed(self, input_ids, offset):
+        return self.pre_embedding(self.positions_view(input_ids))
+
+    def score(self, hidden, offset):
+        return rearrange(self.head(hidden), "b l q k -> b (l q) k")
+
+
+class FlatGPTMixRVQForCausalLM(_FlatGPTBrainTokenizerLM):
+    """One position per token step: the n_neuro latents x Q levels of a step in, the next step's codes out."""
+
+    config_class = FlatGPTMixRVQConfig
+
+    def build_rvq_layers(self, config) -> None:
+        self.pre_embedding = MixQuantizerEmbedding(config.vocab_size, config.level_dim, config.num_levels,
+                                                   config.num_latents, config.mix_method)
+        if config.quantizer_head == "joint":
+            head = JointRVQHead(config.level_dim * config.num_levels, config.num_levels, config.vocab_size)
+        else:
+            head = TiedRVQHead(self.pre_embedding.quantizer)
+        self.head = MixRVQHead(head, config.num_latents, config.mix_method)
+
+    def positions_view(self, input_ids):
+        """`(B*C, T, Q)` rows, one per latent (channel-major within each example)."""
+        cfg = self.config
+        return rearrange(input_ids, "b (t c q) -> (b c) t q", c=cfg.num_latents, q=cfg.num_levels)
+
+    def embed(self, input_ids, offset):
+        return self.pre_embedding(self.positions_view(input_ids))
+
+    def score(self, hidden, offset):
+        return rearrange(self.head(hidden), "(b c) t q k -> b (t c q) k", c=self.config.num_latents)

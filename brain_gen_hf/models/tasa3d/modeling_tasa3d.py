@@ -1,0 +1,160 @@
+"""TASA3D (brain-gen): temporal-only attention with a spatial autoencoder over token images.
+
+Each block compresses every frame with strided 2-D convolutions, lets the flattened bottleneck frames
+attend causally over time, and decodes back to full resolution. Only the attention mixes time steps,
+and it is causal, so logits at time t see tokens up to t.
+
+Submodule names (`token`, `blocks.{i}.downs/ups/attn/token_ffn/norm_full/mlp_full/out_proj`, `norm`,
+`head`) follow the reference so converted checkpoints load without renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from transformers import initialization as init
+
+from ...layers.attention import MultiHeadAttention
+from ...layers.conv3d import DownStage3D, UpStage3D, time_group_norm
+from ...modeling_outputs import TokenPredictionOutput
+from ...modeling_utils import BrainGenPreTrainedModel
+from .configuration_tasa3d import TASA3DConfig
+
+
+class TASA3DBlock(nn.Module):
+    """Spatial encoder -> causal temporal attention + token MLP on the bottleneck -> spatial decoder.
+
+    Input and output are `(B, E, T, H, W)`; the block is residual around the whole autoencoder.
+    There is no normalisation before the attention or the token MLP (as in the reference).
+    """
+
+    def __init__(self, config: TASA3DConfig):
+        super().__init__()
+        channels = [config.emb_dim * config.channel_grow ** i for i in range(config.num_down + 1)]
+        self.bottleneck_hw = config.bottleneck_hw
+        self.downs = nn.ModuleList(DownStage3D(channels[i], channels[i + 1]) for i in range(config.num_down))
+        self.ups = nn.ModuleList(UpStage3D(channels[i], channels[i - 1]) for i in range(config.num_down, 0, -1))
+        if config.spatial_emb:
+            self.spatial_emb = nn.Parameter(torch.randn(1, channels[-1], 1, *config.bottleneck_hw))
+        else:
+            self.register_parameter("spatial_emb", None)
+
+        width = config.attention_dim
+        hidden = int(width * config.token_mlp_ratio)
+        self.attn = MultiHeadAttention(width, config.heads, dropout=config.drop, rope=config.rope)
+        # Indices 0 and 3 hold the linears, as in the reference state dict.
+        self.token_ffn = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(config.drop),
+                                       nn.Linear(hidden, width), nn.Dropout(config.drop))
+
+        emb = config.emb_dim
+        self.norm_full = nn.GroupNorm(1, emb)
+        self.mlp_full = nn.Sequential(nn.Conv3d(emb, 4 * emb, 1), nn.GELU(), nn.Conv3d(4 * emb, emb, 1),
+                                      nn.Dropout(config.drop))
+        self.out_proj = nn.Conv3d(emb, emb, kernel_size=1, bias=False)
+
+    def reset_brain_gen_parameters(self) -> None:
+        if self.spatial_emb is not None:
+            init.normal_(self.spatial_emb)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for down in self.downs:
+            h = down(h)
+        if self.spatial_emb is not None:
+            h = h + self.spatial_emb
+        height, width = self.bottleneck_hw
+        # One token per time step: the whole bottleneck frame, channel-major.
+        tokens = rearrange(h, "b c t h w -> b t (c h w)")
+        tokens = tokens + self.attn(tokens, is_causal=True)
+        tokens = tokens + self.token_ffn(tokens)
+        h = rearrange(tokens, "b t (c h w) -> b c t h w", h=height, w=width).contiguous()
+        for up in self.ups:
+            h = up(h)
+        h = h + self.mlp_full(time_group_norm(self.norm_full, h))
+        return self.out_proj(h) + x
+
+
+class TASA3DPreTrainedModel(BrainGenPreTrainedModel):
+    config_class = TASA3DConfig
+    main_input_name = "input_ids"
+
+
+class TASA3DModel(TASA3DPreTrainedModel):
+    """TASA3D over mu-law token images.
+
+    `forward(input_ids (B, H, W, T))` -> `TokenPredictionOutput` with `logits (B, H, W, T, Q)` (position t
+    predicts the token at t+1; this layout is what classifier heads read) and `embeddings (B, H, W, T, E)`,
+    the embedded tokens (or `inputs_embeds`), before any condition embedding is added.
+    """
+
+    def __init__(self, config: TASA3DConfig):
+        super().__init__(config)
+        self.token = nn.Embedding(config.quant_levels, config.emb_dim)
+        self.emb_tok = nn.Embedding(config.n_cond_tok, config.emb_dim) if config.n_cond_tok else None
+        self.blocks = nn.ModuleList(TASA3DBlock(config) for _ in range(config.depth))
+        self.norm = nn.GroupNorm(1, config.emb_dim)
+        self.head = nn.Conv3d(config.emb_dim, config.quant_levels, 1)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.token
+
+    def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> torch.Tensor:
+        cfg = self.config
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of `input_ids` (B, H, W, T) and `inputs_embeds` (B, H, W, T, E)")
+        if inputs_embeds is not None:
+            self.check_signal(inputs_embeds, name="inputs_embeds", ndim=5, num_channels=cfg.emb_dim, channel_dim=-1)
+            embeddings, image = inputs_embeds, inputs_embeds.shape[1:3]
+        else:
+            self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=4)
+            embeddings, image = self.token(input_ids), input_ids.shape[1:3]
+        if list(image) != cfg.input_hw:
+            raise ValueError(f"token image must be {cfg.input_hw[0]}x{cfg.input_hw[1]} (config.input_hw), got "
+                             f"{image[0]}x{image[1]}")
+        return embeddings
+
+    def _condition(self, condition: torch.Tensor | None, embeddings: torch.Tensor) -> torch.Tensor | None:
+        if condition is None:
+            return None
+        if self.emb_tok is None:
+            raise ValueError("`condition` was given but the model has no condition embedding (n_cond_tok=0)")
+        batch, _, _, steps, _ = embeddings.shape
+        self.check_tokens(condition, vocab_size=self.config.n_cond_tok, name="condition", ndim=4)
+        if tuple(condition.shape) != (batch, 1, 1, steps):
+            raise ValueError(f"`condition` must have shape {(batch, 1, 1, steps)} (one id per time step), got "
+                             f"{tuple(condition.shape)}")
+        return self.emb_tok(condition)  # (B, 1, 1, T, E), broadcast over the image
+
+    def forward(self, input_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                condition: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, **kwargs) -> TokenPredictionOutput:
+        """`condition (B, 1, 1, T)` is optional on a conditioned model (then no condition is added);
+        `output_hidden_states=True` adds every block's output as `(B, H, W, T, E)`."""
+        keep_hidden = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        embeddings = self._embed(input_ids, inputs_embeds)
+        hidden = embeddings
+        cond = self._condition(condition, embeddings)
+        if cond is not None:
+            hidden = hidden + cond
+        hidden = rearrange(hidden, "b h w t e -> b e t h w").contiguous()
+        all_hidden = []
+        for block in self.blocks:
+            hidden = block(hidden)
+            if keep_hidden:
+                all_hidden.append(rearrange(hidden, "b e t h w -> b h w t e"))
+        logits = self.head(time_group_norm(self.norm, hidden))
+        logits = rearrange(logits, "b q t h w -> b h w t q")
+        return TokenPredictionOutput(loss=self._loss(logits, labels), logits=logits, embeddings=embeddings,
+                                     hidden_states=tuple(all_hidden) if keep_hidden else None)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        if labels.shape != logits.shape[:-1]:
+            raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (position t holds the token at t+1), "
+                             f"got {tuple(labels.shape)}")
+        # Mean over every pixel; -100 marks pixels without a sensor.
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)

@@ -1,0 +1,85 @@
+"""Checkpoints: accelerate state + `save_pretrained` model + resolved run config, written atomically.
+
+Layout: `<output_dir>/checkpoints/step-000120/{state/, model/, run_config.yaml, trainer_state.json}`.
+A checkpoint is written to `step-000120.tmp` and renamed when complete, so an interrupted save never
+replaces the previous checkpoint; only complete `step-*` folders are ever resumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_root(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = checkpoint_root(output_dir)
+    if not root.exists():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _STEP.match(p.name) and (p / "trainer_state.json").exists()]
+    return sorted(found, key=lambda p: int(_STEP.match(p.name).group(1)))
+
+
+def save_checkpoint(accelerator, model, *, output_dir, step: int, run_config: dict, trainer_state: dict,
+                    keep_last: int, card: dict | None = None) -> Path | None:
+    """Write one checkpoint (main process writes files; every rank joins `save_state`)."""
+    root = checkpoint_root(output_dir)
+    final = root / f"step-{step:06d}"
+    tmp = root / f"step-{step:06d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp / "state"))
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(tmp / "model", model_card=card or True)
+        (tmp / "run_config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=True), encoding="utf-8")
+        # Written last: its presence marks the checkpoint complete.
+        (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        for old in list_checkpoints(output_dir)[:-keep_last] if keep_last > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final if accelerator.is_main_process else None
+
+
+def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | None:
+    """'latest' -> newest local checkpoint; a folder -> itself; `org/repo` -> downloaded Hub snapshot."""
+    if not resume_from:
+        return None
+    if resume_from == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume_from)
+    if path.exists():
+        if (path / "trainer_state.json").exists():
+            return path
+        found = list_checkpoints(path) or list_checkpoints(path.parent)
+        if found:
+            return found[-1]
+        raise ValueError(f"{path} holds no complete checkpoint (expected trainer_state.json)")
+    from huggingface_hub import snapshot_download
+
+    local = Path(snapshot_download(resume_from))
+    candidates = sorted(local.glob("checkpoints/step-*/trainer_state.json"))
+    if (local / "trainer_state.json").exists():
+        return local
+    if not candidates:
+        raise ValueError(f"Hub repo {resume_from} holds no training checkpoint")
+    return candidates[-1].parent
+
+
+def read_trainer_state(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))

@@ -1,0 +1,78 @@
+"""Pre-tokenisation: a frozen brain tokenizer over a windowed dataset -> token shards (`datasets.map`).
+
+The output folder holds one Parquet shard set per split, one row per window (`dataset`, `session`,
+`row`, `start`, flat `codes` in the tokenizer's (time, latent, level) order, level fastest), plus a
+`tokenization.json` describing the tokenizer and windowing. It loads with
+`datasets.load_dataset(folder)` and pushes like any dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TOKENIZATION_FILE = "tokenization.json"
+
+
+def _codes_dtype(codebook_size: int):
+    return np.uint16 if codebook_size <= np.iinfo(np.uint16).max else np.uint32
+
+
+def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, example_seconds: float,
+                        overlap_seconds: float = 0.0, splits: list[str] | None = None, batch_size: int = 8,
+                        progress: bool = True) -> dict[str, int]:
+    """Encode every window of `dataset` with `tokenizer`; returns the number of windows per split."""
+    import datasets
+
+    from ..data.windows import load_window_datasets
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = tokenizer.eval().requires_grad_(False)
+    windows = load_window_datasets(dataset, example_seconds, overlap_seconds)
+    codebook_size = int(tokenizer.config.codebook_size)
+    dtype = _codes_dtype(codebook_size)
+    counts = {}
+    for split, window_set in windows.items():
+        if splits and split not in splits:
+            continue
+        index = datasets.Dataset.from_dict({"window": np.arange(len(window_set), dtype=np.int64)})
+
+        def encode(batch, _ws=window_set):
+            ids = batch["window"]
+            signal = torch.from_numpy(_ws.window_array(ids))
+            with torch.inference_mode():
+                codes = tokenizer.encode(signal).codes
+            flat = tokenizer.flatten_codes(codes).cpu().numpy().astype(dtype)
+            rows = _ws.index[ids]
+            return {"row": rows[:, 0], "start": rows[:, 1], "codes": list(flat)}
+
+        tokens = index.map(encode, batched=True, batch_size=batch_size, remove_columns=["window"],
+                           desc=f"tokenizing {split}" if progress else None)
+        shard = output_dir / "data" / f"{split}-00000-of-00001.parquet"
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        tmp = shard.with_suffix(".tmp")
+        tokens.to_parquet(str(tmp))
+        tmp.replace(shard)  # atomic per split
+        counts[split] = len(tokens)
+    meta = {"tokenizer_model_type": tokenizer.config.model_type, "codebook_size": codebook_size,
+            "num_quantizers": int(tokenizer.config.num_quantizers), "example_seconds": example_seconds,
+            "overlap_seconds": overlap_seconds, "source_dataset": str(dataset), "windows": counts,
+            "sampling_rate": float(next(iter(windows.values())).layout.sfreq)}
+    (output_dir / TOKENIZATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return counts
+
+
+def load_token_datasets(path: str | Path) -> dict:
+    """{split: datasets.Dataset with a `codes` column} from a pretokenized folder (torch format)."""
+    import datasets
+
+    path = Path(path)
+    files = {p.name.split("-")[0]: str(p) for p in sorted((path / "data").glob("*.parquet"))}
+    if not files:
+        raise ValueError(f"{path} holds no pretokenized shards (expected data/<split>-*.parquet)")
+    loaded = datasets.load_dataset("parquet", data_files=files)
+    return {name: ds.with_format("torch", columns=["codes"]) for name, ds in loaded.items()}

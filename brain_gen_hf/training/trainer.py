@@ -1,0 +1,236 @@
+"""The family-agnostic accelerate training loop shared by `training_scripts/train.py` and the quickstart.
+
+Single process, DDP or FSDP (whatever `accelerate launch` set up), mixed precision, gradient
+accumulation and clipping, the reference's AdamW groups and warmup schedule, periodic evaluation
+with early stopping, atomic keep-last-N checkpoints with exact resume, trackers, tqdm with ETA and
+logged throughput / MFU. Resuming from step k reproduces the uninterrupted run's later losses
+exactly: model, optimiser, scheduler and RNG states come back through `accelerator.load_state`,
+the data order from a seedable sampler and `skip_first_batches`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .arguments import DataArguments, ModelArguments, RunArguments, resolved_config
+from .checkpointing import read_trainer_state, resolve_resume, save_checkpoint
+from .optim import build_optimizer, build_scheduler
+from .tasks import get_task, trainable_parameter_count
+from .throughput import ThroughputMeter
+
+
+@dataclass
+class TrainResult:
+    step: int
+    losses: dict[int, float] = field(default_factory=dict)  # optimiser step -> mean train loss
+    eval_losses: dict[int, float] = field(default_factory=dict)
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each optimiser step (this run)
+    stopped_early: bool = False
+    output_dir: Path | None = None
+    final_model_dir: Path | None = None
+
+
+def _loss_of(model, batch) -> torch.Tensor:
+    out = model(**batch)
+    loss = out["loss"] if not isinstance(out, torch.Tensor) else out
+    if loss is None:
+        raise ValueError(f"{type(model).__name__} returned no loss: the task's collator must provide labels")
+    return loss
+
+
+@torch.no_grad()
+def evaluate(model, loader, accelerator, max_batches: int | None) -> float:
+    model.eval()
+    total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        loss = _loss_of(model, batch).detach()
+        total += loss
+        count += 1
+    model.train()
+    total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
+    return float(total / count.clamp_min(1))
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, *,
+          stop_after_steps: int | None = None, model=None) -> TrainResult:
+    """Train one model. `stop_after_steps` ends the run early (as if preempted) without changing the
+    schedule, which is defined over `run_args.max_steps`; a later `resume_from` continues it."""
+    from accelerate import Accelerator
+    from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration,
+                                  set_seed)
+
+    from ..data.windows import load_window_datasets
+
+    output_dir = Path(run_args.output_dir)
+    log_with = None if (run_args.log_with in (None, "none", "")) else run_args.log_with
+    accelerator = Accelerator(
+        gradient_accumulation_steps=run_args.gradient_accumulation_steps,
+        mixed_precision=run_args.mixed_precision,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=run_args.ddp_find_unused_parameters)],
+    )
+    set_seed(run_args.seed)
+    task = get_task(model_args.task)
+
+    splits = load_window_datasets(data_args.dataset, data_args.example_seconds, data_args.overlap_seconds)
+    if data_args.train_split not in splits:
+        raise ValueError(f"dataset {data_args.dataset} has no split {data_args.train_split!r} (has {sorted(splits)})")
+    train_set = splits[data_args.train_split]
+    layout = train_set.layout
+    if model is None:
+        model = task.build_model(model_args, layout, layout.sfreq)
+    collate = task.make_collator(layout, model)
+    generator = torch.Generator().manual_seed(run_args.seed)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=data_args.batch_size, shuffle=True,
+                                               drop_last=True, collate_fn=collate, generator=generator,
+                                               num_workers=data_args.num_workers)
+    if len(train_loader) == 0:
+        raise ValueError(f"the training split has {len(train_set)} windows, fewer than one batch of "
+                         f"{data_args.batch_size}; lower batch_size or add data")
+    eval_loader = None
+    if data_args.eval_split and data_args.eval_split in splits and run_args.eval_every > 0:
+        eval_loader = torch.utils.data.DataLoader(splits[data_args.eval_split],
+                                                  batch_size=data_args.eval_batch_size or data_args.batch_size,
+                                                  shuffle=False, collate_fn=collate)
+
+    if run_args.compile:
+        model.compile()  # in place: parameter names (and so checkpoints) stay free of `_orig_mod.`
+    optimizer = build_optimizer(model, run_args)
+    scheduler = build_scheduler(optimizer, run_args)
+    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+
+    config_dump = resolved_config(model_args, data_args, run_args)
+    if log_with:
+        flat = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config_dump.items()}
+        accelerator.init_trackers("brain_gen_hf", config=flat)
+
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_eval": math.inf, "bad_evals": 0}
+    result = TrainResult(step=0, output_dir=output_dir)
+    checkpoint = resolve_resume(run_args.resume_from, output_dir)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint / "state"))
+        saved = read_trainer_state(checkpoint)
+        state.update({k: saved[k] for k in state})
+        result.losses = {int(k): v for k, v in saved.get("losses", {}).items()}
+        result.eval_losses = {int(k): v for k, v in saved.get("eval_losses", {}).items()}
+        accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
+
+    meter = ThroughputMeter(n_params=trainable_parameter_count(accelerator.unwrap_model(model)), unit=task.unit)
+    stop_at = min(run_args.max_steps, stop_after_steps or run_args.max_steps)
+    bar = tqdm(total=run_args.max_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True,
+               disable=not (run_args.progress_bar and accelerator.is_main_process))
+    card = {"training_data": f"`{data_args.dataset}` (split `{data_args.train_split}`), windows of "
+                             f"{data_args.example_seconds} s", "datasets": _dataset_ids(data_args.dataset)}
+
+    def checkpoint_now():
+        trainer_state = {**state, "losses": result.losses, "eval_losses": result.eval_losses}
+        path = save_checkpoint(accelerator, model, output_dir=output_dir, step=state["step"], run_config=config_dump,
+                               trainer_state=trainer_state, keep_last=run_args.keep_last, card=card)
+        if run_args.push_to_hub and accelerator.is_main_process and path is not None:
+            _push_checkpoint(path, run_args)
+
+    model.train()
+    window_losses: list[torch.Tensor] = []
+    step_started = time.perf_counter()
+    while state["step"] < stop_at:
+        loader = train_loader
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(state["epoch"])
+        if state["batch_in_epoch"]:
+            loader = accelerator.skip_first_batches(loader, state["batch_in_epoch"])
+        for batch in loader:
+            state["batch_in_epoch"] += 1
+            started = time.perf_counter()
+            with accelerator.accumulate(model):
+                loss = _loss_of(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and run_args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), run_args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            window_losses.append(loss.detach())
+            meter.add(task.count_units(batch) * accelerator.num_processes, time.perf_counter() - started)
+            if not accelerator.sync_gradients:
+                continue
+            state["step"] += 1
+            result.step_seconds.append(time.perf_counter() - step_started)
+            step_started = time.perf_counter()
+            step_loss = float(accelerator.reduce(torch.stack(window_losses).mean(), "mean"))
+            window_losses = []
+            result.losses[state["step"]] = step_loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", **meter.postfix())
+            if state["step"] % max(1, run_args.log_every) == 0 or state["step"] == 1:
+                accelerator.log({"train/loss": step_loss, "train/lr": scheduler.get_last_lr()[0], **meter.metrics()},
+                                step=state["step"])
+            if eval_loader is not None and state["step"] % run_args.eval_every == 0:
+                val = evaluate(model, eval_loader, accelerator, data_args.max_eval_batches)
+                result.eval_losses[state["step"]] = val
+                accelerator.log({"val/loss": val}, step=state["step"])
+                if val < state["best_eval"]:
+                    state["best_eval"], state["bad_evals"] = val, 0
+                else:
+                    state["bad_evals"] += 1
+                if run_args.early_stopping_patience and state["bad_evals"] >= run_args.early_stopping_patience:
+                    result.stopped_early = True
+            if run_args.checkpoint_every and state["step"] % run_args.checkpoint_every == 0:
+                checkpoint_now()
+            if state["step"] >= stop_at or result.stopped_early:
+                break
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+            continue
+        break
+    bar.close()
+
+    result.step = state["step"]
+    if not (run_args.checkpoint_every and state["step"] % run_args.checkpoint_every == 0):
+        checkpoint_now()
+    if state["step"] >= run_args.max_steps or result.stopped_early:
+        result.final_model_dir = _save_final(accelerator, model, output_dir, run_args, card, result)
+    accelerator.end_training()
+    return result
+
+
+def _dataset_ids(dataset: str) -> list[str] | None:
+    return [dataset] if "/" in dataset and not Path(dataset).exists() else None
+
+
+def _save_final(accelerator, model, output_dir: Path, run_args: RunArguments, card: dict, result: TrainResult):
+    final = output_dir / "final_model"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        metrics = {"final train loss": round(result.losses[max(result.losses)], 5)} if result.losses else {}
+        if result.eval_losses:
+            metrics["best validation loss"] = round(min(result.eval_losses.values()), 5)
+        unwrapped = accelerator.unwrap_model(model)
+        full_card = {**card, "metrics": metrics}
+        unwrapped.save_pretrained(final, model_card=full_card)
+        if run_args.push_to_hub:
+            unwrapped.push_to_hub(run_args.hub_model_id, private=run_args.hub_private, model_card=full_card,
+                                  commit_message=f"Final model after {result.step} steps")
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _push_checkpoint(path: Path, run_args: RunArguments) -> None:
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(run_args.hub_model_id, private=run_args.hub_private, exist_ok=True)
+    api.upload_folder(repo_id=run_args.hub_model_id, folder_path=str(path), path_in_repo=f"checkpoints/{path.name}",
+                      commit_message=f"Checkpoint {path.name}")

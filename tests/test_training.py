@@ -1,0 +1,119 @@
+"""accelerate training: exact resume, config errors, data/model contract checks, atomic checkpoints, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from brain_gen_hf.training.arguments import load_run_config, parse_run_config
+from brain_gen_hf.training.checkpointing import list_checkpoints, resolve_resume
+from brain_gen_hf.training.optim import lr_multiplier, parameter_groups
+from brain_gen_hf.training.trainer import train
+from tests.datasets_fixtures import tiny_meg_dataset  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+WAVENET = dict(quant_levels=64, quant_emb=8, residual_channels=8, dilation_channels=8, skip_channels=8,
+               head_channels=8, dilations=[1, 2])
+
+
+def run_config(dataset, output_dir, **overrides):
+    config = dict(task="wavenet", model_config=WAVENET, dataset=str(dataset), example_seconds=0.5,
+                  overlap_seconds=0.0, batch_size=2, eval_split="validation", output_dir=str(output_dir),
+                  max_steps=6, learning_rate=1e-3, warmup_steps=2, log_with="none", progress_bar=False,
+                  checkpoint_every=3)
+    config.update(overrides)
+    return config
+
+
+def test_resumed_run_reproduces_every_later_loss(tiny_meg_dataset, tmp_path):
+    config = run_config(tiny_meg_dataset, tmp_path / "full", eval_every=3, gradient_accumulation_steps=2)
+    full = train(*parse_run_config(config))
+    assert sorted(full.losses) == [1, 2, 3, 4, 5, 6]
+    assert len(set(full.losses.values())) > 1
+
+    config = {**config, "output_dir": str(tmp_path / "split")}
+    first = train(*parse_run_config(config), stop_after_steps=3)
+    assert sorted(first.losses) == [1, 2, 3]
+    assert first.final_model_dir is None  # a preempted run has no final model yet
+    resumed = train(*parse_run_config({**config, "resume_from": "latest"}))
+    assert resumed.losses == full.losses  # exact, every step after the resume point included
+    assert resumed.eval_losses == full.eval_losses
+
+    from transformers import AutoModel
+
+    import brain_gen_hf  # noqa: F401
+
+    model = AutoModel.from_pretrained(resumed.final_model_dir)
+    assert model.config.in_channels == model.config.contract_num_channels
+    assert model.config.sampling_rate == 100.0
+    assert "Training data" in (resumed.final_model_dir / "README.md").read_text()
+
+
+def test_unknown_or_mistyped_keys_fail_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="learning_rat"):
+        parse_run_config({"task": "wavenet", "dataset": "x", "learning_rat": 1e-3})
+    with pytest.raises(ValueError, match="lr_schedule"):
+        parse_run_config({"task": "wavenet", "dataset": "x", "lr_schedule": "cosine_typo"})
+    path = tmp_path / "run.yaml"
+    path.write_text("task: wavenet\ndataset: d\nmax_steps: 5\n")
+    merged = load_run_config(path, ["--max_steps=7", "--model_config.quant_levels=32"])
+    assert merged["max_steps"] == 7 and merged["model_config"] == {"quant_levels": 32}
+    with pytest.raises(ValueError, match="--key=value"):
+        load_run_config(path, ["max_steps"])
+
+
+def test_dataset_not_matching_the_model_contract_is_rejected(tiny_meg_dataset, tmp_path):
+    from brain_gen_hf.models.wavenet.configuration_wavenet import WavenetFullChannelConfig
+    from brain_gen_hf.models.wavenet.modeling_wavenet import WavenetFullChannelModel
+
+    other = WavenetFullChannelModel(WavenetFullChannelConfig(in_channels=5, **WAVENET))
+    other.save_pretrained(tmp_path / "other")
+    config = run_config(tiny_meg_dataset, tmp_path / "run", pretrained=str(tmp_path / "other"))
+    with pytest.raises(ValueError, match="in_channels is 102 but the model expects 5"):
+        train(*parse_run_config(config))
+
+
+def test_interrupted_checkpoint_save_keeps_previous_checkpoint(tiny_meg_dataset, tmp_path):
+    config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=3, eval_split=None)
+    train(*parse_run_config(config))
+    [complete] = list_checkpoints(tmp_path / "run")
+    broken = complete.parent / "step-000009.tmp"  # what a crash in the middle of a save leaves behind
+    (broken / "state").mkdir(parents=True)
+    (broken / "model").mkdir()
+    assert resolve_resume("latest", tmp_path / "run") == complete
+    resumed = train(*parse_run_config({**config, "resume_from": "latest", "max_steps": 4}))
+    assert resumed.step == 4
+
+
+def test_optimizer_groups_and_warmup_follow_the_reference():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    decay, no_decay = parameter_groups(model, 0.1)
+    assert [p.shape for p in decay["params"]] == [torch.Size([4, 3])]
+    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+    kwargs = dict(warmup_steps=4, total_steps=10, min_lr_ratio=0.0)
+    assert [lr_multiplier(s, schedule="linear_warmup", **kwargs) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert lr_multiplier(9, schedule="cosine", **kwargs) < 0.1
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_keep_identical_parameters(tiny_meg_dataset, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(json.dumps(run_config(tiny_meg_dataset, tmp_path / "ddp", max_steps=3, eval_split=None,
+                                            checkpoint_every=0)))
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "DDP_REPORT_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(REPO / "tests" / "ddp_train_script.py"), "--config", str(config)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert reports[0]["world_size"] == reports[1]["world_size"] == 2
+    assert reports[0]["param_checksum"] == reports[1]["param_checksum"]
+    assert reports[0]["losses"] == reports[1]["losses"]
+    written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert written == ["checkpoints", "final_model"], written
+    assert len(list_checkpoints(tmp_path / "ddp")) == 1
