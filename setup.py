@@ -18,8 +18,8 @@ setup(
     package_data={"brain_gen_hf.model_cards": ["*.md", "*.yaml"]},
     install_requires=[
         "torch>=2.4",
-        # 5.x API (PreTrainedConfig, `cache` kwarg, dict _tied_weights_keys); tested on 5.24.
-        "transformers>=5.0,<5.25",
+        # 5.x API (PreTrainedConfig dataclasses, SubConfigSpec, `cache` kwarg); 5.17 lacks SubConfigSpec. Tested: 5.24.
+        "transformers>=5.24,<5.25",
         "datasets>=3.0",
         "accelerate>=1.0",
         "huggingface_hub>=1.0",
@@ -32,10 +32,12 @@ setup(
         "matplotlib>=3.8",
         "jinja2>=3.1",
         "pyyaml>=6.0",
+        "scipy>=1.10",
+        "tensorboard>=2.15",  # the trainer's default tracker
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.15"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.15", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
     },
     entry_points={"console_scripts": ["brain-gen-hf=brain_gen_hf.cli:main"]},
 )

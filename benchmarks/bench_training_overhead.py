@@ -67,9 +67,8 @@ def bare_loop(model, loader, steps: int, run_args) -> list[float]:
 def main() -> None:
     import torch
 
-    from brain_gen_hf.data.windows import load_window_datasets
     from brain_gen_hf.training.arguments import parse_run_config
-    from brain_gen_hf.training.tasks import get_task
+    from brain_gen_hf.training.tasks import get_task, load_training_data
     from brain_gen_hf.training.trainer import train
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -93,11 +92,11 @@ def main() -> None:
 
         # Bare: the same model and batches, by hand.
         task = get_task(args.task)
-        train_set = load_window_datasets(dataset, data_args.example_seconds, 0.0)["train"]
+        splits, data = load_training_data(data_args)
         torch.manual_seed(0)
-        model = task.build_model(model_args, train_set.layout, train_set.layout.sfreq)
-        loader = torch.utils.data.DataLoader(train_set, batch_size=data_args.batch_size, shuffle=True, drop_last=True,
-                                             collate_fn=task.make_collator(train_set.layout, model),
+        model = task.build_model(model_args, data)
+        loader = torch.utils.data.DataLoader(splits["train"], batch_size=data_args.batch_size, shuffle=True,
+                                             drop_last=True, collate_fn=task.make_collator(data, model),
                                              generator=torch.Generator().manual_seed(0))
         bare = bare_loop(model, loader, args.steps, run_args)[args.warmup:]
 

@@ -51,6 +51,58 @@ def run_preprocess(args: argparse.Namespace) -> int:
     return 0 if report.splits else 1
 
 
+@subcommand
+def register_quickstart(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "quickstart", help="the whole pipeline, small and offline: data -> tokenizer -> LM -> forecast -> plots",
+        description="Build a small dataset (your recordings, or SIMULATED MEG by default), train a BrainTokMix "
+                    "tokenizer, pretokenize, train a FlatGPTEmbedsRVQ language model, forecast a held-out "
+                    "window and write plots and both models (with model cards) under OUTPUT.")
+    parser.add_argument("--output", "-o", default="quickstart_output", help="output folder")
+    parser.add_argument("--input", "-i", nargs="+", metavar="RECORDING", help="recordings (files, folders, globs)")
+    parser.add_argument("--tokenizer-steps", type=int, default=300)
+    parser.add_argument("--lm-steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run_quickstart)
+
+
+def run_quickstart(args: argparse.Namespace) -> int:
+    from brain_gen_hf.quickstart import run_quickstart as quickstart
+
+    quickstart(args.output, args.input, tokenizer_steps=args.tokenizer_steps, lm_steps=args.lm_steps,
+               batch_size=args.batch_size, progress=not args.no_progress, seed=args.seed)
+    return 0
+
+
+@subcommand
+def register_export_remote_code(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export-remote-code", help="make a saved model folder loadable with trust_remote_code=True",
+        description="Write self-contained configuration_*.py / modeling_*.py files and an auto_map into a "
+                    "saved brain_gen_hf model folder, so transformers loads it without brain_gen_hf installed.")
+    parser.add_argument("folder", help="a folder written by save_pretrained")
+    parser.set_defaults(func=run_export_remote_code)
+
+
+def run_export_remote_code(args: argparse.Namespace) -> int:
+    from transformers import AutoConfig
+
+    import brain_gen_hf  # noqa: F401
+    from brain_gen_hf.hub.remote_code import add_auto_map, export_remote_code, nested_model_types
+
+    try:
+        config = AutoConfig.from_pretrained(args.folder)
+        auto_map = export_remote_code(config.model_type, args.folder, nested_model_types(config))
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    add_auto_map(args.folder, auto_map)
+    print(f"wrote remote code for {config.model_type} into {args.folder}: {auto_map}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brain-gen-hf", description="brain_gen_hf command line tools")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

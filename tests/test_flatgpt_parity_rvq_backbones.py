@@ -1,4 +1,4 @@
-"""RVQ FlatGPT cases, backbone and corruption only: the variants themselves (BrainTokMix inside) are not built yet.
+"""RVQ FlatGPT cases, backbone and corruption in isolation (the full variants: tests/test_flatgpt_rvq_parity.py).
 
 The reference's backbone input (`pre_embedding`) is fed to our backbone with the converted `transformer.*`
 weights; hidden states, 3-D positions and RoPE tables must match, and so must the seeded token corruption.

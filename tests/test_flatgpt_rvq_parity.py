@@ -50,9 +50,10 @@ def test_parity_flatgpt_rvq_forward(case):
     block = model.prediction_block
     with torch.no_grad():
         out = model(codes, labels=codes)
-        from_signal = model(input_values=case.inputs["x"], pos=case.inputs["pos"], sensor_type=case.inputs["sensor_type"])
+        x, pos, sensor_type = _signal(case)
+        from_signal = model(input_values=x, pos=pos, sensor_type=sensor_type)
     assert_float_close(out.embeddings, expected["pre_embedding"], "pre_embedding")
-    assert_float_close(out.last_hidden_state, expected["transformer.last_hidden_state"], "transformer.last_hidden_state")
+    assert_float_close(out.last_hidden_state, expected["transformer.last_hidden_state"], "last_hidden_state")
     assert_float_close(_stacked_head_logits(model, out.logits), expected["head_logits_full"], "head_logits_full")
     assert_float_close(out.logits[:, :-block], expected["forward_pretokenized.logits"], "forward_pretokenized.logits")
     assert torch.equal(codes[:, block:], expected["forward_pretokenized.targets"])

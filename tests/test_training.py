@@ -117,3 +117,18 @@ def test_ddp_two_processes_keep_identical_parameters(tiny_meg_dataset, tmp_path)
     written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
     assert written == ["checkpoints", "final_model"], written
     assert len(list_checkpoints(tmp_path / "ddp")) == 1
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "training_scripts" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_parse(path):
+    """Every example config is valid: run configs through the trainer's parser, preprocess configs through
+    the dataset builder's."""
+    if path.name.startswith("preprocess"):
+        from brain_gen_hf.data.config import BuildConfig
+
+        BuildConfig.from_yaml(path)
+    else:
+        model_args, data_args, run_args = parse_run_config(load_run_config(path))
+        from brain_gen_hf.training.tasks import get_task
+
+        get_task(model_args.task)

@@ -1,13 +1,15 @@
 """Family switch: how each trainable family is built from a dataset and fed a batch.
 
-A `Task` knows (1) how to build or load its model for the dataset's channel layout, (2) which
-collator turns windows into a batch and (3) how many throughput units (tokens or signal samples)
-a batch carries. The trainer itself is family-agnostic.
+A `Task` knows (1) how to build or load its model for the data (the dataset's channel layout and
+sampling rate become the model's signal contract), (2) which collator turns dataset items into a
+batch and (3) how many throughput units (tokens or signal samples) a batch carries. The trainer
+itself is family-agnostic.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -16,45 +18,64 @@ TASKS: dict[str, "Task"] = {}
 
 
 @dataclass
+class DataInfo:
+    """What the trainer learned about the data, handed to `Task.build_model` and the collators."""
+
+    layout: object | None  # ChannelLayout of window data; None for pretokenized data
+    sampling_rate: float
+    window_length: int  # samples per training example
+    pretokenized: bool = False
+
+
+@dataclass
 class Task:
     name: str
     default_model_type: str
     unit: str  # what throughput counts: "tokens" or "samples"
-    make_collator: Callable  # (layout, model) -> collate_fn
-    contract_from_layout: Callable  # (layout, sfreq) -> dict of config fields the data fixes
-    count_units: Callable  # batch -> int
+    make_collator: Callable  # (data: DataInfo, model) -> collate_fn
+    contract_fields: Callable  # (data: DataInfo) -> config fields the data fixes
+    count_units: Callable  # (batch) -> int
+    build: Callable | None = None  # (model_args, data, fields) -> model; default: AutoModel.from_config
 
-    def build_model(self, model_args, layout, sfreq: float):
-        """A fresh model from `model_type` + `model_config`, or a pretrained one checked against the data."""
+    def build_model(self, model_args, data: DataInfo):
+        """A fresh model from `model_type` + `model_config` (or `self.build`), or a pretrained one; either way
+        checked against the data's signal contract."""
         from transformers import AutoConfig, AutoModel
 
         import brain_gen_hf  # noqa: F401  (Auto registration)
 
-        contract = self.contract_from_layout(layout, sfreq)
+        contract = self.contract_fields(data)
         if model_args.pretrained:
             model = AutoModel.from_pretrained(model_args.pretrained)
             check_data_matches_model(model.config, contract)
             return model
         fields = {**contract, **(model_args.model_config or {})}
-        config = AutoConfig.for_model(model_args.model_type or self.default_model_type, **fields)
-        check_data_matches_model(config, contract)
-        return AutoModel.from_config(config)
+        if self.build is not None:
+            model = self.build(model_args, data, fields)
+        else:
+            model = AutoModel.from_config(AutoConfig.for_model(model_args.model_type or self.default_model_type,
+                                                               **fields))
+        check_data_matches_model(model.config, contract)
+        return model
 
 
 def check_data_matches_model(config, contract: dict) -> None:
     """The dataset's layout and sampling rate must be the model's signal contract."""
-    for key in ("sampling_rate", "channel_names", "in_channels", "num_sensors", "channels"):
-        want, have = getattr(config, key, None), contract.get(key)
-        if want is not None and have is not None and want != have:
-            if key == "channel_names":
-                raise ValueError(f"the dataset's channels ({len(have)}: {have[:4]}...) do not match the model's "
-                                 f"({len(want)}: {want[:4]}...); rebuild the dataset with the model's layout")
-            raise ValueError(f"the dataset's {key} is {have} but the model expects {want}")
+    for key, have in contract.items():
+        want = getattr(config, key, None)
+        if want is None or have is None or want == have:
+            continue
+        if key == "channel_names":
+            raise ValueError(f"the dataset's channels ({len(have)}: {have[:4]}...) do not match the model's "
+                             f"({len(want)}: {want[:4]}...); rebuild the dataset with the model's layout")
+        raise ValueError(f"the dataset's {key} is {have} but the model expects {want}")
 
 
-def _layout_contract(layout, sfreq: float) -> dict:
-    return {"sampling_rate": float(sfreq), "channel_names": list(layout.names),
-            "channel_types": list(layout.types)}
+def _layout_contract(data: DataInfo) -> dict:
+    fields = {"sampling_rate": float(data.sampling_rate)}
+    if data.layout is not None:
+        fields.update(channel_names=list(data.layout.names), channel_types=list(data.layout.types))
+    return fields
 
 
 def register_task(task: Task) -> Task:
@@ -68,7 +89,8 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def _mulaw_collator(layout, model):
+# ------------------------------------------------------------------ WaveNet on mu-law tokens
+def _mulaw_collator(data: DataInfo, model):
     from ..data.collators import MuLawCollator
 
     # mu-law with mu = Q - 1 maps the signal onto exactly the model's Q token ids.
@@ -86,19 +108,50 @@ register_task(Task(
     default_model_type="wavenet_full_channel",
     unit="tokens",
     make_collator=_mulaw_collator,
-    contract_from_layout=lambda layout, sfreq: {**_layout_contract(layout, sfreq), "in_channels": len(layout.names)},
+    contract_fields=lambda data: {**_layout_contract(data), "in_channels": len(data.layout.names)},
     count_units=lambda batch: int(batch["input_ids"].numel()),
 ))
 
 
-def _next_sample_collator(layout, model):
+# ------------------------------------------------------------------ brain tokenizers on continuous windows
+def _continuous_collator(data: DataInfo, model):
     from ..data.collators import ContinuousCollator
 
-    collate = ContinuousCollator(layout)
+    # BrainOmni's sensor embedding reads 3-D positions + orientations; BrainTokMix ignores sensor metadata.
+    positions = "3d" if getattr(model.config, "sensor_space", "sensor") == "sensor" else "2d"
+    collate = ContinuousCollator(data.layout, positions=positions)
+
+    def collate_fn(items):
+        batch = collate(items)
+        return {"input_values": batch["inputs"], "pos": batch["pos"], "sensor_type": batch["sensor_type"]}
+
+    return collate_fn
+
+
+def _signal_samples(batch) -> int:
+    return int(batch["input_values"].shape[0] * batch["input_values"].shape[-1])
+
+
+register_task(Task(
+    name="brain_tokenizer",
+    default_model_type="braintokmix",
+    unit="samples",
+    make_collator=_continuous_collator,
+    contract_fields=lambda data: {**_layout_contract(data), "num_sensors": len(data.layout.names)},
+    count_units=_signal_samples,
+))
+
+
+# ------------------------------------------------------------------ BENDR next-sample forecasting
+def _next_sample_collator(data: DataInfo, model):
+    from ..data.collators import ContinuousCollator
+
+    collate = ContinuousCollator(data.layout)
 
     def collate_fn(items):
         x = collate(items)["inputs"]
-        return {"input_values": x[..., :-1].contiguous(), "labels": x[..., 1:].contiguous()}
+        # BENDR's prediction at t only sees samples before t, so the target is the window itself.
+        return {"input_values": x, "labels": x.clone()}
 
     return collate_fn
 
@@ -108,33 +161,69 @@ register_task(Task(
     default_model_type="bendr_forecast",
     unit="samples",
     make_collator=_next_sample_collator,
-    contract_from_layout=lambda layout, sfreq: {**_layout_contract(layout, sfreq), "channels": len(layout.names)},
-    count_units=lambda batch: int(batch["input_values"].numel()),
+    contract_fields=lambda data: {**_layout_contract(data), "channels": len(data.layout.names),
+                                  "samples": data.window_length},
+    count_units=_signal_samples,
 ))
 
 
-def _continuous_collator(layout, model):
-    from ..data.collators import ContinuousCollator
+# ------------------------------------------------------------------ FlatGPT*RVQ over brain-tokenizer codes
+def _flatgpt_build(model_args, data: DataInfo, fields: dict):
+    from transformers import AutoConfig
 
-    # BrainOmni embeds 3-D positions + orientations; BrainTokMix ignores sensor metadata.
-    positions = "3d" if getattr(model.config, "sensor_space", "sensor") == "sensor" else "2d"
-    collate = ContinuousCollator(layout, positions=positions)
+    from ..registration import model_class_for
 
-    def collate_fn(items):
-        batch = collate(items)
-        return {"input_values": batch["inputs"], "pos": batch["pos"], "sensor_type": batch["sensor_type"]}
+    if model_args.tokenizer is None:
+        raise ValueError("task 'flatgpt' needs `tokenizer`: a trained brain tokenizer folder or Hub repo")
+    model_class = model_class_for(model_args.model_type or "flatgpt_embeds_rvq")
+    # The LM's signal contract is its tokenizer's; the grid defaults to one training window.
+    fields = {k: v for k, v in fields.items() if k not in ("channel_names", "channel_types")}
+    if "input_shape" not in fields:
+        tokenizer = AutoConfig.from_pretrained(model_args.tokenizer)
+        fields["input_shape"] = [data.window_length, tokenizer.num_sensors, tokenizer.num_quantizers]
+    return model_class.from_pretrained_tokenizer(model_args.tokenizer, **fields)
 
-    return collate_fn
+
+def _flatgpt_collator(data: DataInfo, model):
+    if data.pretokenized:
+        def collate_codes(items):
+            codes = torch.stack([item["codes"] for item in items]).long()
+            return {"input_ids": codes, "labels": codes}
+
+        return collate_codes
+    return _continuous_collator(data, model.tokenizer)
 
 
 register_task(Task(
-    name="brain_tokenizer",
-    default_model_type="braintokmix",
-    unit="samples",
-    make_collator=_continuous_collator,
-    contract_from_layout=lambda layout, sfreq: {**_layout_contract(layout, sfreq), "num_sensors": len(layout.names)},
-    count_units=lambda batch: int(batch["input_values"].shape[0] * batch["input_values"].shape[-1]),
+    name="flatgpt",
+    default_model_type="flatgpt_embeds_rvq",
+    unit="tokens",
+    make_collator=_flatgpt_collator,
+    contract_fields=lambda data: {"sampling_rate": float(data.sampling_rate)},
+    count_units=lambda batch: int(batch["input_ids"].numel()) if "input_ids" in batch else _signal_samples(batch),
+    build=_flatgpt_build,
 ))
+
+
+def load_training_data(data_args) -> tuple[dict, DataInfo]:
+    """{split: torch Dataset} plus `DataInfo` for a window dataset or a pretokenized folder."""
+    from .pretokenize import TOKENIZATION_FILE, load_token_datasets
+
+    marker = Path(data_args.dataset) / TOKENIZATION_FILE
+    if marker.exists():
+        import json
+
+        meta = json.loads(marker.read_text())
+        if abs(meta["example_seconds"] - data_args.example_seconds) > 1e-9:
+            raise ValueError(f"{data_args.dataset} was pretokenized with example_seconds={meta['example_seconds']}, "
+                             f"the run asks for {data_args.example_seconds}")
+        length = int(round(meta["example_seconds"] * meta["sampling_rate"]))
+        return load_token_datasets(data_args.dataset), DataInfo(None, meta["sampling_rate"], length, True)
+    from ..data.windows import load_window_datasets
+
+    splits = load_window_datasets(data_args.dataset, data_args.example_seconds, data_args.overlap_seconds)
+    first = next(iter(splits.values()))
+    return splits, DataInfo(first.layout, first.layout.sfreq, first.length)
 
 
 def trainable_parameter_count(model: torch.nn.Module) -> int:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .arguments import DataArguments, ModelArguments, RunArguments, resolved_config
 from .checkpointing import read_trainer_state, resolve_resume, save_checkpoint
 from .optim import build_optimizer, build_scheduler
-from .tasks import get_task, trainable_parameter_count
+from .tasks import get_task, load_training_data, trainable_parameter_count
 from .throughput import ThroughputMeter
 
 
@@ -67,8 +67,6 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
     from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration,
                                   set_seed)
 
-    from ..data.windows import load_window_datasets
-
     output_dir = Path(run_args.output_dir)
     log_with = None if (run_args.log_with in (None, "none", "")) else run_args.log_with
     accelerator = Accelerator(
@@ -82,14 +80,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
     set_seed(run_args.seed)
     task = get_task(model_args.task)
 
-    splits = load_window_datasets(data_args.dataset, data_args.example_seconds, data_args.overlap_seconds)
+    splits, data = load_training_data(data_args)
     if data_args.train_split not in splits:
         raise ValueError(f"dataset {data_args.dataset} has no split {data_args.train_split!r} (has {sorted(splits)})")
     train_set = splits[data_args.train_split]
-    layout = train_set.layout
     if model is None:
-        model = task.build_model(model_args, layout, layout.sfreq)
-    collate = task.make_collator(layout, model)
+        model = task.build_model(model_args, data)
+    collate = task.make_collator(data, model)
     generator = torch.Generator().manual_seed(run_args.seed)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=data_args.batch_size, shuffle=True,
                                                drop_last=True, collate_fn=collate, generator=generator,

@@ -1,7 +1,7 @@
 """BENDRForecast (brain-gen): BENDR's convolutional encoder and transformer contextualiser (Kostas,
 Aroca-Ouellette & Rudzicz 2021) with a transposed-convolution decoder that predicts the signal itself.
 
-Two reference bugs are fixed (see docs/reference-differences/bendr.md): the transformer attends over
+Two reference bugs are fixed (see docs/reference-differences.md): the transformer attends over
 time within each sequence (the reference attended across the batch), and the convolutional position
 encoding only looks at the past (the reference's was centred, so outputs saw the future). Submodule
 names follow the reference so converted checkpoints load without renaming.
@@ -144,7 +144,7 @@ class BENDRForecastModel(BENDRForecastPreTrainedModel):
       classifiers read `features[..., -1]`.
     * `forward(input_values, labels=None)` -> `SignalPredictionOutput(loss, prediction (B, C, (T' + 1) *
       downsampling), features)`. `prediction[..., t]` depends only on samples before t (see
-      `docs/reference-differences/bendr.md`); `loss` is the MSE against `labels` of the same shape.
+      `docs/reference-differences.md`); `loss` is the MSE against `labels` of the same shape.
     * `forecast(context, horizon)` rolls the one-step prediction forward.
     """
 

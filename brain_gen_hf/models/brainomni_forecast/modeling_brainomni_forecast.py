@@ -9,7 +9,7 @@ The model holds its tokenizer (`self.tokenizer`, a `BrainOmniCausalTokenizerMode
 * `forecast(x, pos, sensor_type, steps)` -> decoded context + `steps` new token steps (`steps * hop` samples),
   greedy or sampled, with a `DynamicCache` over the temporal attention (`use_cache=False` recomputes).
 
-Differences from brain-gen's `BrainOmniCausalForecast` are listed in docs/reference-differences/brain_tokenizers.md.
+Differences from brain-gen's `BrainOmniCausalForecast` are listed in docs/reference-differences.md.
 """
 
 from __future__ import annotations

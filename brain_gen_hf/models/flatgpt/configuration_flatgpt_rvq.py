@@ -118,7 +118,8 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTConfig):
     # ------------------------------------------------------------------ validation
     def _init_tokenizer_config(self) -> None:
         tok = self.tokenizer_config
-        require(isinstance(self.train_tokenizer, bool), f"`train_tokenizer` must be a bool, got {self.train_tokenizer!r}")
+        require(isinstance(self.train_tokenizer, bool),
+                f"`train_tokenizer` must be a bool, got {self.train_tokenizer!r}")
         require(self.vocab_size == tok.codebook_size,
                 f"`vocab_size` ({self.vocab_size}) must equal the tokenizer's codebook_size ({tok.codebook_size}): "
                 "the LM's vocabulary is the RVQ codebook")
@@ -133,7 +134,8 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTConfig):
                 f"`input_shape[0]` ({self.input_shape[0]}) must be a multiple of the tokenizer's window_length "
                 f"({tok.window_length})")
         require(self.block_size == 1,
-                f"{type(self).__name__} predicts whole positions jointly; `block_size` must be 1, got {self.block_size}")
+                f"{type(self).__name__} predicts whole positions jointly; `block_size` must be 1, got "
+                f"{self.block_size}")
 
     def _validate_variant(self) -> None:
         pass

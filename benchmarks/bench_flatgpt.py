@@ -1,0 +1,133 @@
+"""FlatGPTEmbedsRVQ (the paper LM) throughput on CPU, fp32, per unit of matmul peak measured in the same run.
+
+Cases (see ../shared/perf-targets.md for the reference's numbers, printed next to ours):
+
+* `small_train`: the small config, pre-tokenized, batch 4, forward + backward + AdamW step -> tokens/s;
+* `m100_train`: the ~100M config (input_shape [512, 68, 4]), batch 1 -> tokens/s and achieved FLOP/s as a
+  fraction of the measured peak (nanoGPT estimate: 6 N + 12 L H Q T FLOPs per token, N = decoder + head weights);
+* `generate_1k` / `generate_4k`: greedy generation with vs without the KV cache after a 1k / 4k-token context
+  (small config, context grown with `resize_context`) -> tokens/s of each and the ratio.
+
+    python benchmarks/bench_flatgpt.py                       # all cases, 2 threads
+    python benchmarks/bench_flatgpt.py --cases small_train generate_1k --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+SMALL_TOKENIZER = dict(model_type="braintokmix", window_length=1024, ratios=[2, 2], kernel_size=5, last_kernel_size=5,
+                       n_filters=8, n_dim=32, n_neuro=4, lstm_layers=0, n_residual_layers=1, codebook_size=1024,
+                       codebook_dim=8, num_quantizers=2, num_sensors=68)
+SMALL = dict(hidden_size=128, input_shape=[1024, 68, 2], spatial_reduction=[16, 1], temporal_reduction=4,
+             backbone_config=dict(model_type="qwen2_5_vl_text", num_hidden_layers=2, num_attention_heads=4,
+                                  num_key_value_heads=2, head_dim=32, intermediate_size=256,
+                                  max_position_embeddings=4096, rope_theta=1e4,
+                                  rope_scaling={"rope_type": "default", "mrope_section": 4}),
+             tokenizer_config=SMALL_TOKENIZER)
+M100 = dict(hidden_size=768, input_shape=[512, 68, 4], spatial_reduction=[16, 1], temporal_reduction=4,
+            backbone_config=dict(model_type="qwen2_5_vl_text", num_hidden_layers=12, num_attention_heads=12,
+                                 num_key_value_heads=4, head_dim=64, intermediate_size=3072,
+                                 max_position_embeddings=4096, rope_theta=1e6,
+                                 rope_scaling={"rope_type": "default", "mrope_section": 10}),
+            tokenizer_config={**SMALL_TOKENIZER, "window_length": 512, "codebook_size": 16384, "num_quantizers": 4})
+
+# reference (tokens/s, per peak GFLOP/s or fraction of peak) from perf-targets.md
+REFERENCE = {"small_train": "4.7k tokens/s, 27.9 per peak GFLOP/s", "m100_train": "89 tokens/s, 48% of peak",
+             "generate_1k": "593 tokens/s cached, 3.5 per peak GFLOP/s; uncached raises",
+             "generate_4k": "not measured"}
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def build(config_kwargs: dict):
+    from brain_gen_hf.models.flatgpt.configuration_flatgpt_rvq import FlatGPTEmbedsRVQConfig
+    from brain_gen_hf.models.flatgpt.modeling_flatgpt_rvq import FlatGPTEmbedsRVQForCausalLM
+
+    torch.manual_seed(0)
+    return FlatGPTEmbedsRVQForCausalLM(FlatGPTEmbedsRVQConfig(**config_kwargs))
+
+
+def flops_per_token(model) -> float:
+    """nanoGPT's estimate for a training step: 6 N + 12 L H Q T (N: decoder weights + the head's one table)."""
+    cfg, backbone = model.config, model.config.backbone_config
+    decoder = sum(p.numel() for p in model.transformer.parameters())
+    n = decoder + cfg.vocab_size * cfg.hidden_size
+    head_dim = backbone.head_dim or cfg.hidden_size // backbone.num_attention_heads
+    seq = model.config.max_context_tokens
+    return 6 * n + 12 * backbone.num_hidden_layers * backbone.num_attention_heads * head_dim * seq
+
+
+def bench_train(config_kwargs: dict, batch: int, steps: int, peak: float) -> str:
+    model = build(config_kwargs).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    length = model.config.max_context_tokens
+    codes = torch.randint(0, model.config.vocab_size, (batch, length))
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(codes, labels=codes).loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    tokens_per_s = batch * length * steps / (time.perf_counter() - start)
+    achieved = tokens_per_s * flops_per_token(model) / 1e9
+    return (f"{tokens_per_s:,.0f} tokens/s, {tokens_per_s / peak:.1f} per peak GFLOP/s, "
+            f"{achieved / peak:.0%} of peak ({achieved:.1f} GFLOP/s)")
+
+
+@torch.no_grad()
+def bench_generate(context: int, new_cached: int, new_uncached: int, peak: float) -> str:
+    from brain_gen_hf.models.flatgpt.sampling import make_sampler
+
+    model = build(SMALL).eval()
+    steps = -(-(context + new_cached) // model.config.tokens_per_time_step)
+    if steps * model.config.temporal_reduction > model.config.input_shape[0]:
+        model.resize_context(input_shape=[steps * model.config.temporal_reduction, 68, 2])
+    codes = torch.randint(0, model.config.vocab_size, (1, context))
+    rates, outputs = {}, {}
+    for use_cache, new in ((True, new_cached), (False, new_uncached)):
+        start = time.perf_counter()
+        outputs[use_cache] = model.generate_windowed(codes, new, make_sampler("argmax"), window=context + new,
+                                                     use_cache=use_cache)
+        rates[use_cache] = new / (time.perf_counter() - start)
+    same = torch.equal(outputs[True][:, :new_uncached], outputs[False])
+    return (f"cached {rates[True]:,.1f} tokens/s ({rates[True] / peak:.2f} per peak GFLOP/s), uncached "
+            f"{rates[False]:,.2f} tokens/s, ratio {rates[True] / rates[False]:.0f}x, tokens identical: {same}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="*", default=list(REFERENCE))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps (the ~100M case uses 1 fewer)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    peak = matmul_peak_gflops()
+    print(f"torch.mm 2048x2048 peak: {peak:.1f} GFLOP/s ({args.threads} threads, fp32)")
+    runners = {
+        "small_train": lambda: bench_train(SMALL, 4, args.steps, peak),
+        "m100_train": lambda: bench_train(M100, 1, max(1, args.steps - 1), peak),
+        "generate_1k": lambda: bench_generate(1024, 128, 16, peak),
+        "generate_4k": lambda: bench_generate(4096, 64, 8, peak),
+    }
+    for name in args.cases:
+        print(f"{name:12s} ours: {runners[name]()}")
+        print(f"{'':12s} reference: {REFERENCE[name]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""`brain-gen-hf quickstart`: the whole pipeline, small, on a CPU, offline.
+
+recordings (yours, or SIMULATED MEG) -> cleaned Parquet dataset -> BrainTokMix tokenizer ->
+pretokenized codes -> FlatGPTEmbedsRVQ language model -> forecast -> plots, with both models saved
+(weights, config, model card) so that `AutoModel.from_pretrained(folder)` loads them.
+
+Output layout::
+
+    OUTPUT/dataset/              the built dataset (load_dataset(OUTPUT/dataset))
+    OUTPUT/tokenizer/            BrainTokMix training run; final model in tokenizer/final_model
+    OUTPUT/tokens/               the pretokenized dataset
+    OUTPUT/lm/                   FlatGPTEmbedsRVQ training run; final model in lm/final_model
+    OUTPUT/forecast.png, OUTPUT/psd.png, OUTPUT/summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Small enough for minutes on two CPU cores; the real scale is in training_scripts/configs/*paper*.yaml.
+WINDOW_SECONDS = 2.56  # 256 samples at 100 Hz
+TOKENIZER_CONFIG = {"window_length": 128, "n_filters": 8, "ratios": [2, 2], "kernel_size": 5, "last_kernel_size": 5,
+                    "n_dim": 64, "n_neuro": 2, "codebook_dim": 16, "codebook_size": 256, "num_quantizers": 2,
+                    "n_residual_layers": 1, "lstm_layers": 0}
+LM_CONFIG = {"hidden_size": 64, "backbone_config": {
+    "model_type": "qwen2_5_vl_text", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "intermediate_size": 128, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "max_position_embeddings": 4096,
+    "rope_scaling": {"rope_type": "default", "mrope_section": 2}}}
+BUILD_CONFIG = {"dataset_name": "quickstart", "preprocessing": {"picks": "mag"},
+                "cleaning": {"min_segment_seconds": 10.0},
+                "splits": {"strategy": "session", "val_ratio": 0.34, "test_ratio": 0.0, "seed": 0}}
+
+
+@dataclass
+class QuickstartResult:
+    output_dir: Path
+    tokenizer_dir: Path
+    lm_dir: Path
+    plots: list[Path]
+    summary: dict
+
+
+def _say(message: str) -> None:
+    print(f"[quickstart] {message}", flush=True)
+
+
+def build_quickstart_dataset(output: Path, inputs: list[str] | None, progress: bool) -> Path:
+    from .data.config import BuildConfig
+    from .data.shards import build_dataset
+
+    dataset = output / "dataset"
+    if inputs:
+        _say(f"building a dataset from {len(inputs)} input(s)")
+        sources = list(inputs)
+    else:
+        from .data.simulate import write_simulated_recordings
+
+        _say("no recordings given: simulating 3 SIMULATED MEG recordings (306-channel Neuromag-like helmet, "
+             "1/f background + alpha); pass --input to use real data")
+        write_simulated_recordings(output / "simulated_raw", n_subjects=3, n_sessions=1, duration_seconds=60.0,
+                                   sfreq=200.0)
+        sources = [str(output / "simulated_raw")]
+    # The card marks SIMULATED data (recognised from the `simulated_raw` source folder).
+    build_dataset(sources, dataset, BuildConfig.from_dict(BUILD_CONFIG), progress=progress)
+    return dataset
+
+
+def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[str] | None = None, *,
+                   tokenizer_steps: int = 300, lm_steps: int = 300, batch_size: int = 8, horizon_seconds: float = 1.28,
+                   progress: bool = True, seed: int = 0) -> QuickstartResult:
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
+    import brain_gen_hf  # noqa: F401
+
+    from .evaluation.plots import plot_forecast, plot_psd
+    from .training.arguments import parse_run_config
+    from .training.pretokenize import pretokenize_dataset
+    from .training.trainer import train
+
+    started = time.perf_counter()
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    dataset = build_quickstart_dataset(output, inputs, progress)
+
+    common = dict(dataset=str(dataset), example_seconds=WINDOW_SECONDS, overlap_seconds=WINDOW_SECONDS / 2,
+                  batch_size=batch_size, log_with="tensorboard", progress_bar=progress, seed=seed, keep_last=1,
+                  eval_split="validation")
+    _say(f"training a BrainTokMix tokenizer for {tokenizer_steps} steps")
+    tok_run = train(*parse_run_config({
+        **common, "task": "brain_tokenizer", "model_type": "braintokmix", "model_config": TOKENIZER_CONFIG,
+        "output_dir": str(output / "tokenizer"), "max_steps": tokenizer_steps, "learning_rate": 3e-3,
+        "warmup_steps": min(20, tokenizer_steps), "eval_every": max(1, tokenizer_steps // 3),
+        "checkpoint_every": 0}))
+    tokenizer_dir = tok_run.final_model_dir
+
+    _say("pretokenizing the dataset with the frozen tokenizer")
+    tokenizer = AutoModel.from_pretrained(tokenizer_dir)
+    pretokenize_dataset(tokenizer, str(dataset), output / "tokens", example_seconds=WINDOW_SECONDS,
+                        overlap_seconds=WINDOW_SECONDS / 2, progress=progress)
+
+    _say(f"training a FlatGPTEmbedsRVQ language model for {lm_steps} steps")
+    lm_run = train(*parse_run_config({
+        **common, "dataset": str(output / "tokens"), "task": "flatgpt", "model_type": "flatgpt_embeds_rvq",
+        "tokenizer": str(tokenizer_dir), "model_config": LM_CONFIG, "output_dir": str(output / "lm"),
+        "max_steps": lm_steps, "learning_rate": 2e-3, "warmup_steps": min(20, lm_steps),
+        "eval_every": max(1, lm_steps // 3), "checkpoint_every": 0}))
+    lm_dir = lm_run.final_model_dir
+
+    _say("forecasting a held-out window")
+    from .data.windows import load_window_datasets
+
+    windows = load_window_datasets(str(dataset), WINDOW_SECONDS, 0.0)
+    held_out = windows.get("validation") or windows["train"]
+    layout = held_out.layout
+    sfreq = float(layout.sfreq)
+    lm = AutoModel.from_pretrained(lm_dir).eval()
+    signal = torch.from_numpy(held_out.window_array([0]))  # (1, C, L)
+    horizon = int(round(horizon_seconds * sfreq))
+    hop = lm.config.temporal_reduction
+    context_len = (signal.shape[-1] - horizon) // hop * hop
+    context, truth = signal[..., :context_len], signal[..., context_len:context_len + horizon]
+    torch.manual_seed(seed)
+    forecast = lm.forecast(context, horizon)
+    if not torch.isfinite(forecast).all():
+        raise RuntimeError("the forecast is not finite")
+    c, f, t = (a[0].numpy() for a in (context, forecast, truth))
+    plots = [plot_forecast(c, f, t, sfreq, output / "forecast.png", channel_names=layout.names,
+                           title="FlatGPTEmbedsRVQ forecast (quickstart" + ("" if inputs else ", SIMULATED data") + ")"),
+             plot_psd(f, t, sfreq, output / "psd.png", title="PSD: forecast vs truth")]
+    summary = {
+        "data": "user recordings" if inputs else "SIMULATED MEG",
+        "channels": len(layout.names), "sampling_rate": sfreq,
+        "tokenizer_final_train_loss": tok_run.losses[max(tok_run.losses)],
+        "lm_final_train_loss": lm_run.losses[max(lm_run.losses)],
+        "lm_best_validation_loss": min(lm_run.eval_losses.values()) if lm_run.eval_losses else None,
+        "forecast_mse": float(np.mean((f - t) ** 2)), "truth_variance": float(np.var(t)),
+        "tokenizer": str(tokenizer_dir), "language_model": str(lm_dir),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    _say(f"done in {summary['seconds']} s; models in {tokenizer_dir} and {lm_dir}; plots in {output}")
+    return QuickstartResult(output, tokenizer_dir, lm_dir, plots, summary)
