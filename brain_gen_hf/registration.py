@@ -102,6 +102,14 @@ def public_names() -> dict[str, str]:
     return names
 
 
+def config_class_for(model_type: str):
+    """The brain_gen_hf config class registered for `model_type` (imports it)."""
+    for entry in MODELS:
+        if entry.model_type == model_type:
+            return getattr(importlib.import_module(entry.config_module), entry.config_class)
+    raise ValueError(f"unknown brain_gen_hf model_type {model_type!r}; known: {sorted(e.model_type for e in MODELS)}")
+
+
 def model_class_for(model_type: str):
     """The brain_gen_hf model class registered for `model_type` (imports it)."""
     for entry in MODELS:

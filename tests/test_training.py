@@ -132,3 +132,28 @@ def test_shipped_configs_parse(path):
         from brain_gen_hf.training.tasks import get_task
 
         get_task(model_args.task)
+
+
+def test_checkpoints_pushed_to_the_hub_reload_by_repo_id_and_resume(tiny_meg_dataset, tmp_path, local_hub,
+                                                                       hub_repo_id):
+    from transformers import AutoModel
+
+    import brain_gen_hf  # noqa: F401
+
+    config = run_config(tiny_meg_dataset, tmp_path / "full", max_steps=4, checkpoint_every=2, eval_split=None)
+    full = train(*parse_run_config(config))
+
+    # A preempted run pushes its step-2 checkpoint; another machine resumes from the Hub repo alone.
+    pushed = {**config, "output_dir": str(tmp_path / "preempted"), "push_to_hub": True, "hub_model_id": hub_repo_id}
+    train(*parse_run_config(pushed), stop_after_steps=2)
+    files = set(local_hub.api.list_repo_files(hub_repo_id))
+    assert any(f.startswith("checkpoints/step-000002/state/") for f in files)
+    assert "model.safetensors" not in files  # no final model yet
+    with local_hub.fresh_cache():
+        resumed = train(*parse_run_config({**pushed, "output_dir": str(tmp_path / "elsewhere"),
+                                           "resume_from": hub_repo_id}))
+        assert resumed.losses == full.losses  # steps 3 and 4 recomputed after the Hub resume, exactly
+        assert {"config.json", "model.safetensors", "README.md"} <= set(local_hub.api.list_repo_files(hub_repo_id))
+        model = AutoModel.from_pretrained(hub_repo_id)  # the final model, by repo id
+    assert model.config.in_channels == 102
+    assert "final train loss" in (tmp_path / "elsewhere" / "final_model" / "README.md").read_text()

@@ -45,6 +45,7 @@ class Task:
         import brain_gen_hf  # noqa: F401  (Auto registration)
 
         contract = self.contract_fields(data)
+        check_config_keys(model_args.model_type or self.default_model_type, model_args.model_config or {})
         if model_args.pretrained:
             model = AutoModel.from_pretrained(model_args.pretrained)
             check_data_matches_model(model.config, contract)
@@ -57,6 +58,19 @@ class Task:
                                                                **fields))
         check_data_matches_model(model.config, contract)
         return model
+
+
+def check_config_keys(model_type: str, fields: dict) -> None:
+    """transformers configs accept unknown keys silently; a training run must not (a typo would be ignored)."""
+    import dataclasses
+
+    from ..registration import config_class_for
+
+    config_class = config_class_for(model_type)
+    known = {f.name for f in dataclasses.fields(config_class)} | set(getattr(config_class, "attribute_map", {}))
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unknown `model_config` keys {unknown} for {model_type}; valid keys: {sorted(known)}")
 
 
 def check_data_matches_model(config, contract: dict) -> None:
@@ -167,21 +181,28 @@ register_task(Task(
 ))
 
 
-# ------------------------------------------------------------------ FlatGPT*RVQ over brain-tokenizer codes
+# ------------------------------------------------------------------ FlatGPT language models
+# RVQ variants read brain-tokenizer codes (a held, frozen tokenizer); the others read mu-law amplitude tokens.
+RVQ_LM_TYPES = ("flatgpt_rvq", "flatgpt_mix_rvq", "flatgpt_embeds_rvq")
+
+
 def _flatgpt_build(model_args, data: DataInfo, fields: dict):
     from transformers import AutoConfig
 
     from ..registration import model_class_for
 
-    if model_args.tokenizer is None:
-        raise ValueError("task 'flatgpt' needs `tokenizer`: a trained brain tokenizer folder or Hub repo")
-    model_class = model_class_for(model_args.model_type or "flatgpt_embeds_rvq")
-    # The LM's signal contract is its tokenizer's; the grid defaults to one training window.
+    model_type = model_args.model_type or "flatgpt_embeds_rvq"
     fields = {k: v for k, v in fields.items() if k not in ("channel_names", "channel_types")}
+    if model_type not in RVQ_LM_TYPES:
+        return model_class_for(model_type)(AutoConfig.for_model(model_type, **fields))
+    if model_args.tokenizer is None:
+        raise ValueError(f"task 'flatgpt' with {model_type} needs `tokenizer`: a trained brain tokenizer folder or "
+                         "Hub repo")
+    # The LM's signal contract is its tokenizer's; the grid defaults to one training window.
     if "input_shape" not in fields:
         tokenizer = AutoConfig.from_pretrained(model_args.tokenizer)
         fields["input_shape"] = [data.window_length, tokenizer.num_sensors, tokenizer.num_quantizers]
-    return model_class.from_pretrained_tokenizer(model_args.tokenizer, **fields)
+    return model_class_for(model_type).from_pretrained_tokenizer(model_args.tokenizer, **fields)
 
 
 def _flatgpt_collator(data: DataInfo, model):
@@ -191,7 +212,18 @@ def _flatgpt_collator(data: DataInfo, model):
             return {"input_ids": codes, "labels": codes}
 
         return collate_codes
-    return _continuous_collator(data, model.tokenizer)
+    if model.config.model_type in RVQ_LM_TYPES:
+        return _continuous_collator(data, model.tokenizer)  # the LM tokenizes the signal itself
+    from ..data.collators import MuLawCollator
+
+    to_bins = MuLawCollator(mu=model.config.vocab_size - 1, shift=False)
+
+    def collate_amplitude(items):
+        bins = to_bins(items)["input_ids"]  # (B, C, T) mu-law bins
+        ids = model.tokenize(bins.transpose(1, 2).unsqueeze(-1))  # the reference's (B, T, C, 1) grid
+        return {"input_ids": ids, "labels": ids}
+
+    return collate_amplitude
 
 
 register_task(Task(
@@ -202,6 +234,33 @@ register_task(Task(
     contract_fields=lambda data: {"sampling_rate": float(data.sampling_rate)},
     count_units=lambda batch: int(batch["input_ids"].numel()) if "input_ids" in batch else _signal_samples(batch),
     build=_flatgpt_build,
+))
+
+
+# ------------------------------------------------------------------ BrainOmni forecaster over tokenizer codes
+def _brainomni_forecast_build(model_args, data: DataInfo, fields: dict):
+    from transformers import AutoConfig, AutoModel
+
+    from ..registration import model_class_for
+
+    fields = {k: v for k, v in fields.items() if k not in ("channel_names", "channel_types")}
+    model_class = model_class_for(model_args.model_type or "brainomni_causal_forecast")
+    if model_args.tokenizer is None:
+        return model_class(AutoConfig.for_model(model_class.config_class.model_type, **fields))
+    tokenizer = AutoModel.from_pretrained(model_args.tokenizer)
+    model = model_class(model_class.config_class(tokenizer_config=tokenizer.config.to_dict(), **fields))
+    model.tokenizer.load_state_dict(tokenizer.state_dict(), strict=True)
+    return model
+
+
+register_task(Task(
+    name="brainomni_forecast",
+    default_model_type="brainomni_causal_forecast",
+    unit="samples",
+    make_collator=lambda data, model: _continuous_collator(data, model.tokenizer),
+    contract_fields=lambda data: {"sampling_rate": float(data.sampling_rate)},
+    count_units=_signal_samples,
+    build=_brainomni_forecast_build,
 ))
 
 

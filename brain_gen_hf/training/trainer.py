@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .arguments import DataArguments, ModelArguments, RunArguments, resolved_config
 from .checkpointing import read_trainer_state, resolve_resume, save_checkpoint
 from .optim import build_optimizer, build_scheduler
-from .tasks import get_task, load_training_data, trainable_parameter_count
+from .tasks import check_config_keys, get_task, load_training_data, trainable_parameter_count
 from .throughput import ThroughputMeter
 
 
@@ -67,6 +67,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
     from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration,
                                   set_seed)
 
+    task = get_task(model_args.task)
+    # Fail on a mistyped model_config key before any data is read or anything is written.
+    check_config_keys(model_args.model_type or task.default_model_type, model_args.model_config or {})
     output_dir = Path(run_args.output_dir)
     log_with = None if (run_args.log_with in (None, "none", "")) else run_args.log_with
     accelerator = Accelerator(
@@ -78,7 +81,6 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=run_args.ddp_find_unused_parameters)],
     )
     set_seed(run_args.seed)
-    task = get_task(model_args.task)
 
     splits, data = load_training_data(data_args)
     if data_args.train_split not in splits:
