@@ -91,7 +91,7 @@ def bench_train(config_kwargs: dict, batch: int, steps: int, peak: float) -> str
 
 @torch.no_grad()
 def bench_generate(context: int, new_cached: int, new_uncached: int, peak: float) -> str:
-    from brain_gen_hf.models.flatgpt.sampling import make_sampler
+    from brain_gen_hf.layers.sampling import make_sampler
 
     model = build(SMALL).eval()
     steps = -(-(context + new_cached) // model.config.tokens_per_time_step)

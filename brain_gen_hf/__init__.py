@@ -7,8 +7,7 @@ attribute access, so torch and transformers' modeling code load only when a clas
 
 from __future__ import annotations
 
-import importlib
-
+from .lazy import lazy_exports
 from .registration import public_names, register_all
 
 __version__ = "0.1.0"
@@ -23,17 +22,6 @@ _LAZY = {
 register_all()
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'brain_gen_hf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)

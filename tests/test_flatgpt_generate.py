@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from brain_gen_hf.models.flatgpt.sampling import make_sampler
+from brain_gen_hf.layers.sampling import make_sampler
 from tests.flatgpt_configs import V, embeds_config, flatgpt_config, mix_config, smollm3_backbone
 
 VARIANTS = {

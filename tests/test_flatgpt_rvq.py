@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
 from brain_gen_hf.models.flatgpt.configuration_flatgpt_rvq import FlatGPTMixRVQConfig
-from brain_gen_hf.models.flatgpt.sampling import make_sampler
+from brain_gen_hf.layers.sampling import make_sampler
 from tests.flatgpt_configs import qwen_backbone, smollm3_backbone
 from tests.flatgpt_rvq_configs import BRAINOMNI, BRAINTOKMIX, K, build, rvq_config, signal
 

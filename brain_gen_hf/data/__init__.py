@@ -5,7 +5,7 @@ Submodules are imported lazily so `import brain_gen_hf.data` stays cheap (no mne
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _LAZY = {
     "BuildConfig": "config", "CardConfig": "config", "MuLawConfig": "config", "ShardConfig": "config",
@@ -27,17 +27,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'brain_gen_hf.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
-
-
 __all__ = sorted(_LAZY)
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

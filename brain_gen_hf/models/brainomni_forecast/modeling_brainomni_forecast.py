@@ -21,14 +21,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 from transformers import DynamicCache
-from transformers.generation.logits_process import (
-    LogitsProcessorList,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
 from transformers.utils import ModelOutput
 
+from ...layers.sampling import make_sampler
 from ...layers.spatiotemporal_attention import SpatialTemporalAttentionBlock
 from ...modeling_utils import BrainGenPreTrainedModel, sub_model_from_config
 from .configuration_brainomni_forecast import BrainOmniCausalForecastConfig
@@ -178,18 +173,4 @@ class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
 
     @staticmethod
     def _chooser(do_sample: bool, temperature: float, top_k: int, top_p: float):
-        if not do_sample:
-            return lambda logits: logits.argmax(-1)
-        warpers = LogitsProcessorList()
-        if temperature != 1.0:
-            warpers.append(TemperatureLogitsWarper(temperature))
-        if top_k:
-            warpers.append(TopKLogitsWarper(top_k))
-        if top_p < 1.0:
-            warpers.append(TopPLogitsWarper(top_p))
-
-        def sample(logits: torch.Tensor) -> torch.Tensor:
-            flat = warpers(None, logits.reshape(-1, logits.shape[-1]).float())
-            return torch.multinomial(flat.softmax(-1), 1).view(logits.shape[:-1])
-
-        return sample
+        return make_sampler("roulette" if do_sample else "argmax", temperature=temperature, top_k=top_k, top_p=top_p)

@@ -27,7 +27,7 @@ from ...modeling_utils import BrainGenPreTrainedModel
 from .backbones import FlatGPTBackbone
 from .configuration_flatgpt import FlatGPTConfig, FlatGPTEmbedsConfig, FlatGPTMixConfig
 from .flatgpt_layers import ChannelHead, ListEmbedding, MixEmbedding, MixHead, corrupt_tokens
-from .sampling import make_sampler
+from ...layers.sampling import make_sampler
 from .token_layouts import build_layout
 
 

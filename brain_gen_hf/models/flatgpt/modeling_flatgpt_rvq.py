@@ -32,7 +32,7 @@ from .flatgpt_layers import ChannelHead, ListEmbedding
 from .modeling_flatgpt import FlatGPTOutput, _FlatGPTLanguageModel
 from .rvq_layers import (EmbeddingCorruptor, JointRVQHead, MixQuantizerEmbedding, MixRVQHead, QuantizerEmbedding,
                          TiedRVQHead)
-from .sampling import make_sampler
+from ...layers.sampling import make_sampler
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Token samplers for FlatGPT rollouts: argmax, or roulette (multinomial) behind transformers' logits warpers."""
+"""Token samplers for rollouts (FlatGPT, the BrainOmni forecaster): argmax, or roulette (multinomial) behind
+transformers' logits warpers. The reference's exact sampler (with its top-p quirk) is `tokenizers.sampling.sample`."""
 
 from __future__ import annotations
 
