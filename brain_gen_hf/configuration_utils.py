@@ -152,7 +152,7 @@ class BrainGenConfig(PreTrainedConfig):
     @property
     def contract_num_channels(self) -> int | None:
         """Channel count fixed by the signal contract, if any metadata is set."""
-        for field in (self.channel_names, self.channel_types, self.sensor_positions):
+        for field in (self.channel_names, self.channel_types, self.sensor_positions, self.sensor_orientations):
             if field is not None:
                 return len(field)
         return None

@@ -92,3 +92,29 @@ def test_mistyped_model_config_key_is_named_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="dilatons"):
         train(*parse_run_config(config))  # fails on the key, not on the missing dataset
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("model_type, base", [
+    ("classifier_continuous", {"model_type": "bendr_forecast", "encoder_h": 8, "enc_width": [3, 2],
+                               "enc_downsample": [2, 2], "transformer_layers": 1, "attn_heads": 2,
+                               "position_groups": 4, "dropout": 0.0}),
+    ("classifier_quantized", {"model_type": "wavenet_full_channel", "quant_levels": 64, "quant_emb": 8,
+                              "residual_channels": 8, "dilation_channels": 8, "skip_channels": 8,
+                              "head_channels": 8, "dilations": [1, 2]}),
+])
+def test_classifier_trains_on_labels_from_segment_metadata(model_type, base, tiny_meg_dataset, tmp_path):
+    """Subject identification: the class of a window is its segment's `subject`."""
+    config = dict(task="classifier", model_type=model_type, model_config={"base_config": base},
+                  label_column="subject", dataset=str(tiny_meg_dataset), example_seconds=0.64, overlap_seconds=0.0,
+                  batch_size=4, eval_split="validation", eval_every=2, max_eval_batches=2, output_dir=str(tmp_path),
+                  max_steps=3, learning_rate=1e-3, log_with="none", progress_bar=False)
+    result = train(*parse_run_config(config))
+    assert result.step == 3 and all(torch.isfinite(torch.tensor(v)) for v in result.losses.values())
+    from transformers import AutoModelForSequenceClassification
+
+    import brain_gen_hf  # noqa: F401
+
+    model = AutoModelForSequenceClassification.from_pretrained(result.final_model_dir)
+    assert model.config.num_classes == 3 and sorted(model.config.id2label.values())[0] == "sub-sim01"
+    with pytest.raises(ValueError, match="not a column"):
+        train(*parse_run_config({**config, "label_column": "no_such_column", "output_dir": str(tmp_path / "x")}))

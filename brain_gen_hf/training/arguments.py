@@ -37,6 +37,9 @@ class DataArguments:
     eval_batch_size: int | None = None
     num_workers: int = 0
     max_eval_batches: int | None = None
+    label_column: str | None = field(default=None, metadata={
+        "help": "classifier task: segment metadata column whose value is each window's class (subject, "
+                "session, task or dataset)"})
 
 
 @dataclass

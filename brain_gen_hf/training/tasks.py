@@ -25,6 +25,7 @@ class DataInfo:
     sampling_rate: float
     window_length: int  # samples per training example
     pretokenized: bool = False
+    classes: list[str] | None = None  # class names, for classifier training (`label_column`)
 
 
 @dataclass
@@ -264,6 +265,73 @@ register_task(Task(
 ))
 
 
+# ------------------------------------------------------------------ classifiers (labels from segment metadata)
+class LabelledWindows(torch.utils.data.Dataset):
+    """Windows of a split with `label`: the class index of the segment's `label_column` value."""
+
+    def __init__(self, windows, label_column: str, classes: list[str]):
+        values = windows.segments[label_column]
+        index = {name: i for i, name in enumerate(classes)}
+        self.windows, self.row_labels = windows, [index[str(v)] for v in values]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitems__(self, indices) -> list[dict]:
+        items = self.windows.__getitems__(indices)
+        for item in items:
+            item["label"] = self.row_labels[item["row"]]
+        return items
+
+    def __getitem__(self, i: int) -> dict:
+        return self.__getitems__([i])[0]
+
+
+def _classifier_build(model_args, data: DataInfo, fields: dict):
+    from transformers import AutoConfig
+
+    from ..registration import config_class_for, model_class_for
+
+    if data.classes is None:
+        raise ValueError("task 'classifier' needs `label_column` (e.g. subject, session, task or dataset)")
+    model_type = model_args.model_type or "classifier_continuous"
+    base = dict(fields.pop("base_config", None) or {"model_type": "bendr_forecast"})
+    base_type = base.pop("model_type")
+    # The base reads the data's layout: BENDR its channels and window, WaveNet its channels.
+    contract = {"bendr_forecast": {"channels": len(data.layout.names), "samples": data.window_length},
+                "wavenet_full_channel": {"in_channels": len(data.layout.names)}}.get(base_type, {})
+    check_config_keys(base_type, base)
+    base_config = AutoConfig.for_model(base_type, **{**contract, **base, "sampling_rate": data.sampling_rate})
+    id2label = dict(enumerate(data.classes))
+    config = config_class_for(model_type)(base_config=base_config, num_classes=len(data.classes), id2label=id2label,
+                                          **fields)
+    return model_class_for(model_type)(config)
+
+
+def _classifier_collator(data: DataInfo, model):
+    quantized = model.config.model_type == "classifier_quantized"
+    inner = (_mulaw_collator if quantized else _next_sample_collator)(data, model.base_model)
+
+    def collate_fn(items):
+        batch = inner(items)
+        batch.pop("labels")
+        batch["labels"] = torch.tensor([item["label"] for item in items])
+        return batch
+
+    return collate_fn
+
+
+register_task(Task(
+    name="classifier",
+    default_model_type="classifier_continuous",
+    unit="samples",
+    make_collator=_classifier_collator,
+    contract_fields=lambda data: {"sampling_rate": float(data.sampling_rate)},
+    count_units=lambda batch: int(batch["input_ids" if "input_ids" in batch else "input_values"].numel()),
+    build=_classifier_build,
+))
+
+
 def load_training_data(data_args) -> tuple[dict, DataInfo]:
     """{split: torch Dataset} plus `DataInfo` for a window dataset or a pretokenized folder."""
     from .pretokenize import TOKENIZATION_FILE, load_token_datasets
@@ -282,7 +350,18 @@ def load_training_data(data_args) -> tuple[dict, DataInfo]:
 
     splits = load_window_datasets(data_args.dataset, data_args.example_seconds, data_args.overlap_seconds)
     first = next(iter(splits.values()))
-    return splits, DataInfo(first.layout, first.layout.sfreq, first.length)
+    info = DataInfo(first.layout, first.layout.sfreq, first.length)
+    if data_args.label_column:
+        column = data_args.label_column
+        missing = [name for name, split in splits.items() if column not in split.segments.column_names]
+        if missing:
+            raise ValueError(f"label_column {column!r} is not a column of splits {missing} "
+                             f"(columns: {first.segments.column_names})")
+        info.classes = sorted({str(v) for split in splits.values() for v in split.segments[column]})
+        if len(info.classes) < 2:
+            raise ValueError(f"label_column {column!r} has a single value {info.classes}: nothing to classify")
+        splits = {name: LabelledWindows(split, column, info.classes) for name, split in splits.items()}
+    return splits, info
 
 
 def trainable_parameter_count(model: torch.nn.Module) -> int:
