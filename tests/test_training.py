@@ -100,12 +100,17 @@ def test_optimizer_groups_and_warmup_follow_the_reference():
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_keep_identical_parameters(tiny_meg_dataset, tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_keep_identical_parameters(strategy, tiny_meg_dataset, tmp_path):
+    """`accelerate launch` with 2 CPU processes (DDP, or FSDP2 full sharding): identical parameters on both ranks,
+    only the main process writes, and the saved final model holds the full (gathered) weights."""
     config = tmp_path / "run.yaml"
     config.write_text(json.dumps(run_config(tiny_meg_dataset, tmp_path / "ddp", max_steps=3, eval_split=None,
                                             checkpoint_every=0)))
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "DDP_REPORT_DIR": str(tmp_path)}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+    launch = ["--multi_gpu"] if strategy == "ddp" else ["--use_fsdp", "--fsdp_version", "2",
+                                                          "--fsdp_sharding_strategy", "FULL_SHARD"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            str(REPO / "tests" / "ddp_train_script.py"), "--config", str(config)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -117,6 +122,12 @@ def test_ddp_two_processes_keep_identical_parameters(tiny_meg_dataset, tmp_path)
     written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
     assert written == ["checkpoints", "final_model"], written
     assert len(list_checkpoints(tmp_path / "ddp")) == 1
+    from transformers import AutoModel
+
+    import brain_gen_hf  # noqa: F401
+
+    final = AutoModel.from_pretrained(tmp_path / "ddp" / "final_model")
+    assert float(sum(p.double().sum() for p in final.parameters())) == pytest.approx(reports[0]["param_checksum"])
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "training_scripts" / "configs").glob("*.yaml")), ids=lambda p: p.name)
