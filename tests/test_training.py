@@ -13,7 +13,6 @@ from brain_gen_hf.training.arguments import load_run_config, parse_run_config
 from brain_gen_hf.training.checkpointing import list_checkpoints, resolve_resume
 from brain_gen_hf.training.optim import lr_multiplier, parameter_groups
 from brain_gen_hf.training.trainer import train
-from tests.datasets_fixtures import tiny_meg_dataset  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 WAVENET = dict(quant_levels=64, quant_emb=8, residual_channels=8, dilation_channels=8, skip_channels=8,

@@ -5,7 +5,6 @@ import torch
 
 from brain_gen_hf.training.arguments import parse_run_config
 from brain_gen_hf.training.trainer import train
-from tests.datasets_fixtures import tiny_meg_dataset  # noqa: F401
 
 CHANNELS = 102  # magnetometers of the simulated helmet
 QWEN = {"model_type": "qwen2_5_vl_text", "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,

@@ -155,8 +155,6 @@ def preprocess_raw(raw, config: PreprocessingConfig, *, source: str = "recording
     `notes` are human-readable remarks (skipped steps, detected bad channels) for the build
     summary. Problems that make the recording unusable raise ValueError naming `source`.
     """
-    import mne
-
     notes: list[str] = []
     if config.crop_seconds is not None and raw.times[-1] > config.crop_seconds:
         raw.crop(tmax=config.crop_seconds, include_tmax=False)

@@ -24,8 +24,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from .config import BuildConfig
 from .readers import RecordingSource, discover_recordings
