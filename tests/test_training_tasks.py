@@ -117,3 +117,17 @@ def test_classifier_trains_on_labels_from_segment_metadata(model_type, base, tin
     assert model.config.num_classes == 3 and sorted(model.config.id2label.values())[0] == "sub-sim01"
     with pytest.raises(ValueError, match="not a column"):
         train(*parse_run_config({**config, "label_column": "no_such_column", "output_dir": str(tmp_path / "x")}))
+
+
+def test_bf16_mixed_precision_smoke(tiny_meg_dataset, tmp_path):
+    """accelerate's bf16 autocast on CPU (slow there, so two tiny steps): finite losses, fp32 weights saved."""
+    config = dict(task="brain_tokenizer", model_type="braintokmix", model_config=BRAINTOKMIX,
+                  dataset=str(tiny_meg_dataset), example_seconds=0.64, overlap_seconds=0.0, batch_size=2,
+                  eval_split=None, output_dir=str(tmp_path), max_steps=2, mixed_precision="bf16", log_with="none",
+                  progress_bar=False)
+    result = train(*parse_run_config(config))
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.losses.values())
+    from safetensors.torch import load_file
+
+    weights = load_file(result.final_model_dir / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
