@@ -121,7 +121,7 @@ def main() -> None:
     runners = {
         "small_train": lambda: bench_train(SMALL, 4, args.steps, peak),
         "m100_train": lambda: bench_train(M100, 1, max(1, args.steps - 1), peak),
-        "generate_1k": lambda: bench_generate(1024, 128, 16, peak),
+        "generate_1k": lambda: bench_generate(1024, 256, 16, peak),  # perf-targets: 1024 context, 256 new
         "generate_4k": lambda: bench_generate(4096, 64, 8, peak),
     }
     for name in args.cases:
