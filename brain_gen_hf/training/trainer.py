@@ -63,6 +63,14 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
           stop_after_steps: int | None = None, model=None) -> TrainResult:
     """Train one model. `stop_after_steps` ends the run early (as if preempted) without changing the
     schedule, which is defined over `run_args.max_steps`; a later `resume_from` continues it."""
+    try:
+        return _train(model_args, data_args, run_args, stop_after_steps=stop_after_steps, model=model)
+    finally:
+        _release_accelerator_state()
+
+
+def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, *,
+           stop_after_steps: int | None, model) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration,
                                   set_seed)
@@ -203,6 +211,16 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
         result.final_model_dir = _save_final(accelerator, model, output_dir, run_args, card, result)
     accelerator.end_training()
     return result
+
+
+def _release_accelerator_state() -> None:
+    """accelerate keeps one process-wide AcceleratorState (mixed precision, plugins): clear it after a run so a
+    later run in the same process (the quickstart, a notebook) may use other settings. The process group
+    (PartialState) is kept."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
 
 
 def _dataset_ids(dataset: str) -> list[str] | None:
