@@ -80,6 +80,7 @@ def test_interrupted_checkpoint_save_keeps_previous_checkpoint(tiny_meg_dataset,
     config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=3, eval_split=None)
     train(*parse_run_config(config))
     [complete] = list_checkpoints(tmp_path / "run")
+    json.loads((complete / "trainer_state.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     broken = complete.parent / "step-000009.tmp"  # what a crash in the middle of a save leaves behind
     (broken / "state").mkdir(parents=True)
     (broken / "model").mkdir()

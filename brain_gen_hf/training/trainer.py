@@ -130,6 +130,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
         accelerator.load_state(str(checkpoint / "state"))
         saved = read_trainer_state(checkpoint)
         state.update({k: saved[k] for k in state})
+        state["best_eval"] = math.inf if state["best_eval"] is None else state["best_eval"]
         result.losses = {int(k): v for k, v in saved.get("losses", {}).items()}
         result.eval_losses = {int(k): v for k, v in saved.get("eval_losses", {}).items()}
         accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
@@ -142,7 +143,9 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                              f"{data_args.example_seconds} s", "datasets": _dataset_ids(data_args.dataset)}
 
     def checkpoint_now():
-        trainer_state = {**state, "losses": result.losses, "eval_losses": result.eval_losses}
+        # Strict JSON: no best validation loss yet is null, not Infinity.
+        best = state["best_eval"] if math.isfinite(state["best_eval"]) else None
+        trainer_state = {**state, "best_eval": best, "losses": result.losses, "eval_losses": result.eval_losses}
         path = save_checkpoint(accelerator, model, output_dir=output_dir, step=state["step"], run_config=config_dump,
                                trainer_state=trainer_state, keep_last=run_args.keep_last, card=card)
         if run_args.push_to_hub and accelerator.is_main_process and path is not None:
