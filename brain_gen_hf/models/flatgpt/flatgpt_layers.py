@@ -32,6 +32,9 @@ class ListEmbedding(nn.Module):
         return len(self.emb)
 
     def forward(self, input_ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        if input_ids.shape[1] == 1:
+            # A cached decode step: one slot, known from the offset; skips the per-slot masks and syncs.
+            return self.emb[offset % self.num_slots](input_ids)
         slots = slot_ids(offset, input_ids.shape[1], self.num_slots, input_ids.device)
         out = None
         for slot, table in enumerate(self.emb):
@@ -56,6 +59,10 @@ class ChannelHead(nn.Module):
     def forward(self, hidden: torch.Tensor, offset: int = 0) -> torch.Tensor:
         embedding = self._embedding[0]
         n = embedding.num_slots
+        if hidden.shape[1] == 1:
+            # A cached decode step: the masked path's product for its single (contiguous, copied) column, without
+            # the masks and syncs.
+            return F.linear(hidden.contiguous(), embedding.emb[(offset + 1) % n].weight)
         next_slots = (slot_ids(offset, hidden.shape[1], n, hidden.device) + 1) % n
         logits = None
         for slot, table in enumerate(embedding.emb):
