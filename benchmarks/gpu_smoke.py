@@ -50,6 +50,7 @@ def check_lm(device) -> dict:
         cached = model.generate(codes, max_new_tokens=32, do_sample=False, use_cache=True)
         uncached = model.generate(codes, max_new_tokens=32, do_sample=False, use_cache=False)
         forecast = model.forecast(signal[..., :64], 64)
+        forecast_uncached = model.forecast(signal[..., :64], 64, use_cache=False)  # the lean decode path vs none
         with torch.autocast(device.type, dtype=torch.bfloat16):
             bf16 = model(input_values=signal)
     cpu = model.to("cpu")
@@ -58,6 +59,7 @@ def check_lm(device) -> dict:
     return {"lm_fp32_loss_finite": bool(torch.isfinite(out.loss)),
             "lm_generate_cached_equals_uncached": bool(torch.equal(cached, uncached)),
             "lm_forecast_finite": bool(torch.isfinite(forecast).all()), "lm_forecast_shape": list(forecast.shape),
+            "lm_forecast_cached_equals_uncached": bool(torch.equal(forecast, forecast_uncached)),
             "lm_bf16_autocast_finite": bool(torch.isfinite(bf16.logits.float()).all()),
             "lm_cuda_vs_cpu_max_abs_logit_diff": float((out.logits.cpu() - cpu_logits).abs().max())}
 
