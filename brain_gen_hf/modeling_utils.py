@@ -107,8 +107,10 @@ class BrainGenPreTrainedModel(PreTrainedModel):
             auto_map = export_remote_code(self.config.model_type, folder, nested_model_types(self.config))
             add_auto_map(folder, auto_map)
         if model_card and not (folder / "README.md").exists():
-            from .hub.model_card import render_model_card
-
+            try:
+                from .hub.model_card import render_model_card
+            except ImportError:  # exported remote code ships without the card templates: no card
+                return result
             options = model_card if isinstance(model_card, dict) else {}
             render_model_card(self.config, remote_code=remote_code, **options).save(folder / "README.md")
         return result

@@ -64,7 +64,7 @@ def test_every_family_loads_as_remote_code_without_the_package(tmp_path):
 
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     script = textwrap.dedent(f"""
-        import importlib.abc, json, sys
+        import importlib.abc, json, os, sys
         class _Hide(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
                 if name.split(".")[0] == "brain_gen_hf":
@@ -82,6 +82,9 @@ def test_every_family_loads_as_remote_code_without_the_package(tmp_path):
                 with torch.no_grad():
                     out = model(**{{k[3:]: v for k, v in io.items() if k.startswith("in.")}})
                 torch.testing.assert_close(out[case["output_key"]], io["expected"], rtol=0, atol=0)
+                # The loaded remote model saves again (without brain_gen_hf's card templates).
+                model.save_pretrained(case["folder"] + "/resaved")
+                assert os.path.exists(case["folder"] + "/resaved/model.safetensors")
             except Exception as err:
                 failures.append(case["name"] + ": " + repr(err)[:500])
         print("FAILURES", json.dumps(failures))

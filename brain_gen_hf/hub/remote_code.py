@@ -78,7 +78,11 @@ def _dependency_order(roots: list[str]) -> list[str]:
             return
         visiting.add(module)
         tree = ast.parse(_source_path(module).read_text(encoding="utf-8"))
-        for _, mods, _ in _package_imports(module, tree):
+        # Only module-level imports are dependencies: imports deferred into functions are optional features
+        # (model cards, this exporter) that the exported code leaves out.
+        top_level = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                               type_ignores=[])
+        for _, mods, _ in _package_imports(module, top_level):
             for dep in mods:
                 visit(dep)
         visiting.discard(module)
@@ -92,14 +96,22 @@ def _dependency_order(roots: list[str]) -> list[str]:
 class _DropPackageImports(ast.NodeTransformer):
     """Removes brain_gen_hf imports (their names live in the same flat file or the config file)."""
 
-    def __init__(self, module: str, config_side: set[str], exported_names: set[str]):
+    def __init__(self, module: str, config_side: set[str], exported_names: set[str], bundled: set[str]):
         self.module, self.config_side, self.exported_names = module, config_side, exported_names
+        self.bundled = bundled
 
     def _drop(self, node):
-        for _, mods, names in _package_imports(self.module, ast.Module(body=[node], type_ignores=[])):
+        imported = _package_imports(self.module, ast.Module(body=[node], type_ignores=[]))
+        for _, mods, names in imported:
             if any(m in self.config_side for m in mods):
                 self.exported_names.update(names)
-        return ast.Pass() if self._inside_function else None
+        if not self._inside_function:
+            return None
+        if all(m in self.bundled for _, mods, _ in imported for m in mods):
+            return ast.Pass()  # the names are defined in the flat file already
+        # A deferred import of something the export leaves out (cards, the exporter itself): fail clearly.
+        message = f"{ast.unparse(node)!r} needs the brain_gen_hf package, which this remote code does not include"
+        return ast.parse(f"raise ImportError({message!r})").body[0]
 
     _inside_function = False
 
@@ -125,9 +137,10 @@ def _flatten(modules: list[str], config_side: set[str], header: str) -> tuple[st
     """(file header with hoisted __future__ imports, names taken from the config file, module bodies)."""
     imported_from_config: set[str] = set()
     future, body, defined = set(), [], {}
+    bundled = set(modules) | config_side
     for module in modules:
         tree = ast.parse(_source_path(module).read_text(encoding="utf-8"))
-        tree = _DropPackageImports(module, config_side, imported_from_config).visit(tree)
+        tree = _DropPackageImports(module, config_side, imported_from_config, bundled).visit(tree)
         statements = []
         for i, node in enumerate(tree.body):
             if isinstance(node, ast.ImportFrom) and node.module == "__future__":
