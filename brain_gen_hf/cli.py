@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -22,33 +22,42 @@ def register_preprocess(subparsers: argparse._SubParsersAction) -> None:
         "preprocess", help="raw MEG/EEG files -> cleaned segments -> Parquet shards + dataset card",
         description="Read every recording mne can open (files, folders or globs; NAME=PATH names the dataset), "
                     "preprocess and clean it, and write a Hugging Face dataset folder loadable with "
-                    "datasets.load_dataset(OUTPUT). Reruns resume: finished recordings are skipped.")
+                    "datasets.load_dataset(OUTPUT). Reruns resume: finished recordings are skipped, changed or "
+                    "damaged ones are processed again. Exit status: 0 built, 1 built but some recordings failed "
+                    "(listed), 2 error (nothing lost).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder, glob or NAME=PATH")
     parser.add_argument("--output", "-o", required=True, help="output dataset folder")
     parser.add_argument("--config", help="YAML build config (see training_scripts/configs/preprocess_*.yaml)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the built folder to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--dataset-name", help="dataset name for inputs without NAME= (default: folder name)")
-    parser.add_argument("--overwrite", action="store_true", help="delete OUTPUT first instead of resuming")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="rebuild from scratch instead of resuming: the files of the earlier build in OUTPUT "
+                             "are removed once the first recording is done (other files are never touched)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_preprocess)
 
 
 def run_preprocess(args: argparse.Namespace) -> int:
+    import logging
+
     from brain_gen_hf.data.config import BuildConfig
     from brain_gen_hf.data.shards import preprocess_and_publish
 
     config = BuildConfig.from_yaml(args.config) if args.config else BuildConfig()
     if args.dataset_name:
         config.dataset_name = args.dataset_name
+    # Failed recordings are listed in the summary (or in the error): per-file warnings would repeat them.
+    build_logger = logging.getLogger("brain_gen_hf.data.shards")
+    level = build_logger.level
+    build_logger.setLevel(logging.ERROR)
     try:
         report = preprocess_and_publish(args.inputs, args.output, config, push_to_hub=args.push_to_hub,
                                         overwrite=args.overwrite, progress=not args.no_progress,
                                         private=args.private or None)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0 if report.splits else 1
+    finally:
+        build_logger.setLevel(level)
+    return 1 if report.failed else 0
 
 
 @subcommand
@@ -59,7 +68,10 @@ def register_quickstart(subparsers: argparse._SubParsersAction) -> None:
                     "tokenizer, pretokenize, train a FlatGPTEmbedsRVQ language model, forecast a held-out "
                     "window and write plots and both models (with model cards) under OUTPUT.")
     parser.add_argument("--output", "-o", default="quickstart_output", help="output folder")
-    parser.add_argument("--input", "-i", nargs="+", metavar="RECORDING", help="recordings (files, folders, globs)")
+    parser.add_argument("--input", "-i", nargs="+", metavar="RECORDING",
+                        help="recordings (files, folders, globs): MEG or EEG, any format `preprocess` reads")
+    parser.add_argument("--config", help="YAML preprocessing build config for --input (as for `preprocess`; see "
+                                         "training_scripts/configs/preprocess_*.yaml)")
     parser.add_argument("--tokenizer-steps", type=int, default=300)
     parser.add_argument("--lm-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -72,7 +84,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     from brain_gen_hf.quickstart import run_quickstart as quickstart
 
     quickstart(args.output, args.input, tokenizer_steps=args.tokenizer_steps, lm_steps=args.lm_steps,
-               batch_size=args.batch_size, progress=not args.no_progress, seed=args.seed)
+               batch_size=args.batch_size, progress=not args.no_progress, seed=args.seed, config_file=args.config)
     return 0
 
 
@@ -90,25 +102,32 @@ def run_export_remote_code(args: argparse.Namespace) -> int:
     from transformers import AutoConfig
 
     import brain_gen_hf  # noqa: F401
-    from brain_gen_hf.hub.remote_code import add_auto_map, export_remote_code, nested_model_types
+    from brain_gen_hf.hub.remote_code import (
+        add_auto_map,
+        export_remote_code,
+        nested_model_types,
+    )
 
-    try:
-        config = AutoConfig.from_pretrained(args.folder)
-        auto_map = export_remote_code(config.model_type, args.folder, nested_model_types(config))
-    except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    config = AutoConfig.from_pretrained(args.folder)
+    auto_map = export_remote_code(config.model_type, args.folder, nested_model_types(config))
     add_auto_map(args.folder, auto_map)
     print(f"wrote remote code for {config.model_type} into {args.folder}: {auto_map}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="brain-gen-hf", description="brain_gen_hf command line tools")
+    parser.add_argument("--version", action="version", version=f"brain-gen-hf {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(subparsers)
     return parser
+
+
+# Errors a user can fix (bad input, a missing or damaged file, a bad config): one line on stderr, exit code 2.
+USER_ERRORS = (ValueError, OSError, KeyError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as err:
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ they are validated here and checked against inputs by `BrainGenPreTrainedModel`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -157,20 +158,56 @@ class BrainGenConfig(PreTrainedConfig):
                 return len(field)
         return None
 
-    def check_signal_metadata(self, *, sampling_rate: float | None = None,
-                              channel_names: list[str] | None = None) -> None:
-        """Check metadata that came with an input against the contract; raise `ValueError` on mismatch."""
+    def check_signal_metadata(self, *, sampling_rate: float | None = None, channel_names: Sequence[str] | None = None,
+                              num_channels: int | None = None) -> None:
+        """Check metadata that came with an input against the contract; raise `ValueError` on mismatch.
+
+        `channel_names` name the input's channels in order (`num_channels` of them, when given). If the config
+        has names they must be the same, in the same order: a model never reorders channels silently. Pick and
+        reorder a recording with `x[:, config.channel_order(names)]`.
+        """
         if sampling_rate is not None and self.sampling_rate is not None:
             require(abs(float(sampling_rate) - self.sampling_rate) < 1e-6,
                     f"input sampling rate {sampling_rate} Hz does not match the model's {self.sampling_rate} Hz; "
                     "resample the recording first")
-        if channel_names is not None and self.channel_names is not None:
-            if list(channel_names) != self.channel_names:
-                missing = [c for c in self.channel_names if c not in channel_names]
-                extra = [c for c in channel_names if c not in self.channel_names]
-                raise ValueError(
-                    "input channels do not match the model's channel order "
-                    f"(missing: {missing[:5]}, unexpected: {extra[:5]}"
-                    + (", same set in a different order" if not missing and not extra else "")
-                    + "); pick and reorder channels to `config.channel_names`"
-                )
+        if channel_names is None:
+            return
+        names = _channel_name_list(channel_names)
+        if num_channels is not None:
+            require(len(names) == num_channels,
+                    f"`channel_names` has {len(names)} names but the input has {num_channels} channels")
+        if self.channel_names is None or names == self.channel_names:
+            return
+        missing = [c for c in self.channel_names if c not in names]
+        extra = [c for c in names if c not in self.channel_names]
+        if not missing and not extra:
+            first = [f"{i}: {got!r} where the model expects {want!r}"
+                     for i, (got, want) in enumerate(zip(names, self.channel_names)) if got != want]
+            problem = f"same channels in a different order (position {'; '.join(first[:3])})"
+        else:
+            problem = f"missing: {missing[:5]}, unexpected: {extra[:5]}"
+        fix = ("reorder the channel axis with `x[:, config.channel_order(channel_names)]`" if not missing
+               else "the recording lacks channels the model was trained on")
+        raise ValueError(f"input channels do not match the model's `config.channel_names` ({problem}); {fix}")
+
+    def channel_order(self, channel_names: Sequence[str]) -> list[int]:
+        """Indices into `channel_names` that pick and order a recording's channels as `config.channel_names`.
+
+        `x[:, config.channel_order(names)]` is the input the model expects; channels the model does not use are
+        dropped, and a channel it needs but the recording lacks raises `ValueError`.
+        """
+        require(self.channel_names is not None, "the config has no `channel_names` to order channels by")
+        names = _channel_name_list(channel_names)
+        missing = [c for c in self.channel_names if c not in names]
+        require(not missing, f"the recording lacks channels the model expects: {missing[:5]}"
+                + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+        position = {name: i for i, name in enumerate(names)}
+        return [position[c] for c in self.channel_names]
+
+
+def _channel_name_list(channel_names: Sequence[str]) -> list[str]:
+    require(not isinstance(channel_names, str) and all(isinstance(n, str) for n in channel_names),
+            f"`channel_names` must be a list of strings, got {channel_names!r:.80}")
+    names = list(channel_names)
+    require(len(set(names)) == len(names), "`channel_names` contains duplicates")
+    return names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import torch
@@ -13,6 +13,8 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from .configuration_utils import BrainGenConfig
+from .weights_loading import (check_finite_weights, corrupt_weights_message, mismatched_shapes_message,
+                              refuse_non_safetensors_options, safetensors_weight_files)
 
 
 # Model classes by model_type for nested sub-models (a classifier's base, an LM's tokenizer), consulted before
@@ -37,8 +39,9 @@ class BrainGenPreTrainedModel(PreTrainedModel):
       embeddings) is never re-initialised by `post_init`/`from_pretrained`; a module with
       `reset_brain_gen_parameters()` uses it; everything else keeps PyTorch's default init (what the
       reference uses). Families with their own rules override `_init_module`.
-    * Loading is strict: missing, unexpected or shape-mismatched keys raise with the key list, and a
-      truncated or corrupted safetensors file raises `OSError` naming the file.
+    * Loading is strict and safetensors-only: missing, unexpected or shape-mismatched keys (with both shapes),
+      a truncated or corrupted safetensors file and NaN/inf weights raise `OSError` naming them; pickled
+      weights (`pytorch_model.bin`) are refused and never unpickled (`from_pretrained`).
     * Saving writes safetensors only.
     """
 
@@ -67,25 +70,28 @@ class BrainGenPreTrainedModel(PreTrainedModel):
     # ------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, but strict (see class docstring) and safetensors-only."""
+        """`PreTrainedModel.from_pretrained`, but strict and safetensors-only (see the class docstring).
+
+        Before transformers builds anything, the weight files are located (downloaded if on the Hub) and read:
+        `use_safetensors=False`, `from_tf`/`from_flax`/`gguf_file` raise `ValueError`; a checkpoint with only
+        pickled weights (`pytorch_model.bin`) raises `OSError` without being opened; NaN/inf weights raise
+        `OSError` naming the tensors and the file. `use_safetensors=None` never falls back to a `.bin`.
+        """
         want_info = kwargs.pop("output_loading_info", False)
-        kwargs.setdefault("use_safetensors", True)
+        refuse_non_safetensors_options(kwargs)
+        kwargs["use_safetensors"] = True
+        if pretrained_model_name_or_path is not None:
+            for file in safetensors_weight_files(pretrained_model_name_or_path, kwargs):
+                check_finite_weights(file)
+        # Mismatched shapes are then listed in the loading info (with both shapes) and refused below.
+        kwargs["ignore_mismatched_sizes"] = True
         try:
             model, info = super().from_pretrained(
                 pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
             )
         except SafetensorError as err:
-            raise OSError(
-                f"could not read the weights of {pretrained_model_name_or_path!s}: the safetensors file is "
-                f"truncated or corrupted ({err}). Re-download or re-save the checkpoint."
-            ) from err
-        problems = {k: sorted(info.get(k) or []) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
-        if any(problems.values()):
-            details = "; ".join(f"{k}: {v[:20]}{' ...' if len(v) > 20 else ''}" for k, v in problems.items() if v)
-            raise OSError(
-                f"weights in {pretrained_model_name_or_path!s} do not match {cls.__name__} "
-                f"({details}). Refusing to load a partially random model."
-            )
+            raise OSError(corrupt_weights_message(pretrained_model_name_or_path, err)) from err
+        _refuse_key_problems(cls.__name__, pretrained_model_name_or_path, info)
         return (model, info) if want_info else model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, remote_code: bool = False,
@@ -135,8 +141,15 @@ class BrainGenPreTrainedModel(PreTrainedModel):
 
     # -------------------------------------------------------- input checks
     def check_signal(self, x: torch.Tensor, *, name: str = "input", ndim: int | Sequence[int] | None = None,
-                     num_channels: int | None = None, channel_dim: int = 1) -> torch.Tensor:
-        """Validate a continuous signal tensor: type, float dtype, rank, non-empty, channel count, finite."""
+                     num_channels: int | None = None, channel_dim: int = 1,
+                     channel_names: Sequence[str] | None = None) -> torch.Tensor:
+        """Validate a continuous signal tensor and return it in the model's dtype.
+
+        Checks type, float dtype, rank, non-empty, channel count, finite values and, when `channel_names` is
+        given, the names against `config.channel_names` (`BrainGenConfig.check_signal_metadata`). A float16,
+        bfloat16 or float64 signal is cast to the dtype of the model's parameters (what its layers compute in),
+        so e.g. a float64 numpy recording works as is.
+        """
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
@@ -150,17 +163,30 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         if not torch.isfinite(x).all():
             bad = (~torch.isfinite(x)).sum().item()
             raise ValueError(f"{name} contains {bad} NaN/inf values; clean or interpolate the signal first")
-        return x
+        if channel_names is not None:
+            self.config.check_signal_metadata(channel_names=channel_names, num_channels=x.shape[channel_dim])
+        return self._in_model_dtype(x, name)
+
+    def _in_model_dtype(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        dtype = self.dtype
+        if x.dtype == dtype or not dtype.is_floating_point:
+            return x
+        cast = x.to(dtype)
+        if not torch.isfinite(cast).all():
+            raise ValueError(f"{name} ({x.dtype}) has values beyond the range of {dtype}, the model's dtype; "
+                             "rescale the signal")
+        return cast
 
     def check_tokens(self, ids: torch.Tensor, *, vocab_size: int, name: str = "input_ids",
                      ndim: int | Sequence[int] | None = None, num_channels: int | None = None,
                      channel_dim: int = 1) -> torch.Tensor:
-        """Validate integer token ids: integer dtype, rank, non-empty, channel count, range [0, vocab)."""
+        """Validate token ids: int64/int32 dtype, rank, non-empty, channel count, range [0, vocab)."""
         if not isinstance(ids, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of token ids, got {type(ids).__name__}")
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
             raise ValueError(f"{name} must hold integer token ids, got dtype {ids.dtype}; quantise the signal "
                              "first (e.g. brain_gen_hf.tokenizers.mulaw_encode)")
+        _check_index_dtype(ids, name)
         _check_rank(ids, name, ndim)
         if ids.numel() == 0:
             raise ValueError(f"{name} is empty (shape {tuple(ids.shape)})")
@@ -171,6 +197,54 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"{name} has ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
         return ids
+
+
+def _refuse_key_problems(model_name: str, where, info: dict) -> None:
+    """Strict loading: missing, unexpected or shape-mismatched keys raise `OSError` with the keys (and shapes)."""
+    problems = [f"{kind}: {sorted(keys)[:20]}{' ...' if len(keys) > 20 else ''}"
+                for kind in ("missing_keys", "unexpected_keys") if (keys := info.get(kind) or [])]
+    if info.get("mismatched_keys"):
+        problems.append(f"shape mismatch: {mismatched_shapes_message(info['mismatched_keys'])}")
+    if problems:
+        raise OSError(f"weights in {where!s} do not match {model_name} ({'; '.join(problems)}). Refusing to load a "
+                      "partially random model.")
+
+
+# Integer dtypes torch's embeddings and indexing read as ids; smaller ones would crash or index as a mask.
+INDEX_DTYPES = (torch.int64, torch.int32)
+
+# Keywords transformers' machinery (Trainer, pipelines, GenerationMixin) passes to any model's `forward`: accepted
+# (and ignored where the model has no use for them). Any other unknown keyword is a caller's mistake.
+COMMON_FORWARD_KWARGS = frozenset({"return_dict", "output_attentions", "output_hidden_states", "num_items_in_batch"})
+# ... and what GenerationMixin passes to a causal LM at every step on top of the LM's own arguments.
+GENERATION_FORWARD_KWARGS = COMMON_FORWARD_KWARGS | {"past_key_values", "cache_position", "logits_to_keep"}
+
+
+def reject_unknown_kwargs(kwargs: dict, allowed: Collection[str], where: str) -> None:
+    """Raise `TypeError` (as Python does for a misspelt argument) for keywords outside `allowed`."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+
+
+def check_labels(labels: torch.Tensor, *, num_classes: int, name: str = "labels",
+                 ignore_index: int = -100) -> torch.Tensor:
+    """Validate integer class/token targets: int64/int32, each in [0, num_classes) or `ignore_index`; as int64."""
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        got = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"{name} must be an integer tensor of class ids, got {got}")
+    _check_index_dtype(labels, name)
+    valid = labels[labels != ignore_index]
+    if valid.numel() and (valid.min() < 0 or valid.max() >= num_classes):
+        raise ValueError(f"{name} must be class ids in [0, {num_classes - 1}] (or {ignore_index} to ignore), got "
+                         f"values in [{int(valid.min())}, {int(valid.max())}]")
+    return labels.long()
+
+
+def _check_index_dtype(ids: torch.Tensor, name: str) -> None:
+    if ids.dtype not in INDEX_DTYPES:
+        raise ValueError(f"{name} must be int64 (or int32) ids, got dtype {ids.dtype}; convert with `.long()`")
 
 
 def _check_rank(x: torch.Tensor, name: str, ndim: int | Sequence[int] | None) -> None:

@@ -29,9 +29,13 @@ LM_CONFIG = {"hidden_size": 64, "backbone_config": {
     "model_type": "qwen2_5_vl_text", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
     "intermediate_size": 128, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "max_position_embeddings": 4096,
     "rope_scaling": {"rope_type": "default", "mrope_section": 2}}}
+# Simulated data: magnetometers only (fast). Your recordings: MEG if present, else EEG ("auto"), or your own
+# `--config` (a preprocessing build config, as for `brain-gen-hf preprocess`).
 BUILD_CONFIG = {"dataset_name": "quickstart", "preprocessing": {"picks": "mag"},
                 "cleaning": {"min_segment_seconds": 10.0},
                 "splits": {"strategy": "session", "val_ratio": 0.34, "test_ratio": 0.0, "seed": 0}}
+# BrainTokMix ignores sensor positions, so EEG without a montage is kept (positions stored as zeros).
+RECORDINGS_BUILD_CONFIG = {**BUILD_CONFIG, "preprocessing": {"picks": "auto", "missing_positions": "zeros"}}
 
 
 @dataclass
@@ -47,13 +51,26 @@ def _say(message: str) -> None:
     print(f"[quickstart] {message}", flush=True)
 
 
-def build_quickstart_dataset(output: Path, inputs: list[str] | None, progress: bool) -> Path:
+def quickstart_build_config(inputs: list[str] | None, config_file: str | Path | None = None):
+    """The preprocessing `BuildConfig`: the user's YAML if given, else the quickstart's for simulated or real data."""
     from .data.config import BuildConfig
+
+    if config_file is not None:
+        config = BuildConfig.from_yaml(config_file)
+        config.dataset_name = config.dataset_name or "quickstart"
+        return config
+    return BuildConfig.from_dict(RECORDINGS_BUILD_CONFIG if inputs else BUILD_CONFIG)
+
+
+def build_quickstart_dataset(output: Path, inputs: list[str] | None, progress: bool,
+                             config_file: str | Path | None = None) -> Path:
     from .data.shards import build_dataset
 
     dataset = output / "dataset"
+    config = quickstart_build_config(inputs, config_file)
     if inputs:
-        _say(f"building a dataset from {len(inputs)} input(s)")
+        _say(f"building a dataset from {len(inputs)} input(s)"
+             + (f" with the build config {config_file}" if config_file else ""))
         sources = list(inputs)
     else:
         from .data.simulate import write_simulated_recordings
@@ -64,13 +81,25 @@ def build_quickstart_dataset(output: Path, inputs: list[str] | None, progress: b
                                    sfreq=200.0)
         sources = [str(output / "simulated_raw")]
     # The card marks SIMULATED data (recognised from the `simulated_raw` source folder).
-    build_dataset(sources, dataset, BuildConfig.from_dict(BUILD_CONFIG), progress=progress)
+    build_dataset(sources, dataset, config, progress=progress)
     return dataset
+
+
+def fitting_batch_size(dataset: Path, batch_size: int) -> int:
+    """Short recordings give fewer training windows than one batch: train on batches of all of them instead."""
+    from .data.windows import load_window_datasets
+
+    windows = len(load_window_datasets(str(dataset), WINDOW_SECONDS, WINDOW_SECONDS / 2)["train"])
+    if 0 < windows < batch_size:
+        _say(f"the training split has {windows} windows of {WINDOW_SECONDS} s, fewer than --batch-size "
+             f"{batch_size}: training on batches of {windows}")
+        return windows
+    return batch_size
 
 
 def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[str] | None = None, *,
                    tokenizer_steps: int = 300, lm_steps: int = 300, batch_size: int = 8, horizon_seconds: float = 1.28,
-                   progress: bool = True, seed: int = 0) -> QuickstartResult:
+                   progress: bool = True, seed: int = 0, config_file: str | Path | None = None) -> QuickstartResult:
     import numpy as np
     import torch
     from transformers import AutoModel
@@ -85,11 +114,13 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
     started = time.perf_counter()
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    dataset = build_quickstart_dataset(output, inputs, progress)
+    _say(f"writing the dataset, both models, plots and summary.json under {output}")
+    dataset = build_quickstart_dataset(output, inputs, progress, config_file)
+    batch_size = fitting_batch_size(dataset, batch_size)
 
-    common = dict(dataset=str(dataset), example_seconds=WINDOW_SECONDS, overlap_seconds=WINDOW_SECONDS / 2,
-                  batch_size=batch_size, log_with="tensorboard", progress_bar=progress, seed=seed, keep_last=1,
-                  eval_split="validation")
+    common = {"dataset": str(dataset), "example_seconds": WINDOW_SECONDS, "overlap_seconds": WINDOW_SECONDS / 2,
+              "batch_size": batch_size, "log_with": "tensorboard", "progress_bar": progress, "seed": seed,
+              "keep_last": 1, "eval_split": "validation"}
     _say(f"training a BrainTokMix tokenizer for {tokenizer_steps} steps")
     tok_run = train(*parse_run_config({
         **common, "task": "brain_tokenizer", "model_type": "braintokmix", "model_config": TOKENIZER_CONFIG,
@@ -111,16 +142,18 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
         "eval_every": max(1, lm_steps // 3), "checkpoint_every": 0}))
     lm_dir = lm_run.final_model_dir
 
-    _say("forecasting a held-out window")
     from .data.windows import load_window_datasets
 
     windows = load_window_datasets(str(dataset), WINDOW_SECONDS, 0.0)
-    held_out = windows.get("validation") or windows["train"]
+    held_out = windows.get("validation")
+    _say("forecasting a held-out window" if held_out else "forecasting a training window (the dataset has no "
+         "validation split)")
+    held_out = held_out or windows["train"]
     layout = held_out.layout
     sfreq = float(layout.sfreq)
     lm = AutoModel.from_pretrained(lm_dir).eval()
     signal = torch.from_numpy(held_out.window_array([0]))  # (1, C, L)
-    horizon = int(round(horizon_seconds * sfreq))
+    horizon = round(horizon_seconds * sfreq)
     hop = lm.config.temporal_reduction
     context_len = (signal.shape[-1] - horizon) // hop * hop
     context, truth = signal[..., :context_len], signal[..., context_len:context_len + horizon]

@@ -65,7 +65,7 @@ def check_train_step_parity(case: RefCase) -> None:
     model, out = converted(case), case.outputs
     x, pos, sensor_type = metadata(case)
     model.train()
-    torch.manual_seed(3)  # the recorded step's seed (meta.json procedure)
+    torch.manual_seed(case.call_seed("outputs:train_step.loss"))
     with torch.no_grad():
         loss = model(x, pos, sensor_type).loss
     assert_float_close(loss, out["train_step.loss"], "train_step.loss")
@@ -87,10 +87,11 @@ def check_kmeans_init_parity(case: RefCase, explicit: bool) -> None:
     for buffer in buffers:
         buffer.zero_()
     x, pos, sensor_type = metadata(case, "codebook_init.")
+    seed = case.procedure_seed("k-means init")
     if explicit:
-        model.init_codebooks(x, pos, sensor_type, seed=2)
+        model.init_codebooks(x, pos, sensor_type, seed=seed)
     else:  # the reference's implicit init on the first forward
-        torch.manual_seed(2)
+        torch.manual_seed(seed)
         with torch.no_grad():
             model(x, pos, sensor_type)
     state = model.state_dict()
@@ -142,16 +143,32 @@ def _assert_no_future_gradient(grad: torch.Tensor, split: int) -> None:
     torch.testing.assert_close(future, torch.zeros_like(future), rtol=0, atol=1e-5)
 
 
+def _latents_before_quantisation(model, x, pos=None, sensor_type=None) -> torch.Tensor:
+    pos, sensor_type = model._sensor_inputs(x, pos, sensor_type)
+    return model.encoder(model._windows(x), model.sensor_embed(pos, sensor_type))
+
+
 def check_batch_independence(model, x, pos=None, sensor_type=None) -> None:
-    """Changing sample 1 changes nothing in sample 0 (no leak across the batch)."""
+    """Changing sample 1 changes nothing in sample 0 (no leak across the batch).
+
+    That the change reaches the model is checked on the latents before quantisation: the codes and the
+    reconstruction of the changed sample may legitimately stay (almost) put, since a small random model's latents
+    are tiny next to its decoder biases and can snap to the same or near-duplicate codewords, depending on the CPU's
+    float kernels. The untouched sample keeps its codes exactly and its floats up to kernel rounding.
+    """
+    y = x.clone()
+    y[1] = -3 * y[1].flip(-1) + 1
     with torch.no_grad():
         a = model(x, pos, sensor_type)
-        y = x.clone()
-        y[1] = -3 * y[1].flip(-1) + 1
         b = model(y, pos, sensor_type)
+        latents_a = _latents_before_quantisation(model, x, pos, sensor_type)
+        latents_b = _latents_before_quantisation(model, y, pos, sensor_type)
+    scale = latents_a.abs().max()
+    assert (latents_a[1] - latents_b[1]).abs().max() > 1e-2 * scale, "the change of sample 1 never reached the model"
     assert torch.equal(a.codes[0], b.codes[0])
-    torch.testing.assert_close(a.reconstruction[0], b.reconstruction[0], rtol=0, atol=0)
-    assert not torch.equal(a.reconstruction[1], b.reconstruction[1])
+    torch.testing.assert_close(latents_b[0], latents_a[0], rtol=1e-5, atol=1e-5 * scale)
+    torch.testing.assert_close(b.reconstruction[0], a.reconstruction[0], rtol=1e-5,
+                               atol=1e-5 * a.reconstruction.abs().max())
 
 
 def check_codebook_updates_only_in_training(model, x, pos=None, sensor_type=None) -> None:

@@ -8,6 +8,7 @@ produced the same way (`BRAIN_GEN_HF_REFVEC` points at its root).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -64,6 +65,21 @@ class RefCase:
     @cached_property
     def outputs(self) -> dict[str, torch.Tensor]:
         return load_file(self.path / "outputs.safetensors")
+
+    def call_seed(self, tensor_key: str) -> int:
+        """The `torch.manual_seed` recorded for the call that produced `tensor_key` (e.g. "outputs:train_step.loss")."""
+        return int(self.meta["tensors"][tensor_key]["args"]["torch.manual_seed"])
+
+    def procedure_seed(self, step: str) -> int:
+        """The `torch.manual_seed(s)` of the `meta.json` procedure entry that mentions `step` (e.g. "k-means init").
+
+        Vector sets produced the same way may use other seeds, so tests read them instead of assuming the public ones.
+        """
+        for entry in self.meta.get("procedure", []):
+            match = re.search(r"torch\.manual_seed\((\d+)\)", entry)
+            if step in entry and match:
+                return int(match.group(1))
+        raise KeyError(f"{self}: no seeded procedure entry mentions {step!r}")
 
 
 def discover_cases(registry_names: set[str]) -> list:

@@ -81,8 +81,9 @@ def test_batch_items_are_independent(changed):
     with torch.no_grad():
         a, b = model(x), model(other)
     kept = 1 - changed
-    torch.testing.assert_close(b.prediction[kept], a.prediction[kept], rtol=0, atol=0)
-    torch.testing.assert_close(b.features[kept], a.features[kept], rtol=0, atol=0)
+    # Up to float rounding (CPU kernels may depend on memory layout); a leak would move it by far more.
+    torch.testing.assert_close(b.prediction[kept], a.prediction[kept], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.features[kept], a.features[kept], rtol=1e-5, atol=1e-6)
     assert (b.prediction[changed] - a.prediction[changed]).abs().max() > 1e-4
 
 
@@ -95,9 +96,9 @@ def test_encode_and_output_dim():
     assert features.shape == (2, model.output_dim, steps + 1)
     with torch.no_grad():
         torch.testing.assert_close(model(x).features, features, rtol=0, atol=0)
-    # Samples past `context_length` are never read.
-    longer = torch.cat([x, torch.randn(2, C, 9)], dim=-1)
-    torch.testing.assert_close(model.encode(longer), features, rtol=0, atol=0)
+    # Samples past `context_length` are never read (the crop is a view with other strides: equal up to rounding).
+    longer = torch.cat([x, 100 * torch.randn(2, C, 9)], dim=-1)
+    torch.testing.assert_close(model.encode(longer), features, rtol=1e-5, atol=1e-6)
 
 
 def test_initialisation_follows_bendr():
@@ -207,7 +208,9 @@ def test_parity_bendr(case, tmp_path):
     model = AutoModel.from_pretrained(tmp_path).eval()  # non-persistent buffers rebuilt after loading
     for key, expected in case.outputs.items():
         if key.startswith("nonpersistent_buffer."):
-            torch.testing.assert_close(model.get_buffer(key[len("nonpersistent_buffer."):]), expected, rtol=0, atol=0)
+            # Recorded in another process: transcendental kernels may round differently on another CPU.
+            torch.testing.assert_close(model.get_buffer(key[len("nonpersistent_buffer."):]), expected, rtol=1e-6,
+                                       atol=1e-7)
     x = case.inputs["x"]
     cfg = model.config
     with torch.no_grad():

@@ -121,7 +121,7 @@ def test_api_for_token_lms(tmp_path):
     table = model.codebook_embeddings()
     assert table.shape == (cfg.num_quantizers, cfg.codebook_size, cfg.token_dim)
     summed = sum(table[level][enc.codes[..., level]] for level in range(cfg.num_quantizers))
-    torch.testing.assert_close(summed, enc.embeddings, rtol=0, atol=0)
+    torch.testing.assert_close(summed, enc.embeddings, rtol=1e-5, atol=1e-6)  # other op shapes: up to rounding
     with torch.no_grad():
         signal = model.decode(flat)
     assert signal.shape == x.shape

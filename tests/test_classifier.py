@@ -91,7 +91,7 @@ def test_continuous_classifier_keeps_batch_items_independent():
     changed[0] += 1.0
     with torch.no_grad():
         logits, logits_changed = model(x).logits, model(changed).logits
-    torch.testing.assert_close(logits_changed[1], logits[1], rtol=0, atol=0)
+    torch.testing.assert_close(logits_changed[1], logits[1], rtol=1e-5, atol=1e-6)  # up to kernel rounding
     assert (logits_changed[0] - logits[0]).abs().max() > 1e-4
 
 

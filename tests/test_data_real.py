@@ -6,7 +6,7 @@ import uuid
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, require_shared
+from tests.conftest import REPO_ROOT, SHARED, require_shared
 
 datasets = pytest.importorskip("datasets")
 
@@ -76,3 +76,16 @@ def test_one_second_recording_is_too_short_for_reference_cleaning(tmp_path):
     message = report.failed[str(path)]
     assert str(path) in message and "too_short" in message
     assert "shorter than one cleaning window of 5 s" in message
+    # the message names the real key and the config that fits
+    assert "(cleaning.window_seconds)" in message and "session_cleaning" not in message
+    assert "--config training_scripts/configs/preprocess_short_recordings.yaml" in message
+
+
+def test_short_recordings_config_accepts_every_real_recording(tmp_path):
+    """The config the README and the rejection messages point to really builds every file here."""
+    paths = [require_shared(REAL / relative) for relative, _, _ in RECORDINGS]
+    config = BuildConfig.from_yaml(REPO_ROOT / "training_scripts" / "configs" / "preprocess_short_recordings.yaml")
+    report = build_dataset([str(p) for p in paths], tmp_path / f"short_{uuid.uuid4().hex[:8]}", config,
+                           progress=False)
+    assert not report.failed, report.failed
+    assert sorted(report.processed) == sorted(map(str, paths))

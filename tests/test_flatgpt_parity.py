@@ -64,7 +64,8 @@ def test_parity_flatgpt_rope(case):
     expected = case.outputs
     rotary = model.transformer.model.rotary_emb
     inv_freq = expected["nonpersistent_buffer.transformer.model.rotary_emb.inv_freq"]
-    assert_float_close(rotary.inv_freq, inv_freq, "inv_freq", rtol=0, atol=0)
+    # Float tables recorded in another process: pow/cos/sin kernels may round differently on another CPU.
+    assert_float_close(rotary.inv_freq, inv_freq, "inv_freq", rtol=1e-6, atol=0)
     if "position_ids" not in expected:  # 1-D RoPE backbone: transformers' own rotary module
         return
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
@@ -74,7 +75,8 @@ def test_parity_flatgpt_rope(case):
     assert torch.equal(position_ids, expected["position_ids"])
     cos_axes, sin_axes = rotary.axis_tables(torch.zeros(1), position_ids)
     assert cos_axes.dtype == expected["rope.cos"].dtype == torch.bfloat16
-    assert torch.equal(cos_axes, expected["rope.cos"]) and torch.equal(sin_axes, expected["rope.sin"])
+    torch.testing.assert_close(cos_axes, expected["rope.cos"])  # bfloat16 tolerances: one rounding step
+    torch.testing.assert_close(sin_axes, expected["rope.sin"])
     cos, sin = rotary(torch.zeros(1), position_ids)
     q, k = apply_rotary_pos_emb(case.inputs["rope.q"], case.inputs["rope.k"], cos, sin)
     assert_float_close(q, expected["rope.q_embed"], "rope.q_embed")
@@ -93,6 +95,14 @@ def _greedy_forecast(model, context, args):
     return output, torch.cat(sampled, dim=1)
 
 
+def _assert_same_decoded(output, expected, name):
+    """Tokens decoded in this process vs the recording: bins exactly, a mu-law signal up to exp/log rounding."""
+    if expected.is_floating_point():
+        assert_float_close(output, expected, name, rtol=1e-6, atol=1e-7)
+    else:
+        assert torch.equal(output, expected), name
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_parity_flatgpt_greedy_forecast(case):
     case = require_case(case)
@@ -102,8 +112,8 @@ def test_parity_flatgpt_greedy_forecast(case):
     for key in recorded:
         args = tensors[f"outputs:{key}.output"]["args"]
         output, sampled = _greedy_forecast(model, context, args)
-        assert torch.equal(output, case.outputs[f"{key}.output"]), key
         assert torch.equal(sampled, case.outputs[f"{key}.sampled_tokens"]), key
+        _assert_same_decoded(output, case.outputs[f"{key}.output"], key)
     # Paths that raise in the reference (Delimited strip, Embeds without cache) work here and agree with the cache.
     for key in ("forecast", "forecast_nocache"):
         if key in recorded:
@@ -116,5 +126,5 @@ def test_parity_flatgpt_greedy_forecast(case):
         other, other_sampled = _greedy_forecast(model, context, {**args, "use_cache": not args["use_cache"]})
         assert torch.equal(output, other) and torch.equal(sampled, other_sampled)
         if recorded:
-            assert torch.equal(output, case.outputs[f"{recorded[0]}.output"])
+            _assert_same_decoded(output, case.outputs[f"{recorded[0]}.output"], recorded[0])
         assert output.shape == (context.shape[0], args["rollout_steps"], context.shape[2])

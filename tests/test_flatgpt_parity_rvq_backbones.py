@@ -56,7 +56,9 @@ def test_parity_flatgpt_rvq_backbone(case):
         cos, sin = rotary.axis_tables(torch.zeros(1), position_ids)
     else:
         cos, sin = rotary(torch.zeros(1), position_ids)
-    assert torch.equal(cos, expected["rope.cos"]) and torch.equal(sin, expected["rope.sin"])
+    # Recorded in another process: cos/sin kernels may round differently on another CPU (dtype-aware tolerances).
+    torch.testing.assert_close(cos, expected["rope.cos"])
+    torch.testing.assert_close(sin, expected["rope.sin"])
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -100,7 +100,7 @@ def test_parity_flatgpt_rvq_resize_context(case):
                          max_position_embeddings=args["max_position_embeddings"])
     assert list(model.config.reduced_shape) == case.meta["scalars"]["resize_context.reduced_shape"]["value"]
     assert_float_close(model.transformer.model.rotary_emb.inv_freq, case.outputs["resize_context.inv_freq"],
-                       "resize_context.inv_freq", rtol=0, atol=0)
+                       "resize_context.inv_freq", rtol=1e-6, atol=0)  # pow kernels may round differently
     with torch.no_grad():
         out = model(input_values=case.inputs["resize_context.x_long"], pos=case.inputs["pos"],
                     sensor_type=case.inputs["sensor_type"])

@@ -1,5 +1,6 @@
 """Remote code for every family: `save_pretrained(remote_code=True)` -> a process that cannot import
-brain_gen_hf loads each folder with `trust_remote_code=True` and computes identical outputs.
+brain_gen_hf loads each folder with `trust_remote_code=True` and computes the same outputs (codes and ids
+exactly, floats up to kernel rounding).
 
 Every `ModelContract` subclass in the test suite takes part (one subprocess for all of them, since
 starting torch + transformers dominates the cost).
@@ -81,7 +82,12 @@ def test_every_family_loads_as_remote_code_without_the_package(tmp_path):
                 assert "brain_gen_hf" not in type(model).__module__
                 with torch.no_grad():
                     out = model(**{{k[3:]: v for k, v in io.items() if k.startswith("in.")}})
-                torch.testing.assert_close(out[case["output_key"]], io["expected"], rtol=0, atol=0)
+                got, expected = out[case["output_key"]], io["expected"]
+                if expected.is_floating_point():
+                    # Another process may pick other float kernels (thread count, CPU): equal up to rounding.
+                    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+                else:  # codes and token ids: exactly
+                    assert torch.equal(got, expected), "integer outputs differ"
                 # The loaded remote model saves again (without brain_gen_hf's card templates).
                 model.save_pretrained(case["folder"] + "/resaved")
                 assert os.path.exists(case["folder"] + "/resaved/model.safetensors")

@@ -86,7 +86,7 @@ def test_condition_is_embedded_per_time_step():
         other = model(x, condition=changed).logits
         unconditioned = model(x).logits
     # A condition at step 4 changes steps >= 4 only (causal), and conditioning changes the output.
-    torch.testing.assert_close(other[..., :4, :], base[..., :4, :], rtol=0, atol=0)
+    torch.testing.assert_close(other[..., :4, :], base[..., :4, :], rtol=1e-5, atol=1e-6)  # up to kernel rounding
     assert (other[..., 4:, :] - base[..., 4:, :]).abs().max() > 1e-4
     assert (unconditioned - base).abs().max() > 1e-4
     with pytest.raises(ValueError, match=r"shape \(1, 1, 1, 6\)"):
@@ -130,7 +130,8 @@ def test_parity_tasa3d(case, tmp_path):
     assert buffers, "the case records the RoPE buffers"
     for name, expected in buffers.items():
         for m in (model, reloaded):
-            torch.testing.assert_close(m.get_buffer(name), expected, rtol=0, atol=0)
+            # Recorded in another process: transcendental kernels may round differently on another CPU.
+            torch.testing.assert_close(m.get_buffer(name), expected, rtol=1e-6, atol=1e-7)
     with torch.no_grad():
         out = reloaded(input_ids=case.inputs["x"], labels=case.inputs["targets"])
     assert_float_close(out.logits, case.outputs["logits"], "logits")

@@ -2,6 +2,8 @@
 
     python training_scripts/pretokenize.py --tokenizer FOLDER_OR_REPO --dataset DIR_OR_REPO --output DIR \
         [--example_seconds 10.24] [--overlap_seconds 0] [--batch_size 8] [--push_to_hub org/name]
+
+A user error (a missing or damaged tokenizer or dataset) prints one `error: ...` line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -22,12 +24,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
 
-    from transformers import AutoModel
+    from brain_gen_hf.cli import USER_ERRORS
+    from brain_gen_hf.training.arguments import user_error_line
 
-    import brain_gen_hf  # noqa: F401
-    from brain_gen_hf.training.pretokenize import pretokenize_dataset
+    try:
+        pretokenize(args)
+    except USER_ERRORS as err:
+        print(f"error: {user_error_line(err)}", file=sys.stderr)
+        return 2
+    return 0
 
-    tokenizer = AutoModel.from_pretrained(args.tokenizer)
+
+def pretokenize(args: argparse.Namespace) -> None:
+    from brain_gen_hf.training.pretokenize import (
+        load_frozen_tokenizer,
+        pretokenize_dataset,
+    )
+
+    tokenizer = load_frozen_tokenizer(args.tokenizer)
     counts = pretokenize_dataset(tokenizer, args.dataset, args.output, example_seconds=args.example_seconds,
                                  overlap_seconds=args.overlap_seconds, splits=args.splits, batch_size=args.batch_size)
     print(f"windows tokenized per split: {counts}")
@@ -38,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
         api.upload_folder(repo_id=args.push_to_hub, repo_type="dataset", folder_path=args.output,
                           commit_message="Upload pretokenized brain-token shards")
-    return 0
 
 
 if __name__ == "__main__":

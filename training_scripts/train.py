@@ -5,7 +5,8 @@
 
 Single process, DDP (`--multi_gpu`, on CPU with `ACCELERATE_USE_CPU=1`) or FSDP, as accelerate is
 configured. Every key of the YAML is a field of `ModelArguments`, `DataArguments` or `RunArguments`
-(brain_gen_hf/training/arguments.py); unknown keys stop the run before any work starts.
+(brain_gen_hf/training/arguments.py); unknown keys stop the run before any work starts. A user error (a bad
+config, a missing or damaged file or dataset) prints one `error: ...` line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from brain_gen_hf.training.arguments import load_run_config, parse_run_config
-    from brain_gen_hf.training.trainer import train
+    from brain_gen_hf.cli import USER_ERRORS
+    from brain_gen_hf.training.arguments import read_run_config, user_error_line
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML run config")
     known, overrides = parser.parse_known_args(argv)
-    model_args, data_args, run_args = parse_run_config(load_run_config(known.config, overrides))
-    result = train(model_args, data_args, run_args)
+    try:
+        model_args, data_args, run_args = read_run_config(known.config, overrides)
+        from brain_gen_hf.training.trainer import train
+
+        result = train(model_args, data_args, run_args)
+    except USER_ERRORS as err:
+        print(f"error: {user_error_line(err)}", file=sys.stderr)
+        return 2
     print(f"finished at step {result.step}; final model: {result.final_model_dir}")
     return 0
 

@@ -38,6 +38,19 @@ class CleaningConfig:
             raise ValueError("min_segment_seconds must be >= 0")
 
 
+# How to accept a recording that cleaning rejected, per discard reason (the pipeline adds it to its error).
+SHORT_RECORDINGS_CONFIG = "training_scripts/configs/preprocess_short_recordings.yaml"
+REJECTION_FIXES = {
+    "too_short": f"lower cleaning.window_seconds, or use --config {SHORT_RECORDINGS_CONFIG} for recordings of seconds",
+    "too_many_bad_windows": "raise cleaning.std_threshold or cleaning.max_bad_pct (or set cleaning.enabled: false), "
+                            f"or for recordings of seconds use --config {SHORT_RECORDINGS_CONFIG} (0.5 s windows)",
+    "no_good_windows": "raise cleaning.std_threshold (or set cleaning.enabled: false)",
+    "no_segments": f"lower cleaning.min_segment_seconds, or use --config {SHORT_RECORDINGS_CONFIG} for short "
+                   "recordings",
+    "first_segment_too_short": "lower cleaning.min_first_segment_seconds",
+}
+
+
 @dataclass
 class CleaningSummary:
     total_windows: int = 0
@@ -82,7 +95,7 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
 
     if n_windows == 0:
         return discard("too_short", f"recording is {duration:.2f} s long, shorter than one cleaning "
-                                    f"window of {config.window_seconds:g} s (session_cleaning.window_seconds)")
+                                    f"window of {config.window_seconds:g} s (cleaning.window_seconds)")
     windows = data[:, : n_windows * width].reshape(data.shape[0], n_windows, width)
     window_std = windows.std(axis=(0, 2))
     good = window_std <= config.std_threshold
@@ -92,9 +105,10 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
     if summary.bad_window_pct > config.max_bad_pct:
         return discard("too_many_bad_windows",
                        f"{summary.bad_window_pct:.1f}% of {n_windows} windows have std > "
-                       f"{config.std_threshold:g} (limit {config.max_bad_pct:g}%)")
+                       f"{config.std_threshold:g} (cleaning.std_threshold; limit cleaning.max_bad_pct="
+                       f"{config.max_bad_pct:g}%)")
     if not good.any():
-        return discard("no_good_windows", "no window passes the std threshold")
+        return discard("no_good_windows", f"no window passes cleaning.std_threshold={config.std_threshold:g}")
 
     low, high = config.clip_range
     kept = windows[:, good]
@@ -119,10 +133,10 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
             segments[0].shape[1] < config.min_first_segment_seconds * sfreq:
         return discard("first_segment_too_short",
                        f"first clean segment is {segments[0].shape[1] / sfreq:.1f} s "
-                       f"< min_first_segment_seconds={config.min_first_segment_seconds:g}")
+                       f"< cleaning.min_first_segment_seconds={config.min_first_segment_seconds:g}")
     if not segments:
         return discard("no_segments",
-                       f"no clean segment reaches min_segment_seconds={config.min_segment_seconds:g} s "
+                       f"no clean segment reaches cleaning.min_segment_seconds={config.min_segment_seconds:g} s "
                        f"(longest clean run {longest / sfreq:.1f} s of a {duration:.1f} s recording)")
     summary.segments_kept = len(segments)
     return CleaningResult(segments, summary)

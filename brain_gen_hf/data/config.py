@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,27 @@ class CardConfig:
     citation: str = ""
 
 
+def _check_types(name: str, section, values: dict) -> None:
+    """Scalar keys of a YAML section must have their declared type (a typo'd number is a clear error)."""
+    hints = typing.get_type_hints(section)
+    for key, value in values.items():
+        hint = hints.get(key)
+        allowed = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
+        allowed.discard(type(None))
+        if value is None or not allowed:
+            continue
+        if allowed == {bool}:
+            ok, kind = isinstance(value, bool), "true or false"
+        elif allowed <= {int, float}:
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif allowed == {str}:
+            ok, kind = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{name}.{key} must be {kind}, got {value!r}")
+
+
 _SECTIONS = {
     "preprocessing": PreprocessingConfig,
     "normalization": NormalizationConfig,
@@ -74,8 +97,11 @@ class BuildConfig:
     card: CardConfig = field(default_factory=CardConfig)
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "BuildConfig":
-        values = dict(values or {})
+    def from_dict(cls, values: dict | None) -> BuildConfig:
+        values = {} if values is None else values
+        if not isinstance(values, dict):
+            raise ValueError(  # noqa: TRY004 (config errors are ValueErrors: the CLI reports them in one line)
+                f"a build config is a mapping of keys and sections, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -87,10 +113,13 @@ class BuildConfig:
                 kwargs[key] = value
                 continue
             value = value or {}
+            if not isinstance(value, dict):
+                raise ValueError(f"build config section '{key}' must be a mapping of keys, got {value!r}")  # noqa: TRY004
             fields = {f.name for f in dataclasses.fields(section)}
             bad = set(value) - fields
             if bad:
                 raise ValueError(f"unknown keys {sorted(bad)} in '{key}'; expected {sorted(fields)}")
+            _check_types(key, section, value)
             for name in ("clip_range", "quantile_range"):
                 if isinstance(value.get(name), list):
                     value = {**value, name: tuple(value[name])}
@@ -98,11 +127,21 @@ class BuildConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_yaml(cls, path) -> "BuildConfig":
+    def from_yaml(cls, path) -> BuildConfig:
         import yaml
 
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"build config {path} does not exist (examples: "
+                                    "training_scripts/configs/preprocess_*.yaml)")
         with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(yaml.safe_load(handle))
+            try:
+                values = yaml.safe_load(handle)
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
+        try:
+            return cls.from_dict(values)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .channels import ChannelMetadata, channel_metadata
-from .cleaning import CleaningSummary, clean_recording
+from .cleaning import REJECTION_FIXES, CleaningSummary, clean_recording
 from .config import BuildConfig
 from .normalization import NormalizationStats, normalize_recording
 from .readers import RecordingSource, read_recording
@@ -40,10 +40,21 @@ def process_recording(source: RecordingSource, config: BuildConfig, raw=None) ->
 
     Raises ValueError / OSError with the file name when the recording cannot be used.
     """
-    name = str(source.path)
+    read_notes: list[str] = []  # mne's warnings, e.g. a truncated file read up to where it ends
     if raw is None:
-        raw = read_recording(source.path)
+        raw = read_recording(source.path, warnings_to=read_notes)
+    try:
+        return _process_raw(source, config, raw, read_notes)
+    except ValueError as err:
+        if not read_notes:
+            raise
+        raise ValueError(f"{err} (reading it, {'; '.join(read_notes)})") from err
+
+
+def _process_raw(source: RecordingSource, config: BuildConfig, raw, read_notes: list[str]) -> ProcessedRecording:
+    name = str(source.path)
     raw, notes = _preprocess(raw, config, name)
+    notes = read_notes + notes
     channels = channel_metadata(raw.info, missing_positions=config.preprocessing.missing_positions, source=name)
     sfreq = float(raw.info["sfreq"])
     normalized, stats = normalize_recording(raw.get_data(), config.normalization, source=name)
@@ -52,13 +63,15 @@ def process_recording(source: RecordingSource, config: BuildConfig, raw=None) ->
         normalized[[raw.ch_names.index(b) for b in bad_channels]] = 0.0
     result = clean_recording(normalized, sfreq, config.cleaning)
     if result.summary.discarded:
-        raise ValueError(f"{name}: session cleaning rejected the recording ({result.summary.discard_reason}): "
-                         f"{result.summary.message}")
+        reason = result.summary.discard_reason
+        raise ValueError(f"{name}: session cleaning rejected the recording ({reason}): {result.summary.message}; "
+                         f"to keep it, {REJECTION_FIXES.get(reason, 'adjust the cleaning section of the config')}")
     if config.example_seconds is not None:
         longest = max(s.shape[1] for s in result.segments) / sfreq
         if longest < config.example_seconds:
             raise ValueError(f"{name}: longest clean segment is {longest:.2f} s, shorter than one training "
-                             f"window of example_seconds={config.example_seconds:g} s")
+                             f"window of example_seconds={config.example_seconds:g} s; lower example_seconds in the "
+                             "build config (or set it to null) to keep it")
     processed = ProcessedRecording(source, sfreq, channels, result.segments, stats, result.summary,
                                    bad_channels, notes)
     if config.mulaw.enabled:

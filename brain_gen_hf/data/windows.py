@@ -7,8 +7,10 @@ order, then starts ascending, for map-style and streaming alike.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch.utils.data
@@ -53,9 +55,23 @@ def load_window_datasets(path_or_repo: str, example_seconds: float = 10.24, over
                          streaming: bool = False, **load_kwargs) -> dict:
     """{split: WindowDataset | StreamingWindowDataset} sharing one canonical layout over all splits."""
     splits = load_segments(path_or_repo, streaming=streaming, **load_kwargs)
-    layout = build_canonical_layout(*splits.values())
+    try:
+        layout = build_canonical_layout(*splits.values())  # streaming: the first rows are decoded here
+    except _decode_errors() as err:
+        raise _damaged_shard_error(Path(str(path_or_repo)), err) from err
     cls = StreamingWindowDataset if streaming else WindowDataset
     return {name: cls(ds, example_seconds, overlap_seconds, layout=layout) for name, ds in splits.items()}
+
+
+# What a Hub repo id looks like ("name" or "org/name"); anything else can only be a local path.
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+_SHARD_NAME = re.compile(r"[^-]+-(\d{5})-of-(\d{5})\.parquet")
+_REBUILD_HINT = ("rerun `brain-gen-hf preprocess` with the same --output to rewrite data/ from .build/, or fetch "
+                 "the dataset again")
+
+
+def _build_hint(output: str = "DIR") -> str:
+    return f"build one with `brain-gen-hf preprocess RECORDINGS... --output {output}`"
 
 
 def load_segments(path_or_repo: str, split: str | None = None, *, streaming: bool = False, **kwargs):
@@ -65,19 +81,84 @@ def load_segments(path_or_repo: str, split: str | None = None, *, streaming: boo
     key includes the files' modification times. (`load_dataset(folder)` on a folder whose card
     declares `configs` caches under the folder *name* only in datasets 5.2, so a rebuilt folder,
     or another folder with the same name, can silently return stale rows.)
+    Raises FileNotFoundError when `path_or_repo` is neither a built folder nor a reachable Hub
+    dataset, and ValueError naming the shard when one is damaged.
     """
     import datasets
-    from pathlib import Path
 
-    folder = Path(str(path_or_repo))
+    name = str(path_or_repo)
+    folder = Path(name).expanduser()
+    if folder.exists():
+        files = local_shards(folder)
+        try:
+            return datasets.load_dataset("parquet", data_files=files, split=split, streaming=streaming, **kwargs)
+        except datasets.exceptions.DatasetGenerationError as err:
+            raise _damaged_shard_error(folder, err) from err
+    if not _REPO_ID.fullmatch(name):
+        raise FileNotFoundError(f"dataset folder {name} does not exist; {_build_hint(name)}")
+    try:
+        return datasets.load_dataset(name, split=split, streaming=streaming, **kwargs)
+    except (ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
+        problem = " ".join(str(err).split())
+        raise FileNotFoundError(
+            f"{name!r} is neither a local dataset folder nor a reachable Hub dataset repo ({type(err).__name__}: "
+            f"{problem}); {_build_hint(name)}, or check the repo id, network and token") from err
+
+
+def local_shards(folder: Path) -> dict[str, list[str]]:
+    """{split: shard files} of a built folder, every shard checked to be readable Parquet."""
+    import pyarrow.parquet as pq
+
     data = folder / "data"
-    if folder.is_dir() and data.is_dir():
-        splits = sorted({p.name.split("-")[0] for p in data.glob("*.parquet")})
-        if not splits:
-            raise FileNotFoundError(f"{data} holds no Parquet shards; build the dataset first")
-        files = {name: str(data / f"{name}-*.parquet") for name in splits}
-        return datasets.load_dataset("parquet", data_files=files, split=split, streaming=streaming, **kwargs)
-    return datasets.load_dataset(str(path_or_repo), split=split, streaming=streaming, **kwargs)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a dataset folder; {_build_hint()}")
+    shards = sorted(data.glob("*.parquet")) if data.is_dir() else []
+    if not shards:
+        raise FileNotFoundError(f"{folder} is not a built dataset: {data} holds no Parquet shards; "
+                                f"{_build_hint(str(folder))}")
+    files: dict[str, list[str]] = {}
+    for shard in shards:
+        try:
+            pq.read_metadata(shard)
+        except (OSError, ValueError) as err:  # ArrowInvalid (a ValueError): truncated, zeroed, not Parquet
+            raise ValueError(f"{shard}: damaged Parquet shard ({type(err).__name__}: {err}); {_REBUILD_HINT}") from err
+        files.setdefault(shard.name.split("-")[0], []).append(str(shard))
+    for split, names in files.items():
+        _check_complete(data, split, [Path(name).name for name in names])
+    return files
+
+
+def _check_complete(data: Path, split: str, names: list[str]) -> None:
+    """`{split}-{i}-of-{n}` shards must be exactly i = 0..n-1: a lost or stale shard would change the rows silently."""
+    numbered = [_SHARD_NAME.fullmatch(name) for name in names]
+    if not all(numbered):
+        return  # shards named some other way: nothing to check
+    totals = {int(m.group(2)) for m in numbered}
+    indices = sorted(int(m.group(1)) for m in numbered)
+    if len(totals) != 1 or indices != list(range(totals.pop())):
+        raise ValueError(f"{data}: the {split!r} shards are incomplete or mixed from two builds ({', '.join(names)}); "
+                         f"{_REBUILD_HINT}")
+
+
+def _decode_errors() -> tuple[type[Exception], ...]:
+    """What pyarrow raises on undecodable Parquet (ArrowInvalid, ArrowIOError = OSError, ...)."""
+    import pyarrow as pa
+
+    return (OSError, pa.ArrowException)
+
+
+def _damaged_shard_error(folder: Path, err: Exception) -> ValueError:
+    """Name the local shard behind a decoding error (its footer was fine, its pages are not)."""
+    import pyarrow.parquet as pq
+
+    for shard in sorted((folder / "data").glob("*.parquet")):
+        try:
+            pq.read_table(shard)
+        except _decode_errors() as cause:
+            return ValueError(f"{shard}: damaged Parquet shard ({type(cause).__name__}: {cause}); {_REBUILD_HINT}")
+    cause = err.__cause__ or err
+    return ValueError(f"{folder}: the Parquet shards of the dataset could not be loaded ({type(cause).__name__}: "
+                      f"{cause}); {_REBUILD_HINT}")
 
 
 def _no_window_message(n_samples: np.ndarray, length: int, sfreq: float) -> str:
@@ -102,7 +183,7 @@ class _SegmentReader:
         self.chunk_ends = np.cumsum([len(c) for c in self.chunks])
         self.n_channels = np.asarray(self.table.column("n_channels").to_numpy(), dtype=np.int64)
         self.n_samples = np.asarray(self.table.column("n_samples").to_numpy(), dtype=np.int64)
-        self.cache: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.cache_size = cache_size
 
     def table_row(self, row: int) -> int:
@@ -230,10 +311,23 @@ class StreamingWindowDataset(torch.utils.data.IterableDataset):
         self.window = WindowConfig(example_seconds, overlap_seconds)
         self.layout = layout
 
+    def _rows(self):
+        """The streamed rows; a shard that cannot be decoded is a ValueError that says so."""
+        rows = iter(self.segments)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except _decode_errors() as err:
+                raise ValueError(f"reading the streamed segments failed: a Parquet shard of the dataset is damaged "
+                                 f"({type(err).__name__}: {err}); {_REBUILD_HINT}") from err
+            yield row
+
     def __iter__(self):
         layout = self.layout
         length = step = None
-        for row_number, row in enumerate(self.segments):
+        for row_number, row in enumerate(self._rows()):
             key = (str(row["dataset"]), str(row["session"]))
             if layout is None:
                 layout = build_canonical_layout([row])

@@ -35,18 +35,37 @@ def family_card_info(model_type: str) -> dict:
     return families["default"]
 
 
+def _held_contract(config):
+    """The sub-config whose signal contract a model follows when it fixes none itself: the brain tokenizer an
+    RVQ language model or a forecaster holds (its inputs go through that tokenizer), or a classifier's base."""
+    for name in ("tokenizer_config", "base_config"):
+        sub = getattr(config, name, None)
+        if sub is not None and not isinstance(sub, dict) and getattr(sub, "contract_num_channels", None):
+            return name, sub
+    return None, None
+
+
 def _contract(config) -> dict:
-    types = getattr(config, "channel_types", None)
+    held_as, held = _held_contract(config) if getattr(config, "contract_num_channels", None) is None else (None, None)
+
+    def value(name):
+        own = getattr(config, name, None)
+        return own if own is not None or held is None else getattr(held, name, None)
+
     counts = {}
-    for t in types or []:
+    for t in value("channel_types") or []:
         counts[t] = counts.get(t, 0) + 1
+    sampling_rate, normalization = value("sampling_rate"), value("normalization")
     return {
-        "sampling_rate": f"{config.sampling_rate:g} Hz" if getattr(config, "sampling_rate", None) else None,
-        "num_channels": getattr(config, "contract_num_channels", None),
+        "sampling_rate": f"{sampling_rate:g} Hz" if sampling_rate else None,
+        "num_channels": value("contract_num_channels"),
         "channel_types": ", ".join(f"{n} {t}" for t, n in counts.items()) or None,
-        "has_positions": getattr(config, "sensor_positions", None) is not None,
-        "units": getattr(config, "units", None),
-        "normalization": json.dumps(config.normalization) if getattr(config, "normalization", None) else None,
+        "has_positions": value("sensor_positions") is not None,
+        "units": value("units"),
+        "normalization": json.dumps(normalization) if normalization else None,
+        "held_by": None if held is None else (
+            f"the held brain tokenizer (`{held.model_type}`), which encodes every signal input"
+            if held_as == "tokenizer_config" else f"the base model (`{held.model_type}`)"),
     }
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from transformers import initialization as init
 
 from ..modeling_outputs import BrainTokenizerEncoding, BrainTokenizerOutput
-from ..modeling_utils import BrainGenPreTrainedModel
+from ..modeling_utils import COMMON_FORWARD_KWARGS, BrainGenPreTrainedModel, reject_unknown_kwargs
 from .brainomni_attention import RMSNorm
 from .causal_tokenizer_config import CausalRVQTokenizerConfig
 from .quantizers import BrainQuantizer
@@ -84,8 +84,11 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
                              f"shape {tuple(flat.shape)}")
         return rearrange(flat, "B (W C Q) -> B C W Q", C=self.config.n_neuro, Q=self.config.num_quantizers)
 
-    def _check_input(self, x: torch.Tensor, sampling_rate: float | None) -> torch.Tensor:
-        self.check_signal(x, name="input_values", ndim=3, num_channels=self.config.contract_num_channels)
+    def _check_input(self, x: torch.Tensor, sampling_rate: float | None,
+                     channel_names: list[str] | None = None) -> torch.Tensor:
+        """The checked signal in the model's dtype (float16/float64 recordings are cast)."""
+        x = self.check_signal(x, name="input_values", ndim=3, num_channels=self.config.contract_num_channels,
+                              channel_names=channel_names)
         self.config.check_signal_metadata(sampling_rate=sampling_rate)
         return x
 
@@ -126,12 +129,14 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
 
     def encode(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
                sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
-               allow_shorter_windows: bool = False) -> BrainTokenizerEncoding:
+               channel_names: list[str] | None = None, allow_shorter_windows: bool = False) -> BrainTokenizerEncoding:
         """Signal `(B, C, T)` -> `codes (B, C', W, Q)` and quantised `embeddings (B, C', W, D)`.
 
         In training mode the RVQ updates its codebooks (the reference's behaviour); use eval mode to only read.
+        `sampling_rate` and `channel_names` (optional) must match the config's signal contract where it has them;
+        a float16/float64 signal is cast to the model's dtype.
         """
-        x = self._check_input(input_values, sampling_rate)
+        x = self._check_input(input_values, sampling_rate, channel_names)
         pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
         windows = self._windows(x, allow_shorter_windows)
         _, quantized, codes, commitment = self._latents(windows, self.sensor_embed(pos, sensor_type))
@@ -141,13 +146,14 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
 
     def encode_stream(self, chunk: torch.Tensor, pos: torch.Tensor | None = None,
                       sensor_type: torch.Tensor | None = None, state: TokenizerStreamState | None = None,
-                      *, sampling_rate: float | None = None) -> tuple[torch.Tensor, TokenizerStreamState]:
+                      *, sampling_rate: float | None = None,
+                      channel_names: list[str] | None = None) -> tuple[torch.Tensor, TokenizerStreamState]:
         """Encode a recording chunk by chunk: `(codes (B, C', w, Q), state)` for a chunk of `w * hop` samples.
 
         Chunks may have any length that is a multiple of the hop; concatenating the codes of successive
         chunks gives exactly `encode(whole recording).codes` (window boundaries reset the state).
         """
-        x = self._check_input(chunk, sampling_rate)
+        x = self._check_input(chunk, sampling_rate, channel_names)
         if x.shape[-1] % self.hop_length:
             raise ValueError(f"stream chunks must be a multiple of the hop ({self.hop_length} samples), got "
                              f"{x.shape[-1]}")
@@ -186,8 +192,7 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         windows: crop it to `W * hop` samples. Decoding runs in chunks of windows to cap memory.
         """
         if isinstance(codes, torch.Tensor) and codes.ndim == 2:
-            self.check_tokens(codes, vocab_size=self.config.codebook_size, name="codes")
-            codes = self.unflatten_codes(codes)
+            codes = self.unflatten_codes(self.check_tokens(codes, vocab_size=self.config.codebook_size, name="codes"))
         codes = self._check_codes(codes)
         tokens_per_window = tokens_per_window or self.config.tokens_per_window
         batch = codes.shape[0]
@@ -213,10 +218,15 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
 
     def forward(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
                 sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
-                allow_shorter_windows: bool = False, **kwargs) -> BrainTokenizerOutput:
-        """Reconstruct `(B, C, T)` through the codes and compute the objective (see `BrainTokenizerOutput`)."""
+                channel_names: list[str] | None = None, allow_shorter_windows: bool = False,
+                **kwargs) -> BrainTokenizerOutput:
+        """Reconstruct `(B, C, T)` through the codes and compute the objective (see `BrainTokenizerOutput`).
+
+        Inputs are checked as in `encode`; unknown keywords raise `TypeError`.
+        """
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
-        x = self._check_input(input_values, sampling_rate)
+        x = self._check_input(input_values, sampling_rate, channel_names)
         pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
         windows = self._windows(x, allow_shorter_windows)
         sensor_embedding = self.sensor_embed(pos, sensor_type)

@@ -8,6 +8,8 @@ Behaviour reproduced from the reference because trained checkpoints depend on it
   RNG call order so a seeded init reproduces its codebooks bit for bit. The reference runs it
   implicitly on the first forward; here that is a switch (`init_on_first_forward`), and
   `ResidualVectorQuantizer.init_codebooks` does it explicitly.
+* The nearest-codeword search computes the reference's distance expression with the same operations, so
+  near-duplicate codewords (k-means on few rows duplicates them) tie-break as in the reference.
 * Training-mode forwards update the codebooks: dead-code replacement by random batch rows, EMA of
   counts and sums (decay 0.99), Laplace smoothing (eps 1e-6).
 * The rotation trick (Fifty et al. 2024, arXiv 2410.06424) or a straight-through estimator carries
@@ -133,15 +135,21 @@ class EuclideanCodebook(nn.Module):
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest codeword for each row of `x (N, dim)` (first index wins ties).
 
-        `argmin_k |e_k|^2 - 2 x.e_k` in float32 (`|x|^2` is the same for every k), one fused `addmm` per block
-        of rows so the distance block stays small.
+        The distances are the reference's expression, `|x|^2 - 2 x.e + |e|^2` in float32, with the same operations
+        in the same order (in place, per block of rows: the same values, bit for bit). k-means on fewer rows than
+        `4 K` duplicates rows, so codebooks often hold codewords that differ by a rounding error; which of them
+        wins depends on that rounding, and the codes must match the reference's.
         """
         x = x.float()
-        codebook = self.embed.float()
-        embed_sq = codebook.pow(2).sum(1).unsqueeze(0)  # reduce along the contiguous axis
-        embed = codebook.t()
+        embed = self.embed.t().float()
+        embed_sq = embed.pow(2).sum(0, keepdim=True)
         rows = max(_NEAREST_MIN_BLOCK_ROWS, _NEAREST_BLOCK_ELEMENTS // max(self.codebook_size, 1))
-        return torch.cat([torch.addmm(embed_sq, block, embed, alpha=-2).argmin(dim=-1) for block in x.split(rows)])
+        ids = []
+        for block in x.split(rows):
+            dist = torch.mm(2 * block, embed)
+            torch.sub(block.pow(2).sum(1, keepdim=True), dist, out=dist)
+            ids.append(dist.add_(embed_sq).argmin(dim=-1))
+        return torch.cat(ids)
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids, self.embed)

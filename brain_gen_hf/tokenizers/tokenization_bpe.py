@@ -32,6 +32,7 @@ from .bpe_text import (
     check_char_lookup,
     text_to_bins,
 )
+from .loading import NamedFileErrorsMixin
 from .mulaw import mulaw_decode
 from .signal_utils import check_token_ids, signal_to_bin_grid, to_family
 
@@ -59,7 +60,7 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
-class BPETokenizer(TokenizersBackend):
+class BPETokenizer(NamedFileErrorsMixin, TokenizersBackend):
     """Byte-pair encoding of amplitude characters; create one with `train_bpe_tokenizer`.
 
     Args:

@@ -22,6 +22,7 @@ from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import WordLevel
 from transformers import TokenizersBackend
 
+from .loading import NamedFileErrorsMixin
 from .signal_utils import (
     as_tensor,
     bins_to_signal,
@@ -45,7 +46,7 @@ def build_symbol_backend(vocab: dict[str, int]) -> Tokenizer:
     return backend
 
 
-class FlatSignalTokenizer(TokenizersBackend):
+class FlatSignalTokenizer(NamedFileErrorsMixin, TokenizersBackend):
     """Shared machinery; subclasses define the flattening order (`_flatten_grid`, `_unflatten_ids`).
 
     Args:

@@ -1,11 +1,15 @@
 """Typed run configuration: YAML file + `--key=value` overrides -> dataclasses via `HfArgumentParser`.
 
-Unknown or mistyped keys fail before any work starts, naming the key.
+Unknown keys, values of the wrong type and unreadable YAML fail before any work starts, naming the
+file and the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,45 +89,132 @@ class RunArguments:
             raise ValueError("push_to_hub needs hub_model_id (e.g. 'your-name/braintokmix-small')")
         if self.max_steps <= 0 or self.gradient_accumulation_steps <= 0:
             raise ValueError("max_steps and gradient_accumulation_steps must be positive")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, RunArguments)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line: what PyYAML found wrong and where."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
     if not item.startswith("--") or "=" not in item:
         raise ValueError(f"overrides are written --key=value, got {item!r}")
     key, value = item[2:].split("=", 1)
-    return key.replace("-", "_"), yaml.safe_load(value)
+    try:
+        return key.replace("-", "_"), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {item!r} is not valid YAML: {_yaml_problem(err)}") from None
+
+
+def _read_yaml_mapping(config_file: str | Path) -> dict:
+    path = Path(config_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"run config {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {_yaml_problem(err)}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):  # a user's file, so ValueError (a user error), not TypeError
+        raise ValueError(f"{path} must hold a mapping of run settings (key: value lines), "  # noqa: TRY004
+                         f"not a {type(loaded).__name__}")
+    return loaded
 
 
 def load_run_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> dict:
     """Merge a YAML run config with `--key=value` overrides (dotted keys reach into dicts)."""
-    merged: dict = {}
-    if config_file is not None:
-        merged = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-        if not isinstance(merged, dict):
-            raise ValueError(f"{config_file} must hold a mapping of run settings")
+    merged: dict = _read_yaml_mapping(config_file) if config_file is not None else {}
     for item in overrides or []:
         key, value = _parse_override(item)
         target = merged
         *parents, leaf = key.split(".")
-        for parent in parents:
+        for depth, parent in enumerate(parents):
             target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"override {item!r}: {'.'.join(parents[:depth + 1])} is not a mapping")  # noqa: TRY004
         target[leaf] = value
     return merged
 
 
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}
+
+
+def _coerce(key: str, value: Any, hint) -> Any:
+    """`value` as the field type `hint`, or a `ValueError` naming the key (`parse_dict` checks no types)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is float and isinstance(value, str):
+            try:  # YAML 1.1 reads `1e-3` (no dot) as a string
+                return float(value)
+            except ValueError:
+                pass
+        if option in (str, dict) and isinstance(value, option):
+            return value
+    expected = " or ".join(_TYPE_NAMES.get(option, "null") for option in options)
+    raise ValueError(f"{key} must be {expected}, got {value!r}")
+
+
+def _field_types() -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    for cls in ARGUMENT_CLASSES:
+        hints.update(typing.get_type_hints(cls))
+    return hints
+
+
 def parse_run_config(config: dict) -> tuple[ModelArguments, DataArguments, RunArguments]:
-    """dict -> the three argument dataclasses; unknown keys raise `ValueError` naming them."""
+    """dict -> the three argument dataclasses; unknown keys and wrong-typed values raise `ValueError` naming
+    them."""
     from transformers import HfArgumentParser
 
     known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"unknown run config keys {unknown}; valid keys are {sorted(known)}")
+    hints = _field_types()
+    typed = {key: _coerce(key, value, hints[key]) for key, value in config.items()}
+    missing = sorted(f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)
+                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                     and f.name not in typed)
+    if missing:
+        raise ValueError(f"the run config needs {missing}")
     parser = HfArgumentParser(ARGUMENT_CLASSES)
-    return parser.parse_dict(config, allow_extra_keys=False)
+    return parser.parse_dict(typed, allow_extra_keys=False)
+
+
+def read_run_config(config_file: str | Path, overrides: list[str] | None = None
+                    ) -> tuple[ModelArguments, DataArguments, RunArguments]:
+    """`load_run_config` + `parse_run_config`; every error names the file (and the overrides, if any)."""
+    config = load_run_config(config_file, overrides)
+    try:
+        return parse_run_config(config)
+    except ValueError as err:
+        source = f"{config_file}" + (f" with overrides {' '.join(overrides)}" if overrides else "")
+        raise ValueError(f"{source}: {err}") from None
+
+
+def user_error_line(err: BaseException) -> str:
+    """The one line a script prints for a user error (`KeyError` keeps its message unquoted)."""
+    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(message.split()) or type(err).__name__
 
 
 def resolved_config(*args) -> dict:

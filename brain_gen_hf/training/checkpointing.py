@@ -30,6 +30,16 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_STEP.match(p.name).group(1)))
 
 
+def incomplete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Checkpoint folders an interrupted save left behind (`step-*.tmp`, or no trainer_state.json), oldest first."""
+    root = checkpoint_root(output_dir)
+    if not root.exists():
+        return []
+    complete = set(list_checkpoints(output_dir))
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and p not in complete),
+                  key=lambda p: p.name)
+
+
 def save_checkpoint(accelerator, model, *, output_dir, step: int, run_config: dict, trainer_state: dict,
                     keep_last: int, card: dict | None = None) -> Path | None:
     """Write one checkpoint (main process writes files; every rank joins `save_state`)."""
@@ -69,6 +79,9 @@ def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | No
         found = list_checkpoints(path) or list_checkpoints(path.parent)
         if found:
             return found[-1]
+        if path.name.startswith("step-"):
+            raise ValueError(f"{path} is an incomplete checkpoint (an interrupted save: no trainer_state.json); "
+                             "resume from a complete one, or use 'latest'")
         raise ValueError(f"{path} holds no complete checkpoint (expected trainer_state.json)")
     from huggingface_hub import snapshot_download
 
@@ -79,6 +92,24 @@ def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | No
     if not candidates:
         raise ValueError(f"Hub repo {resume_from} holds no training checkpoint")
     return candidates[-1].parent
+
+
+def resume_notice(resume_from: str | None, output_dir: str | Path, checkpoint: Path | None) -> str | None:
+    """What `resume_from='latest'` did, in words, when that is not simply 'resumed from the newest checkpoint'."""
+    if resume_from != "latest":
+        return None
+    incomplete = [p for p in incomplete_checkpoints(output_dir)
+                  if checkpoint is None or p.name > checkpoint.name]
+    skipped = f"incomplete checkpoint(s) {', '.join(str(p) for p in incomplete)} skipped (interrupted saves)"
+    if checkpoint is None:
+        where = checkpoint_root(output_dir)
+        if incomplete:
+            return (f"WARNING: resume_from=latest found no complete checkpoint in {where}; {skipped}; "
+                    "training starts from step 0")
+        return f"resume_from=latest: no checkpoint in {where} yet; training starts from step 0"
+    if incomplete:
+        return f"WARNING: resume_from=latest: {skipped}; resuming from the newest complete one, {checkpoint}"
+    return None
 
 
 def read_trainer_state(checkpoint: Path) -> dict:

@@ -11,8 +11,8 @@ from torch import nn
 def is_no_decay(name: str, param: torch.Tensor) -> bool:
     """Biases, norm weights and every 1-D parameter are not weight-decayed (brain-gen's rule)."""
     lower = name.lower()
-    return (lower.endswith("bias") or "layernorm" in lower or "rmsnorm" in lower or ".norm." in lower
-            or "_norm" in lower or lower.endswith(".norm.weight") or param.ndim == 1)
+    return (lower.endswith(("bias", ".norm.weight")) or "layernorm" in lower or "rmsnorm" in lower
+            or ".norm." in lower or "_norm" in lower or param.ndim == 1)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

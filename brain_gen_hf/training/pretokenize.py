@@ -21,6 +21,24 @@ def _codes_dtype(codebook_size: int):
     return np.uint16 if codebook_size <= np.iinfo(np.uint16).max else np.uint32
 
 
+def load_frozen_tokenizer(name_or_path: str):
+    """A trained brain tokenizer (anything with `encode` -> RVQ codes) from a folder or Hub repo, or a
+    `ValueError` saying what the folder holds instead."""
+    from transformers import AutoModel
+
+    import brain_gen_hf  # noqa: F401  (Auto registration)
+
+    from .tasks import check_model_source
+
+    check_model_source(name_or_path, "tokenizer")
+    model = AutoModel.from_pretrained(name_or_path)
+    if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "flatten_codes", None))
+            and hasattr(model.config, "codebook_size")):
+        raise ValueError(f"{name_or_path} holds a {model.config.model_type} model, not a brain tokenizer "
+                         "(e.g. braintokmix or brainomni_causal_tokenizer)")
+    return model
+
+
 def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, example_seconds: float,
                         overlap_seconds: float = 0.0, splits: list[str] | None = None, batch_size: int = 8,
                         progress: bool = True) -> dict[str, int]:

@@ -8,13 +8,13 @@ itself is family-agnostic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-TASKS: dict[str, "Task"] = {}
+TASKS: dict[str, Task] = {}
 
 
 @dataclass
@@ -26,17 +26,23 @@ class DataInfo:
     window_length: int  # samples per training example
     pretokenized: bool = False
     classes: list[str] | None = None  # class names, for classifier training (`label_column`)
+    units: str | None = None  # physical unit(s) of the signal before normalisation, e.g. "T (mag), T/m (grad)"
+    normalization: dict | None = None  # how the windows were normalised (from the dataset)
 
 
 @dataclass
 class Task:
     name: str
     default_model_type: str
-    unit: str  # what throughput counts: "tokens" or "samples"
+    unit: str  # what MFU counts per parameter: "tokens" or "signal_samples" (time samples of a window)
     make_collator: Callable  # (data: DataInfo, model) -> collate_fn
     contract_fields: Callable  # (data: DataInfo) -> config fields the data fixes
     count_units: Callable  # (batch) -> int
     build: Callable | None = None  # (model_args, data, fields) -> model; default: AutoModel.from_config
+    data_unit: Callable | None = None  # (data, model) -> unit, where the data decides it; default: `unit`
+
+    def unit_for(self, data: DataInfo, model) -> str:
+        return self.data_unit(data, model) if self.data_unit is not None else self.unit
 
     def build_model(self, model_args, data: DataInfo):
         """A fresh model from `model_type` + `model_config` (or `self.build`), or a pretrained one; either way
@@ -48,6 +54,7 @@ class Task:
         contract = self.contract_fields(data)
         check_config_keys(model_args.model_type or self.default_model_type, model_args.model_config or {})
         if model_args.pretrained:
+            check_model_source(model_args.pretrained, "pretrained model")
             model = AutoModel.from_pretrained(model_args.pretrained)
             check_data_matches_model(model.config, contract)
             return model
@@ -59,6 +66,15 @@ class Task:
                                                                **fields))
         check_data_matches_model(model.config, contract)
         return model
+
+
+def check_model_source(name_or_path: str, what: str) -> None:
+    """A path that does not exist would reach the Hub as a malformed repo id ('Repo id must be in the form
+    ...'); say what is missing instead."""
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_like_path and not Path(name_or_path).expanduser().exists():
+        raise FileNotFoundError(f"{what} {name_or_path} does not exist (not a folder, and not a Hub repo id "
+                                "'org/name')")
 
 
 def check_config_keys(model_type: str, fields: dict) -> None:
@@ -75,10 +91,11 @@ def check_config_keys(model_type: str, fields: dict) -> None:
 
 
 def check_data_matches_model(config, contract: dict) -> None:
-    """The dataset's layout and sampling rate must be the model's signal contract."""
+    """The dataset's layout, sampling rate and units must be the model's signal contract."""
     for key, have in contract.items():
         want = getattr(config, key, None)
-        if want is None or have is None or want == have:
+        # Normalisation is recorded for the model card, not enforced: its statistics are per recording anyway.
+        if key == "normalization" or want is None or have is None or want == have:
             continue
         if key == "channel_names":
             raise ValueError(f"the dataset's channels ({len(have)}: {have[:4]}...) do not match the model's "
@@ -90,6 +107,10 @@ def _layout_contract(data: DataInfo) -> dict:
     fields = {"sampling_rate": float(data.sampling_rate)}
     if data.layout is not None:
         fields.update(channel_names=list(data.layout.names), channel_types=list(data.layout.types))
+    if data.units is not None:
+        fields["units"] = data.units
+    if data.normalization is not None:
+        fields["normalization"] = data.normalization
     return fields
 
 
@@ -150,7 +171,7 @@ def _signal_samples(batch) -> int:
 register_task(Task(
     name="brain_tokenizer",
     default_model_type="braintokmix",
-    unit="samples",
+    unit="signal_samples",
     make_collator=_continuous_collator,
     contract_fields=lambda data: {**_layout_contract(data), "num_sensors": len(data.layout.names)},
     count_units=_signal_samples,
@@ -174,7 +195,7 @@ def _next_sample_collator(data: DataInfo, model):
 register_task(Task(
     name="bendr",
     default_model_type="bendr_forecast",
-    unit="samples",
+    unit="signal_samples",
     make_collator=_next_sample_collator,
     contract_fields=lambda data: {**_layout_contract(data), "channels": len(data.layout.names),
                                   "samples": data.window_length},
@@ -199,6 +220,7 @@ def _flatgpt_build(model_args, data: DataInfo, fields: dict):
     if model_args.tokenizer is None:
         raise ValueError(f"task 'flatgpt' with {model_type} needs `tokenizer`: a trained brain tokenizer folder or "
                          "Hub repo")
+    check_model_source(model_args.tokenizer, "tokenizer")
     # The LM's signal contract is its tokenizer's; the grid defaults to one training window.
     if "input_shape" not in fields:
         tokenizer = AutoConfig.from_pretrained(model_args.tokenizer)
@@ -235,6 +257,9 @@ register_task(Task(
     contract_fields=lambda data: {"sampling_rate": float(data.sampling_rate)},
     count_units=lambda batch: int(batch["input_ids"].numel()) if "input_ids" in batch else _signal_samples(batch),
     build=_flatgpt_build,
+    # An RVQ LM reading signal windows tokenizes them itself: its batches carry signal samples, not tokens.
+    data_unit=lambda data, model: ("signal_samples" if model.config.model_type in RVQ_LM_TYPES
+                                   and not data.pretokenized else "tokens"),
 ))
 
 
@@ -257,7 +282,7 @@ def _brainomni_forecast_build(model_args, data: DataInfo, fields: dict):
 register_task(Task(
     name="brainomni_forecast",
     default_model_type="brainomni_causal_forecast",
-    unit="samples",
+    unit="signal_samples",
     make_collator=lambda data, model: _continuous_collator(data, model.tokenizer),
     contract_fields=lambda data: {"sampling_rate": float(data.sampling_rate)},
     count_units=_signal_samples,
@@ -324,7 +349,7 @@ def _classifier_collator(data: DataInfo, model):
 register_task(Task(
     name="classifier",
     default_model_type="classifier_continuous",
-    unit="samples",
+    unit="signal_samples",
     make_collator=_classifier_collator,
     contract_fields=lambda data: {"sampling_rate": float(data.sampling_rate)},
     count_units=lambda batch: int(batch["input_ids" if "input_ids" in batch else "input_values"].numel()),
@@ -344,13 +369,14 @@ def load_training_data(data_args) -> tuple[dict, DataInfo]:
         if abs(meta["example_seconds"] - data_args.example_seconds) > 1e-9:
             raise ValueError(f"{data_args.dataset} was pretokenized with example_seconds={meta['example_seconds']}, "
                              f"the run asks for {data_args.example_seconds}")
-        length = int(round(meta["example_seconds"] * meta["sampling_rate"]))
+        length = round(meta["example_seconds"] * meta["sampling_rate"])
         return load_token_datasets(data_args.dataset), DataInfo(None, meta["sampling_rate"], length, True)
     from ..data.windows import load_window_datasets
 
     splits = load_window_datasets(data_args.dataset, data_args.example_seconds, data_args.overlap_seconds)
     first = next(iter(splits.values()))
-    info = DataInfo(first.layout, first.layout.sfreq, first.length)
+    info = DataInfo(first.layout, first.layout.sfreq, first.length, units=signal_units(first),
+                    normalization=signal_normalization(data_args.dataset, first))
     if data_args.label_column:
         column = data_args.label_column
         missing = [name for name, split in splits.items() if column not in split.segments.column_names]
@@ -362,6 +388,49 @@ def load_training_data(data_args) -> tuple[dict, DataInfo]:
             raise ValueError(f"label_column {column!r} has a single value {info.classes}: nothing to classify")
         splits = {name: LabelledWindows(split, column, info.classes) for name, split in splits.items()}
     return splits, info
+
+
+def signal_units(windows) -> str | None:
+    """The unit of each channel type in the dataset rows (`ch_units`), as one string: "V" or "T (mag), T/m (grad)"."""
+    columns = getattr(windows.segments, "column_names", None) or []
+    if not {"ch_types", "ch_units"} <= set(columns):
+        return None
+    by_type: dict[str, str] = {}
+    for row in windows.segments.select_columns(["ch_types", "ch_units"]):
+        for channel_type, unit in zip(row["ch_types"], row["ch_units"]):
+            by_type.setdefault(channel_type, unit)
+    present = [t for t in dict.fromkeys(windows.layout.types) if t in by_type]
+    if not present:
+        return None
+    if len({by_type[t] for t in present}) == 1:
+        return by_type[present[0]]
+    return ", ".join(f"{by_type[t]} ({t})" for t in present)
+
+
+def signal_normalization(dataset: str, windows) -> dict | None:
+    """How the rows were normalised: the build config's `normalization` (from a local dataset card) and the
+    per-recording statistics the rows carry."""
+    columns = getattr(windows.segments, "column_names", None) or []
+    if not {"norm_center", "norm_scale"} <= set(columns):
+        return None
+    return {**_card_normalization(Path(dataset) / "README.md"),
+            "statistics": "per recording and channel, stored in the dataset rows: x = data * norm_scale + norm_center"}
+
+
+def _card_normalization(card: Path) -> dict:
+    """The `normalization` section of the build config a dataset card embeds as a YAML block, or {}."""
+    import yaml
+
+    if not card.is_file():
+        return {}
+    for block in card.read_text(encoding="utf-8").split("```yaml")[1:]:
+        try:
+            section = yaml.safe_load(block.split("```")[0])
+        except yaml.YAMLError:
+            continue
+        if isinstance(section, dict) and isinstance(section.get("normalization"), dict):
+            return dict(section["normalization"])
+    return {}
 
 
 def trainable_parameter_count(model: torch.nn.Module) -> int:

@@ -3,9 +3,10 @@
 Single process, DDP or FSDP (whatever `accelerate launch` set up), mixed precision, gradient
 accumulation and clipping, the reference's AdamW groups and warmup schedule, periodic evaluation
 with early stopping, atomic keep-last-N checkpoints with exact resume, trackers, tqdm with ETA and
-logged throughput / MFU. Resuming from step k reproduces the uninterrupted run's later losses
-exactly: model, optimiser, scheduler and RNG states come back through `accelerator.load_state`,
-the data order from a seedable sampler and `skip_first_batches`.
+logged throughput (windows/s, signal-seconds/s, tokens/s) and MFU. Resuming from step k reproduces
+the uninterrupted run's later losses exactly: model, optimiser, scheduler and RNG states come back through `accelerator.load_state`,
+the data order from a seedable sampler and `skip_first_batches`; TensorBoard drops the events the
+interrupted run logged after the checkpoint, so the replayed steps appear once.
 """
 
 from __future__ import annotations
@@ -19,9 +20,20 @@ import torch
 from tqdm.auto import tqdm
 
 from .arguments import DataArguments, ModelArguments, RunArguments, resolved_config
-from .checkpointing import read_trainer_state, resolve_resume, save_checkpoint
+from .checkpointing import (
+    checkpoint_root,
+    read_trainer_state,
+    resolve_resume,
+    resume_notice,
+    save_checkpoint,
+)
 from .optim import build_optimizer, build_scheduler
-from .tasks import check_config_keys, get_task, load_training_data, trainable_parameter_count
+from .tasks import (
+    check_config_keys,
+    get_task,
+    load_training_data,
+    trainable_parameter_count,
+)
 from .throughput import ThroughputMeter
 
 
@@ -72,8 +84,12 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
 def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, *,
            stop_after_steps: int | None, model) -> TrainResult:
     from accelerate import Accelerator
-    from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration,
-                                  set_seed)
+    from accelerate.utils import (
+        DataLoaderConfiguration,
+        DistributedDataParallelKwargs,
+        ProjectConfiguration,
+        set_seed,
+    )
 
     task = get_task(model_args.task)
     # Fail on a mistyped model_config key before any data is read or anything is written.
@@ -119,13 +135,12 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
         eval_loader = accelerator.prepare(eval_loader)
 
     config_dump = resolved_config(model_args, data_args, run_args)
-    if log_with:
-        flat = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config_dump.items()}
-        accelerator.init_trackers("brain_gen_hf", config=flat)
-
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_eval": math.inf, "bad_evals": 0}
     result = TrainResult(step=0, output_dir=output_dir)
     checkpoint = resolve_resume(run_args.resume_from, output_dir)
+    notice = resume_notice(run_args.resume_from, output_dir, checkpoint)
+    if notice:
+        accelerator.print(notice)
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint / "state"))
         saved = read_trainer_state(checkpoint)
@@ -134,8 +149,15 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
         result.losses = {int(k): v for k, v in saved.get("losses", {}).items()}
         result.eval_losses = {int(k): v for k, v in saved.get("eval_losses", {}).items()}
         accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
+    if log_with:
+        flat = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config_dump.items()}
+        accelerator.init_trackers("brain_gen_hf", config=flat, init_kwargs=_tracker_kwargs(log_with, checkpoint,
+                                                                                           state["step"]))
+    accelerator.print(_outputs_line(output_dir, log_with))
 
-    meter = ThroughputMeter(n_params=trainable_parameter_count(accelerator.unwrap_model(model)), unit=task.unit)
+    window_seconds = data.window_length / float(data.sampling_rate)
+    meter = ThroughputMeter(n_params=trainable_parameter_count(accelerator.unwrap_model(model)),
+                            unit=task.unit_for(data, accelerator.unwrap_model(model)), window_seconds=window_seconds)
     stop_at = min(run_args.max_steps, stop_after_steps or run_args.max_steps)
     bar = tqdm(total=run_args.max_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True,
                disable=not (run_args.progress_bar and accelerator.is_main_process))
@@ -172,7 +194,8 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             window_losses.append(loss.detach())
-            meter.add(task.count_units(batch) * accelerator.num_processes, time.perf_counter() - started)
+            meter.add(task.count_units(batch) * accelerator.num_processes, data_args.batch_size * accelerator.num_processes,
+                      time.perf_counter() - started)
             if not accelerator.sync_gradients:
                 continue
             state["step"] += 1
@@ -194,6 +217,9 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                     state["best_eval"], state["bad_evals"] = val, 0
                 else:
                     state["bad_evals"] += 1
+                if accelerator.is_main_process:
+                    tqdm.write(f"step {state['step']}: train loss {step_loss:.4f}, validation loss {val:.4f} "
+                               f"(best {state['best_eval']:.4f})")
                 if run_args.early_stopping_patience and state["bad_evals"] >= run_args.early_stopping_patience:
                     result.stopped_early = True
             if run_args.checkpoint_every and state["step"] % run_args.checkpoint_every == 0:
@@ -214,6 +240,19 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
         result.final_model_dir = _save_final(accelerator, model, output_dir, run_args, card, result)
     accelerator.end_training()
     return result
+
+
+def _tracker_kwargs(log_with: str, checkpoint: Path | None, step: int) -> dict:
+    """After a resume from step k, TensorBoard purges what the interrupted run logged after k (steps > k are
+    replayed and logged again); `SummaryWriter(purge_step=...)` through accelerate's tracker init kwargs."""
+    if checkpoint is None or log_with not in ("tensorboard", "all"):
+        return {}
+    return {"tensorboard": {"purge_step": step + 1}}
+
+
+def _outputs_line(output_dir: Path, log_with: str | None) -> str:
+    logs = f"; {log_with} logs in {output_dir / 'logs'}" if log_with else ""
+    return f"outputs: checkpoints in {checkpoint_root(output_dir)}, final model in {output_dir / 'final_model'}{logs}"
 
 
 def _release_accelerator_state() -> None:

@@ -22,7 +22,11 @@ from transformers import initialization as init
 from ...layers.causal_norm import CumulativeGroupNorm
 from ...layers.transformer import TransformerBlock
 from ...modeling_outputs import SignalPredictionOutput
-from ...modeling_utils import BrainGenPreTrainedModel
+from ...modeling_utils import (
+    COMMON_FORWARD_KWARGS,
+    BrainGenPreTrainedModel,
+    reject_unknown_kwargs,
+)
 from .configuration_bendr import BENDRForecastConfig
 
 
@@ -160,25 +164,32 @@ class BENDRForecastModel(BENDRForecastPreTrainedModel):
         """Width of the features `encode` returns (what a classifier head reads)."""
         return self.config.encoder_h
 
-    def _check_input(self, x: torch.Tensor, name: str) -> torch.Tensor:
+    def _check_input(self, x: torch.Tensor, name: str, channel_names: list[str] | None = None) -> torch.Tensor:
         cfg = self.config
-        self.check_signal(x, name=name, ndim=3, num_channels=cfg.channels)
+        x = self.check_signal(x, name=name, ndim=3, num_channels=cfg.channels, channel_names=channel_names)
         if x.shape[-1] < cfg.downsampling:
             raise ValueError(f"{name} has {x.shape[-1]} samples; the encoder needs at least {cfg.downsampling} "
                              "(one encoder step)")
         return x
 
-    def encode(self, input_values: torch.Tensor) -> torch.Tensor:
-        """Contextualised features `(B, encoder_h, T' + 1)` of `input_values[..., :config.context_length]`."""
-        x = self._check_input(input_values, "input_values")[..., : self.config.context_length]
+    def encode(self, input_values: torch.Tensor, channel_names: list[str] | None = None) -> torch.Tensor:
+        """Contextualised features `(B, encoder_h, T' + 1)` of `input_values[..., :config.context_length]`.
+
+        A float16/float64 signal is cast to the model's dtype; `channel_names` (optional) must equal
+        `config.channel_names` when the config has names.
+        """
+        x = self._check_input(input_values, "input_values", channel_names)[..., : self.config.context_length]
         return self.contextualiser(self.encoder(x))
 
     def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None,
-                **kwargs) -> SignalPredictionOutput:
-        features = self.encode(input_values)
+                channel_names: list[str] | None = None, **kwargs) -> SignalPredictionOutput:
+        """See the class docstring; `channel_names` as in `encode`. Unknown keywords raise `TypeError`."""
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
+        features = self.encode(input_values, channel_names)
         prediction = self.project(features)
         loss = None
         if labels is not None:
+            labels = self.check_signal(labels, name="labels")
             if labels.shape != prediction.shape:
                 raise ValueError(f"labels must have the prediction's shape {tuple(prediction.shape)} (sample t of "
                                  f"the input window), got {tuple(labels.shape)}")
@@ -187,7 +198,7 @@ class BENDRForecastModel(BENDRForecastPreTrainedModel):
 
     @torch.no_grad()
     def forecast(self, context: torch.Tensor, horizon: int, sample_fn=None, *, return_context: bool = True,
-                 **protocol_kwargs) -> torch.Tensor:
+                 channel_names: list[str] | None = None, **protocol_kwargs) -> torch.Tensor:
         """Roll the one-step prediction forward `horizon` samples.
 
         Every step reads the latest window of whole encoder steps (at most `config.context_length`
@@ -196,12 +207,12 @@ class BENDRForecastModel(BENDRForecastPreTrainedModel):
         accepted and ignored.
 
         Returns `(B, C, L + horizon)` (context then forecast), or only the `(B, C, horizon)` forecast with
-        `return_context=False`.
+        `return_context=False`. `channel_names` (optional) must equal `config.channel_names`, as in `encode`.
         """
         cfg = self.config
         if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
             raise ValueError(f"`horizon` must be a positive number of samples, got {horizon!r}")
-        context = self._check_input(context, "context").to(self.device)
+        context = self._check_input(context, "context", channel_names).to(self.device)
         sequence = context
         for _ in range(horizon):
             window = min(sequence.shape[-1], cfg.context_length) // cfg.downsampling * cfg.downsampling

@@ -119,6 +119,7 @@ class BrainOmniCausalTokenizerModel(CausalRVQTokenizerModel):
                              f"{channels} channels and batch {batch}")
         if not torch.isfinite(pos).all():
             raise ValueError("`pos` contains NaN/inf values")
+        pos = self._in_model_dtype(pos, "`pos`")  # float64 sensor geometry is cast like the signal
         if sensor_type is None:
             sensor_type = torch.zeros(batch, channels, dtype=torch.long, device=pos.device)
         self.check_tokens(sensor_type, vocab_size=NUM_SENSOR_TYPES, name="sensor_type", ndim=2)

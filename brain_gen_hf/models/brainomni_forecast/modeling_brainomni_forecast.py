@@ -23,9 +23,14 @@ from torch import nn
 from transformers import DynamicCache
 from transformers.utils import ModelOutput
 
-from ...layers.sampling import make_sampler
+from ...layers.sampling import make_sampler, rollout_progress
 from ...layers.spatiotemporal_attention import SpatialTemporalAttentionBlock
-from ...modeling_utils import BrainGenPreTrainedModel, sub_model_from_config
+from ...modeling_utils import (
+    COMMON_FORWARD_KWARGS,
+    BrainGenPreTrainedModel,
+    reject_unknown_kwargs,
+    sub_model_from_config,
+)
 from .configuration_brainomni_forecast import BrainOmniCausalForecastConfig
 
 
@@ -106,10 +111,13 @@ class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
     # ------------------------------------------------------------- forward
     def forward(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
                 sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
-                allow_shorter_windows: bool = False, **kwargs) -> BrainOmniForecastOutput:
+                channel_names: list[str] | None = None, allow_shorter_windows: bool = False,
+                **kwargs) -> BrainOmniForecastOutput:
+        """Inputs are checked as in the tokenizer's `encode`; unknown keywords raise `TypeError`."""
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
         encoding = self._tokenize(input_values, pos, sensor_type, sampling_rate=sampling_rate,
-                                  allow_shorter_windows=allow_shorter_windows)
+                                  channel_names=channel_names, allow_shorter_windows=allow_shorter_windows)
         codes = encoding.codes
         if codes.shape[2] < 2:
             raise ValueError(f"the input gives {codes.shape[2]} token step(s); next-step prediction needs at least 2 "
@@ -135,13 +143,14 @@ class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
     def forecast(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
                  sensor_type: torch.Tensor | None = None, steps: int = 1, *, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, use_cache: bool = True,
-                 sampling_rate: float | None = None) -> BrainOmniForecastGeneration:
+                 sampling_rate: float | None = None, progress: bool | None = None) -> BrainOmniForecastGeneration:
         """Roll the latent sequence out by `steps` token steps and decode context + rollout to signal space.
 
         Greedy by default; `do_sample=True` samples each level with temperature / top-k / top-p (global RNG).
-        Runs in eval mode (restored afterwards), so the tokenizer's codebooks are never updated.
+        Runs in eval mode (restored afterwards), so the tokenizer's codebooks are never updated. `progress`: a
+        tqdm bar over the steps; `None` (default) shows it only for long rollouts in a terminal or notebook.
         """
-        if not isinstance(steps, int) or steps < 1:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"`steps` must be a positive integer (token steps of {self.tokenizer.hop_length} "
                              f"samples), got {steps!r}")
         was_training = self.training
@@ -154,13 +163,15 @@ class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
             cache = DynamicCache() if use_cache else None
             logits = self.logits_from_embeddings(self.embed_codes(used), cache)
             new = []
-            for step in range(steps):
-                new.append(choose(logits[:, :, -1]).unsqueeze(2))  # (B, C', 1, Qu)
-                if step + 1 < steps:
-                    if cache is not None:
-                        logits = self.logits_from_embeddings(self.embed_codes(new[-1]), cache)
-                    else:
-                        logits = self.logits_from_embeddings(self.embed_codes(torch.cat([used, *new], dim=2)))
+            with rollout_progress(steps, progress, desc=f"{type(self).__name__} rollout", unit="step") as bar:
+                for step in range(steps):
+                    new.append(choose(logits[:, :, -1]).unsqueeze(2))  # (B, C', 1, Qu)
+                    bar.update(1)
+                    if step + 1 < steps:
+                        if cache is not None:
+                            logits = self.logits_from_embeddings(self.embed_codes(new[-1]), cache)
+                        else:
+                            logits = self.logits_from_embeddings(self.embed_codes(torch.cat([used, *new], dim=2)))
             generated = torch.cat(new, dim=2)
             # levels the model does not predict are carried over from the last context step
             carried = codes[:, :, -1:, generated.shape[-1]:].expand(-1, -1, steps, -1)

@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...modeling_outputs import BrainClassifierOutput
-from ...modeling_utils import BrainGenPreTrainedModel, sub_model_from_config
+from ...modeling_utils import (
+    COMMON_FORWARD_KWARGS,
+    BrainGenPreTrainedModel,
+    check_labels,
+    reject_unknown_kwargs,
+    sub_model_from_config,
+)
 from .configuration_classifier import (
     ClassifierContinuousConfig,
     ClassifierQuantizedConfig,
@@ -68,15 +74,10 @@ class _ClassifierPreTrainedModel(BrainGenPreTrainedModel):
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         if labels is None:
             return None
-        if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
-            raise ValueError("labels must be an integer tensor of class ids, shape (B,)")
+        labels = check_labels(labels, num_classes=self.config.num_classes)
         if labels.shape != logits.shape[:1]:
             raise ValueError(f"labels must have shape ({logits.shape[0]},) (one class id per example), got "
                              f"{tuple(labels.shape)}")
-        valid = labels[labels != -100]
-        if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.num_classes):
-            raise ValueError(f"labels must be class ids in [0, {self.config.num_classes - 1}] (or -100 to ignore), "
-                             f"got values in [{int(valid.min())}, {int(valid.max())}]")
         return F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
 
 
@@ -101,8 +102,11 @@ class ClassifierContinuousModel(_ClassifierPreTrainedModel):
         self.post_init()
 
     def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None,
-                **kwargs) -> BrainClassifierOutput:
-        features = self.base_model.encode(input_values)  # (B, output_dim, T')
+                channel_names: list[str] | None = None, **kwargs) -> BrainClassifierOutput:
+        """`channel_names` (optional) are checked against the base's `config.channel_names`; unknown keywords
+        raise `TypeError`."""
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
+        features = self.base_model.encode(input_values, channel_names=channel_names)  # (B, output_dim, T')
         logits = self.classifier(features[..., -1])
         return BrainClassifierOutput(loss=self._loss(logits, labels), logits=logits, base_output=features)
 
@@ -124,8 +128,12 @@ class ClassifierQuantizedModel(_ClassifierPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                **kwargs) -> BrainClassifierOutput:
-        hidden = self.base_model(input_ids, output_hidden_states=True).hidden_states[-1]  # (B, C, T, D)
+                channel_names: list[str] | None = None, **kwargs) -> BrainClassifierOutput:
+        """`channel_names` (optional) are checked against the base's `config.channel_names`; unknown keywords
+        raise `TypeError`."""
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
+        hidden = self.base_model(input_ids, output_hidden_states=True,
+                                 channel_names=channel_names).hidden_states[-1]  # (B, C, T, D)
         logits = _reduce_and_classify(hidden, self.reducer, self.classifier)
         return BrainClassifierOutput(loss=self._loss(logits, labels), logits=logits, base_output=hidden)
 
@@ -147,6 +155,8 @@ class ClassifierQuantizedImageModel(_ClassifierPreTrainedModel):
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 **kwargs) -> BrainClassifierOutput:
+        """Unknown keywords raise `TypeError`."""
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         base_logits = self.base_model(input_ids).logits  # (B, H, W, T, Q)
         # The sensor pixels live in the config (not as buffers, which meta-device loading would leave empty).
         rows = torch.tensor(self.config.row_idx, device=base_logits.device)

@@ -12,6 +12,7 @@ Every variant is a `PreTrainedModel` + `GenerationMixin` over token ids:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,11 +24,12 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
 from transformers.utils import ModelOutput
 
-from ...modeling_utils import BrainGenPreTrainedModel
+from ...modeling_utils import (GENERATION_FORWARD_KWARGS, BrainGenPreTrainedModel, check_labels,
+                               reject_unknown_kwargs)
 from .backbones import FlatGPTBackbone
 from .configuration_flatgpt import FlatGPTConfig, FlatGPTEmbedsConfig, FlatGPTMixConfig
 from .flatgpt_layers import ChannelHead, ListEmbedding, MixEmbedding, MixHead, corrupt_tokens
-from ...layers.sampling import make_sampler
+from ...layers.sampling import make_sampler, rollout_progress
 from .token_layouts import build_layout
 
 
@@ -49,6 +51,7 @@ class FlatGPTOutput(ModelOutput):
 
 def codes_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, block_size: int) -> torch.Tensor:
     """brain-gen's CrossEntropyWithCodes: logits at p scored against the clean code at p + block_size."""
+    labels = check_labels(labels, num_classes=logits.shape[-1])
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"labels must have the shape of input_ids {tuple(logits.shape[:-1])} (the clean codes; the "
                          f"model shifts them by block_size itself), got {tuple(labels.shape)}")
@@ -131,8 +134,14 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
     def forward(self, input_ids: torch.Tensor | None = None, cache: Cache | None = None, use_cache: bool | None = None,
                 labels: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 **kwargs) -> FlatGPTOutput:
+        """Next-token logits of `input_ids` (see the module docstring).
+
+        Accepts the keywords transformers' generation passes (`past_key_values` is the old name of `cache`;
+        `cache_position`, `logits_to_keep`, `return_dict`, ... are ignored); any other keyword raises `TypeError`.
+        """
         if cache is None:
             cache = kwargs.pop("past_key_values", None)
+        reject_unknown_kwargs(kwargs, GENERATION_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         if input_ids is None:
             raise ValueError("FlatGPT needs `input_ids` (token codes); use `model.tokenize(grid)` for a token grid")
         self.check_input_ids(input_ids)
@@ -201,73 +210,100 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
     @torch.no_grad()
     def generate_windowed(self, input_ids: torch.Tensor, max_new_tokens: int,
                           sample_fn: Callable[[torch.Tensor], torch.Tensor], *, window: int | None = None,
-                          sliding_window_overlap: float | int = 0.5, use_cache: bool = True) -> torch.Tensor:
+                          sliding_window_overlap: float | int = 0.5, use_cache: bool = True,
+                          progress: bool | None = None) -> torch.Tensor:
         """Roll out `max_new_tokens` tokens past any context length (brain-gen's forecast loop).
 
         The context is capped at `window` tokens (default: the initial context length). Once the window is full
         its first `stride` tokens are dropped (an int is a token count, a float a fraction of the window; both
         rounded down to whole time steps so grid positions and per-slot tables stay aligned) and the rest is
         prefilled again with positions restarting at 0. Within a window, new blocks are fed through the KV
-        cache (`use_cache`) or the whole context is re-run. Returns only the generated tokens.
+        cache (`use_cache`) or the whole context is re-run. `sample_fn(logits (B, n, V)) -> ids (B, n)`.
+        `progress`: a tqdm bar over the new tokens; `None` (default) shows it only for long rollouts
+        (`layers.sampling.LONG_ROLLOUT` tokens) in a terminal or notebook. Returns only the generated tokens.
         """
         self.check_input_ids(input_ids)
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be non-negative, got {max_new_tokens}")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
         step = self.sequence_step
         window = int(window) if window not in (None, -1) else input_ids.shape[1]
-        if window < step:
-            raise ValueError(f"the window ({window} tokens) must hold at least one time step ({step} tokens)")
+        self._check_window(window, step, input_ids.shape[1] + max_new_tokens)
         stride = self._window_stride(window, sliding_window_overlap, step)
         block = self.prediction_block
         was_training = self.training
         self.eval()
         context, generated, total = input_ids, [], 0
-        while total < max_new_tokens:
-            if context.shape[1] > window:
-                excess = context.shape[1] - window
-                context = context[:, -(-excess // step) * step:]
-            cache = self.new_cache() if use_cache else None
-            logits = self._next_block_logits(context, cache, decode=False)
-            # With the cache, the window's new tokens are joined to `context` once, when the window slides,
-            # instead of re-copying the growing context on every step.
-            length, window_new = context.shape[1], []
-            while total < max_new_tokens and length < window:
-                n = min(block, max_new_tokens - total, window - length, logits.shape[1])
-                new = sample_fn(logits[:, :n]).to(context.device, torch.long)
-                # A custom sampler must return vocabulary ids: say so clearly (the decode step skips forward()'s check).
-                if int(new.min()) < 0 or int(new.max()) >= self.config.vocab_size:
-                    raise ValueError(f"sample_fn returned ids outside [0, {self.config.vocab_size - 1}]")
-                generated.append(new)
-                total += n
-                length += n
-                if use_cache:
-                    window_new.append(new)
-                else:
-                    context = torch.cat([context, new], dim=1)
-                if total >= max_new_tokens or length >= window:
+        bar = rollout_progress(max_new_tokens, progress, desc=f"{type(self).__name__} rollout", unit="token")
+        try:
+            while total < max_new_tokens:
+                if context.shape[1] > window:
+                    excess = context.shape[1] - window
+                    context = context[:, -(-excess // step) * step:]
+                cache = self.new_cache() if use_cache else None
+                logits = self._next_block_logits(context, cache, decode=False)
+                # With the cache, the window's new tokens are joined to `context` once, when the window slides,
+                # instead of re-copying the growing context on every step.
+                length, window_new = context.shape[1], []
+                while total < max_new_tokens and length < window:
+                    n = min(block, max_new_tokens - total, window - length, logits.shape[1])
+                    new = self._sampled_ids(sample_fn, logits[:, :n], context.device)
+                    generated.append(new)
+                    total += n
+                    length += n
+                    bar.update(n)
+                    if use_cache:
+                        window_new.append(new)
+                    else:
+                        context = torch.cat([context, new], dim=1)
+                    if total >= max_new_tokens or length >= window:
+                        break
+                    logits = self._next_block_logits(new if use_cache else context, cache, decode=use_cache)
+                if total >= max_new_tokens:
                     break
-                logits = self._next_block_logits(new if use_cache else context, cache, decode=use_cache)
-            if total >= max_new_tokens:
-                break
-            if window_new:
-                context = torch.cat([context, *window_new], dim=1)
-            context = context[:, stride:] if context.shape[1] > stride else context[:, -step:]
-        if was_training:
-            self.train()
+                if window_new:
+                    context = torch.cat([context, *window_new], dim=1)
+                context = context[:, stride:] if context.shape[1] > stride else context[:, -step:]
+        finally:
+            bar.close()
+            self.train(was_training)
         if not generated:
             return input_ids[:, :0]
         return torch.cat(generated, dim=1)
+
+    def _sampled_ids(self, sample_fn: Callable, logits: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """`sample_fn(logits (B, n, V))`, checked: a custom sampler must return `(B, n)` vocabulary ids (the decode
+        step skips forward()'s check, and a wrong shape would silently change how many tokens were generated)."""
+        new = sample_fn(logits)
+        if not isinstance(new, torch.Tensor):
+            raise TypeError(f"sample_fn must return a tensor of token ids, got {type(new).__name__}")
+        if tuple(new.shape) != tuple(logits.shape[:2]):
+            raise ValueError(f"sample_fn must return token ids of shape {tuple(logits.shape[:2])} (one per logits "
+                             f"row), got {tuple(new.shape)}")
+        if new.is_floating_point() or new.is_complex():
+            raise ValueError(f"sample_fn must return integer token ids, got dtype {new.dtype}")
+        new = new.to(device, torch.long)
+        if int(new.min()) < 0 or int(new.max()) >= self.config.vocab_size:
+            raise ValueError(f"sample_fn returned ids outside [0, {self.config.vocab_size - 1}]")
+        return new
+
+    @staticmethod
+    def _check_window(window: int, step: int, needed: int) -> None:
+        """A window must hold a time step; one that must slide must hold more, or the rollout never advances."""
+        if window < step:
+            raise ValueError(f"the window ({window} tokens) must hold at least one time step ({step} tokens)")
+        if window == step and needed > window:
+            raise ValueError(f"a window of one time step ({step} tokens) cannot slide: after each slide it would "
+                             "be full again before generating anything. The context and the new tokens need "
+                             f"{needed} tokens; pass a window (`window` / `max_context_tokens`) of at least "
+                             f"{2 * step} tokens (two time steps), or of {needed} to avoid sliding")
 
     @staticmethod
     def _window_stride(window: int, overlap: float | int, step: int) -> int:
         if isinstance(overlap, bool) or not isinstance(overlap, (int, float)):
             raise ValueError(f"sliding_window_overlap must be an int (tokens) or a float (fraction), got {overlap!r}")
-        if isinstance(overlap, int):
-            stride = max(1, overlap)
-        else:
-            if overlap < 0:
-                raise ValueError(f"sliding_window_overlap must be non-negative, got {overlap}")
-            stride = int(round(window * overlap))
+        if not math.isfinite(overlap) or overlap < 0:
+            raise ValueError(f"sliding_window_overlap must be a non-negative number, got {overlap}")
+        stride = max(1, overlap) if isinstance(overlap, int) else round(window * overlap)
         stride = max(1, min(stride, window))
         return max(step, stride // step * step)
 
@@ -275,12 +311,12 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
     def forecast(self, context: torch.Tensor, horizon: int, sample_fn: Callable | None = None, *,
                  strategy: str = "argmax", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  max_context_tokens: int | None = None, sliding_window_overlap: float | int = 0.5,
-                 use_cache: bool = True) -> torch.Tensor:
+                 use_cache: bool = True, progress: bool | None = None) -> torch.Tensor:
         """Forecast `horizon` raw time samples after a token-grid `context (B, T, C[, W])`.
 
         Sampling: `sample_fn(logits) -> ids` if given, else `strategy` "argmax" or "roulette" (multinomial after
-        transformers' temperature / top-k / top-p warpers). Returns the generated part only, decoded by the
-        tokenizer layout to `(B, steps, C)`.
+        transformers' temperature / top-k / top-p warpers). `progress` as in `generate_windowed`. Returns the
+        generated part only, decoded by the tokenizer layout to `(B, steps, C)`.
         """
         if not isinstance(horizon, int) or horizon < 0:
             raise ValueError(f"horizon must be a non-negative int (raw samples), got {horizon!r}")
@@ -288,7 +324,8 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
         n_tokens = int(horizon * self.layout.tokens_per_sample(self.config))
         sampler = sample_fn or make_sampler(strategy, temperature=temperature, top_k=top_k, top_p=top_p)
         generated = self.generate_windowed(codes, n_tokens, sampler, window=max_context_tokens,
-                                           sliding_window_overlap=sliding_window_overlap, use_cache=use_cache)
+                                           sliding_window_overlap=sliding_window_overlap, use_cache=use_cache,
+                                           progress=progress)
         return self.layout.decode(generated)
 
     # ---------------------------------------------------------------- context resizing

@@ -105,13 +105,17 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
         return model
 
     def encode(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
-               sensor_type: torch.Tensor | None = None) -> torch.Tensor:
-        """Signal `(B, C, T)` -> flat codes `(B, T / hop * n_neuro * Q)`, the model's `input_ids`."""
+               sensor_type: torch.Tensor | None = None, *, channel_names: list[str] | None = None) -> torch.Tensor:
+        """Signal `(B, C, T)` -> flat codes `(B, T / hop * n_neuro * Q)`, the model's `input_ids`.
+
+        Checked as in the tokenizer's `encode` (float16/float64 signals cast, `channel_names` against the contract).
+        """
         trainable = self.config.train_tokenizer
         if not trainable:
             self.tokenizer.eval()
         with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
-            codes = self.tokenizer.encode(input_values, pos, sensor_type, allow_shorter_windows=True).codes
+            codes = self.tokenizer.encode(input_values, pos, sensor_type, channel_names=channel_names,
+                                          allow_shorter_windows=True).codes
         return self.tokenizer.flatten_codes(codes)
 
     def tokenize(self, input_values: torch.Tensor, pos=None, sensor_type=None) -> torch.Tensor:
@@ -140,15 +144,19 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
     def forward(self, input_ids: torch.Tensor | None = None, input_values: torch.Tensor | None = None,
                 pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, cache=None,
                 use_cache: bool | None = None, labels: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, **kwargs) -> FlatGPTRVQOutput:
+                attention_mask: torch.Tensor | None = None, channel_names: list[str] | None = None,
+                **kwargs) -> FlatGPTRVQOutput:
         """Codes (`input_ids`) or a signal (`input_values`, with `pos`/`sensor_type` for BrainOmni) -> logits.
 
-        With a signal and no `labels`, the loss is computed against the signal's own codes.
+        With a signal and no `labels`, the loss is computed against the signal's own codes; `channel_names`
+        (optional) name the signal's channels and are checked against the tokenizer's contract.
         """
+        if channel_names is not None and input_values is None:
+            raise ValueError("`channel_names` describe a signal: pass it as `input_values` (codes have no channels)")
         if input_values is not None:
             if input_ids is not None:
                 raise ValueError("pass either `input_ids` (codes) or `input_values` (a signal), not both")
-            input_ids = self.encode(input_values, pos, sensor_type)
+            input_ids = self.encode(input_values, pos, sensor_type, channel_names=channel_names)
             labels = input_ids if labels is None else labels
         out = super().forward(input_ids, cache=cache, use_cache=use_cache, labels=labels,
                               attention_mask=attention_mask, **kwargs)
@@ -182,12 +190,14 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
     def forecast(self, input_values: torch.Tensor, horizon: int, sample_fn: Callable | None = None, *,
                  pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, strategy: str = "argmax",
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_context_tokens: int | None = None,
-                 sliding_window_overlap: float | int = 0.5, use_cache: bool = True) -> torch.Tensor:
+                 sliding_window_overlap: float | int = 0.5, use_cache: bool = True,
+                 progress: bool | None = None) -> torch.Tensor:
         """The next `horizon` samples `(B, C, horizon)` after a context signal `(B, C, T)`.
 
         context -> tokenizer codes -> rollout of `ceil(horizon / hop)` token steps with a sliding window
         (`max_context_tokens` and an int `sliding_window_overlap` count flat codes; default window: the
         context) -> tokenizer decode. `sample_fn(logits (B, n, K)) -> codes (B, n)` overrides `strategy`.
+        `progress`: tqdm bar over the new codes (default: only long rollouts, in a terminal or notebook).
         """
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
             raise ValueError(f"horizon must be a non-negative int (raw samples), got {horizon!r}")
@@ -198,7 +208,8 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
             raise ValueError(f"max_context_tokens ({max_context_tokens}) must be a whole number of token steps "
                              f"({self.sequence_step} codes each)")
         generated = self.generate_windowed(codes, steps * self.sequence_step, sampler, window=max_context_tokens,
-                                           sliding_window_overlap=sliding_window_overlap, use_cache=use_cache)
+                                           sliding_window_overlap=sliding_window_overlap, use_cache=use_cache,
+                                           progress=progress)
         if steps == 0:
             return input_values.new_zeros(*input_values.shape[:2], 0)
         return self.decode(generated, pos, sensor_type)[..., :horizon]

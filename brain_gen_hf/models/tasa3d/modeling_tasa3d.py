@@ -19,7 +19,12 @@ from transformers import initialization as init
 from ...layers.attention import MultiHeadAttention
 from ...layers.conv3d import DownStage3D, UpStage3D, time_group_norm
 from ...modeling_outputs import TokenPredictionOutput
-from ...modeling_utils import BrainGenPreTrainedModel
+from ...modeling_utils import (
+    COMMON_FORWARD_KWARGS,
+    BrainGenPreTrainedModel,
+    check_labels,
+    reject_unknown_kwargs,
+)
 from .configuration_tasa3d import TASA3DConfig
 
 
@@ -106,8 +111,9 @@ class TASA3DModel(TASA3DPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of `input_ids` (B, H, W, T) and `inputs_embeds` (B, H, W, T, E)")
         if inputs_embeds is not None:
-            self.check_signal(inputs_embeds, name="inputs_embeds", ndim=5, num_channels=cfg.emb_dim, channel_dim=-1)
-            embeddings, image = inputs_embeds, inputs_embeds.shape[1:3]
+            embeddings = self.check_signal(inputs_embeds, name="inputs_embeds", ndim=5, num_channels=cfg.emb_dim,
+                                           channel_dim=-1)
+            image = inputs_embeds.shape[1:3]
         else:
             self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=4)
             embeddings, image = self.token(input_ids), input_ids.shape[1:3]
@@ -132,7 +138,9 @@ class TASA3DModel(TASA3DPreTrainedModel):
                 condition: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
                 output_hidden_states: bool | None = None, **kwargs) -> TokenPredictionOutput:
         """`condition (B, 1, 1, T)` is optional on a conditioned model (then no condition is added);
-        `output_hidden_states=True` adds every block's output as `(B, H, W, T, E)`."""
+        `output_hidden_states=True` adds every block's output as `(B, H, W, T, E)`; float16/float64 `inputs_embeds`
+        are cast to the model's dtype. Unknown keywords raise `TypeError`."""
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         keep_hidden = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         embeddings = self._embed(input_ids, inputs_embeds)
         hidden = embeddings
@@ -153,6 +161,7 @@ class TASA3DModel(TASA3DPreTrainedModel):
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         if labels is None:
             return None
+        labels = check_labels(labels, num_classes=logits.shape[-1])
         if labels.shape != logits.shape[:-1]:
             raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (position t holds the token at t+1), "
                              f"got {tuple(labels.shape)}")

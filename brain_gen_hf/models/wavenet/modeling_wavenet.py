@@ -12,7 +12,12 @@ from torch import nn
 from transformers import initialization as init
 
 from ...modeling_outputs import TokenPredictionOutput
-from ...modeling_utils import BrainGenPreTrainedModel
+from ...modeling_utils import (
+    COMMON_FORWARD_KWARGS,
+    BrainGenPreTrainedModel,
+    check_labels,
+    reject_unknown_kwargs,
+)
 from .configuration_wavenet import Wavenet3DConfig, WavenetFullChannelConfig
 
 
@@ -87,6 +92,7 @@ def _build_layers(config, ndim: int, cond_channels: int | None, spatial_kernel=(
 def _token_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
     if labels is None:
         return None
+    labels = check_labels(labels, num_classes=logits.shape[-1])
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (aligned with the logits: position t "
                          f"holds the token at t+1), got {tuple(labels.shape)}")
@@ -148,10 +154,17 @@ class WavenetFullChannelModel(_WavenetPreTrainedModel):
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 condition: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                **kwargs) -> TokenPredictionOutput:
-        """`output_hidden_states=True` adds every layer's residual output as `(B, C, T, residual_channels)`."""
+                channel_names: list[str] | None = None, **kwargs) -> TokenPredictionOutput:
+        """`output_hidden_states=True` adds every layer's residual output as `(B, C, T, residual_channels)`.
+
+        `channel_names` (optional) name the channels of `input_ids`; they must equal `config.channel_names` when
+        the config has names. Unknown keywords raise `TypeError`.
+        """
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
         self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=3, num_channels=cfg.in_channels)
+        if channel_names is not None:
+            cfg.check_signal_metadata(channel_names=channel_names, num_channels=input_ids.shape[1])
         B, C, T = input_ids.shape
         keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
         embeddings = self.embed(input_ids)
@@ -187,7 +200,9 @@ class Wavenet3DModel(_WavenetPreTrainedModel):
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 condition: torch.Tensor | None = None, output_hidden_states: bool | None = None,
                 **kwargs) -> TokenPredictionOutput:
-        """`output_hidden_states=True` adds every layer's residual output as `(B, H, W, T, residual_channels)`."""
+        """`output_hidden_states=True` adds every layer's residual output as `(B, H, W, T, residual_channels)`.
+        Unknown keywords raise `TypeError`."""
+        reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
         keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
         self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=4)
@@ -196,6 +211,8 @@ class Wavenet3DModel(_WavenetPreTrainedModel):
                              f"{tuple(input_ids.shape[1:3])}")
         if (condition is None) != (cfg.cond_channels is None):
             raise ValueError("pass `condition` exactly when the model has `cond_channels`")
+        if condition is not None:  # a float map (B, cond_channels, H, W, T), in the model's dtype
+            condition = self.check_signal(condition, name="condition", ndim=5, num_channels=cfg.cond_channels)
         embeddings = self.embedding(input_ids).permute(0, 4, 1, 2, 3)  # (B, E, H, W, T)
         hidden, skips, all_hidden = embeddings, [], []
         for layer in self.layers:

@@ -1,0 +1,303 @@
+"""Bad inputs to rollouts and to loading: a clear error instead of a hang, an unpickled file or a silent NaN model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, AutoModelForCausalLM
+
+import brain_gen_hf  # noqa: F401
+from brain_gen_hf.layers.sampling import make_sampler
+from brain_gen_hf.models.brainomni.configuration_brainomni import (
+    BrainOmniCausalTokenizerConfig,
+)
+from brain_gen_hf.models.brainomni_forecast.configuration_brainomni_forecast import (
+    BrainOmniCausalForecastConfig,
+)
+from brain_gen_hf.models.wavenet.configuration_wavenet import WavenetFullChannelConfig
+from brain_gen_hf.models.wavenet.modeling_wavenet import WavenetFullChannelModel
+from tests.flatgpt_configs import V, flatgpt_config
+from tests.flatgpt_rvq_configs import build as build_rvq
+from tests.flatgpt_rvq_configs import signal as rvq_signal
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fail (instead of hanging the suite) if the block runs longer than `seconds`."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s: the rollout does not advance")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ----------------------------------------------------------------------------------------------- point 6: rollouts
+def flatgpt():
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(flatgpt_config()).eval()
+
+
+def grid(batch=2, steps=4):
+    return torch.randint(0, V - 1, (batch, steps, 3, 1), generator=torch.Generator().manual_seed(3))
+
+
+def test_window_of_one_time_step_is_refused_instead_of_hanging():
+    model = flatgpt()
+    input_ids = model.tokenize(grid())
+    step = model.sequence_step
+    with deadline(20), pytest.raises(ValueError, match="one time step .* cannot slide"):
+        model.generate_windowed(input_ids, 2 * step, make_sampler("argmax"), window=step)
+    with deadline(20), pytest.raises(ValueError, match="cannot slide"):
+        model.forecast(grid(), 2, max_context_tokens=step)
+    # a one-step window that never has to slide still works
+    short = input_ids[:, :1]
+    assert model.generate_windowed(short, step - 1, make_sampler("argmax"), window=step).shape == (2, step - 1)
+
+
+def test_rvq_forecast_with_one_step_window_is_refused_instead_of_hanging():
+    model = build_rvq("flatgpt_embeds_rvq")
+    with deadline(20), pytest.raises(ValueError, match="cannot slide"):
+        model.forecast(rvq_signal(2, 8), 8, max_context_tokens=model.sequence_step)
+
+
+@pytest.mark.parametrize("overlap", [-2, float("nan"), float("inf")])
+def test_bad_sliding_window_overlap_is_refused(overlap):
+    model = flatgpt()
+    with pytest.raises(ValueError, match="sliding_window_overlap must be a non-negative number"):
+        model.generate_windowed(model.tokenize(grid()), 3, make_sampler("argmax"), sliding_window_overlap=overlap)
+
+
+@pytest.mark.parametrize("sampler, error, message", [
+    (lambda logits: logits, ValueError, r"shape \(2, 1\)"),  # logits instead of ids
+    (lambda logits: logits.argmax(-1)[:, :1].repeat(1, 3), ValueError, r"shape \(2, 1\)"),  # too many ids
+    (lambda logits: logits.argmax(-1).float(), ValueError, "integer token ids"),
+    (lambda logits: logits.argmax(-1).tolist(), TypeError, "must return a tensor"),
+])
+def test_custom_sampler_returning_the_wrong_thing_is_a_clear_error(sampler, error, message):
+    model = flatgpt()
+    with pytest.raises(error, match=message):
+        model.generate_windowed(model.tokenize(grid()), 3, sampler)
+
+
+def test_max_new_tokens_must_be_an_int():
+    model = flatgpt()
+    with pytest.raises(ValueError, match="max_new_tokens must be a non-negative int"):
+        model.generate_windowed(model.tokenize(grid()), 2.5, make_sampler("argmax"))
+
+
+@pytest.mark.parametrize("top_p", [1.5, float("nan")])
+def test_top_p_outside_the_unit_interval_is_refused(top_p):
+    with pytest.raises(ValueError, match="top_p must be in"):
+        make_sampler("roulette", top_p=top_p)
+
+
+def test_flatgpt_rollout_progress_bar(capsys):
+    model = flatgpt()
+    input_ids = model.tokenize(grid())
+    shown = model.generate_windowed(input_ids, 9, make_sampler("argmax"), progress=True)
+    assert "rollout" in capsys.readouterr().err
+    hidden = model.generate_windowed(input_ids, 9, make_sampler("argmax"), progress=False)
+    assert capsys.readouterr().err == ""
+    assert torch.equal(shown, hidden)
+    model.generate_windowed(input_ids, 300, make_sampler("argmax"))  # default: quiet when stderr is not a terminal
+    assert capsys.readouterr().err == ""
+    model.forecast(grid(), 3, progress=True)
+    assert "rollout" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="progress"):
+        model.generate_windowed(input_ids, 3, make_sampler("argmax"), progress="yes")
+
+
+def build_forecaster():
+    tokenizer = BrainOmniCausalTokenizerConfig(window_length=8, n_filters=2, ratios=[2], kernel_size=3,
+                                               last_kernel_size=3, n_dim=8, n_neuro=2, n_head=2, codebook_dim=8,
+                                               codebook_size=16, num_quantizers=2, num_sensors=8)
+    torch.manual_seed(0)
+    model = AutoModel.from_config(BrainOmniCausalForecastConfig(tokenizer_config=tokenizer, lm_dim=16, lm_head=2,
+                                                                lm_depth=1)).eval()
+    model.tokenizer.init_codebooks(**forecaster_inputs(), seed=0)
+    return model
+
+
+def forecaster_inputs():
+    g = torch.Generator().manual_seed(1)
+    return {"input_values": torch.randn(2, 3, 16, generator=g), "pos": torch.randn(2, 3, 2, generator=g),
+            "sensor_type": torch.zeros(2, 3, dtype=torch.long)}
+
+
+def test_brainomni_forecaster_progress_bar(capsys):
+    model = build_forecaster()
+    shown = model.forecast(**forecaster_inputs(), steps=3, progress=True)
+    assert "rollout" in capsys.readouterr().err
+    hidden = model.forecast(**forecaster_inputs(), steps=3, progress=False)
+    assert capsys.readouterr().err == ""
+    assert torch.equal(shown.codes, hidden.codes)
+    with pytest.raises(ValueError, match="steps"):
+        model.forecast(**forecaster_inputs(), steps=True)
+
+
+# ------------------------------------------------------------------------------------------------ point 8: loading
+def wavenet():
+    torch.manual_seed(0)
+    return WavenetFullChannelModel(WavenetFullChannelConfig(in_channels=2, quant_levels=16, dilations=[1, 2])).eval()
+
+
+@pytest.fixture
+def never_unpickle(monkeypatch):
+    """Any `torch.load` (the only way transformers reads a .bin) fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickled checkpoint was opened")
+
+    monkeypatch.setattr(torch, "load", refuse)
+
+
+def saved(tmp_path, **save_kwargs):
+    folder = tmp_path / "model"
+    wavenet().save_pretrained(folder, **save_kwargs)
+    return folder
+
+
+def pickled_only(tmp_path, sharded=False):
+    """A folder with config.json and only pickled weights (pytorch_model.bin, or its sharded form)."""
+    folder = saved(tmp_path, max_shard_size="2KB") if sharded else saved(tmp_path)
+    if not sharded:
+        torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+        (folder / "model.safetensors").unlink()
+        return folder
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    renamed = {}
+    for shard in sorted(set(index["weight_map"].values())):
+        renamed[shard] = shard.replace("model-", "pytorch_model-").replace(".safetensors", ".bin")
+        torch.save(load_file(folder / shard), folder / renamed[shard])
+        (folder / shard).unlink()
+    index["weight_map"] = {key: renamed[shard] for key, shard in index["weight_map"].items()}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    (folder / "model.safetensors.index.json").unlink()
+    return folder
+
+
+def edit_tensor(file, edit):
+    """Rewrite one tensor of a safetensors file; returns its name."""
+    tensors = load_file(file)
+    name = min(tensors)
+    tensors[name] = edit(tensors[name])
+    save_file(tensors, file, metadata={"format": "pt"})
+    return name
+
+
+def last_shard(folder):
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    return folder / max(index["weight_map"].values())
+
+
+def widen(tensor):
+    return torch.zeros(*tensor.shape[:-1], tensor.shape[-1] + 1)
+
+
+def with_nan(tensor):
+    tensor = tensor.clone()
+    tensor.view(-1)[0] = float("nan")
+    return tensor
+
+
+def with_inf(tensor):
+    tensor = tensor.clone()
+    tensor.view(-1)[-1] = float("-inf")
+    return tensor
+
+
+def test_use_safetensors_false_is_refused_without_unpickling(tmp_path, never_unpickle):
+    folder = saved(tmp_path)
+    torch.save(wavenet().state_dict(), folder / "pytorch_model.bin")  # a .bin beside the safetensors
+    with pytest.raises(ValueError, match="loads safetensors weights only"):
+        AutoModel.from_pretrained(folder, use_safetensors=False)
+    with pytest.raises(ValueError, match="safetensors weights only"):
+        WavenetFullChannelModel.from_pretrained(folder, use_safetensors=False)
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["single", "sharded"])
+@pytest.mark.parametrize("use_safetensors", [None, True, "default"])
+def test_folder_with_only_pickled_weights_is_refused_without_unpickling(tmp_path, never_unpickle, sharded,
+                                                                         use_safetensors):
+    folder = pickled_only(tmp_path, sharded)
+    kwargs = {} if use_safetensors == "default" else {"use_safetensors": use_safetensors}
+    with pytest.raises(OSError, match="only pickled PyTorch weights .*never unpickles"):
+        AutoModel.from_pretrained(folder, **kwargs)
+
+
+@pytest.mark.parametrize("option", [{"from_tf": True}, {"from_flax": True}, {"gguf_file": "model.gguf"}])
+def test_non_safetensors_formats_are_refused(tmp_path, option):
+    with pytest.raises(ValueError, match="safetensors weights only"):
+        WavenetFullChannelModel.from_pretrained(saved(tmp_path), **option)
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["single", "sharded"])
+def test_wrong_shape_is_an_oserror_naming_the_key_and_both_shapes(tmp_path, sharded):
+    folder = saved(tmp_path, max_shard_size="2KB") if sharded else saved(tmp_path)
+    file = last_shard(folder) if sharded else folder / "model.safetensors"
+    healthy = AutoModel.from_pretrained(folder)  # the checks pass a good checkpoint through unchanged
+    assert all(torch.equal(healthy.state_dict()[k], v) for k, v in wavenet().state_dict().items())
+    tensors = load_file(file)
+    model_shape = tuple(tensors[min(tensors)].shape)
+    name = edit_tensor(file, widen)
+    saved_shape = (*model_shape[:-1], model_shape[-1] + 1)
+    with pytest.raises(OSError) as error:
+        AutoModel.from_pretrained(folder)
+    message = str(error.value)
+    assert name in message and str(saved_shape) in message and str(model_shape) in message
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["single", "sharded"])
+@pytest.mark.parametrize("poison", [with_nan, with_inf], ids=["nan", "inf"])
+def test_non_finite_weights_are_an_oserror_naming_tensor_and_file(tmp_path, sharded, poison):
+    folder = saved(tmp_path, max_shard_size="2KB") if sharded else saved(tmp_path)
+    file = last_shard(folder) if sharded else folder / "model.safetensors"
+    name = edit_tensor(file, poison)
+    with pytest.raises(OSError, match="NaN/inf") as error:
+        AutoModel.from_pretrained(folder)
+    assert name in str(error.value) and file.name in str(error.value)
+
+
+def test_missing_shard_names_the_shard(tmp_path):
+    folder = saved(tmp_path, max_shard_size="2KB")
+    shard = last_shard(folder)
+    shard.unlink()
+    with pytest.raises(OSError, match=f"shard index .*{shard.name} is missing"):
+        AutoModel.from_pretrained(folder)
+
+
+# ----------------------------------------------------------------------------------------- the same on a Hub repo
+def upload(local_hub, repo_id, folder):
+    local_hub.api.create_repo(repo_id)
+    local_hub.api.upload_folder(repo_id=repo_id, folder_path=str(folder))
+
+
+def test_hub_repo_with_only_pickled_weights_is_refused_without_unpickling(local_hub, hub_repo_id, tmp_path,
+                                                                           never_unpickle):
+    upload(local_hub, hub_repo_id, pickled_only(tmp_path))
+    with local_hub.fresh_cache(), pytest.raises(OSError, match="only pickled PyTorch weights"):
+        AutoModel.from_pretrained(hub_repo_id)
+    with local_hub.fresh_cache(), pytest.raises(ValueError, match="safetensors weights only"):
+        AutoModel.from_pretrained(hub_repo_id, use_safetensors=False)
+
+
+def test_hub_repo_with_bad_weights_is_refused(local_hub, hub_repo_id, tmp_path):
+    folder = saved(tmp_path, max_shard_size="2KB")
+    nan_name = edit_tensor(last_shard(folder), with_nan)
+    upload(local_hub, hub_repo_id, folder)
+    with local_hub.fresh_cache(), pytest.raises(OSError, match=f"NaN/inf values in 1 tensor.*{nan_name}"):
+        AutoModel.from_pretrained(hub_repo_id)
+    wide = saved(tmp_path / "wide")
+    wide_name = edit_tensor(wide / "model.safetensors", widen)
+    upload(local_hub, f"{hub_repo_id}-wide", wide)
+    with local_hub.fresh_cache(), pytest.raises(OSError, match=f"shape mismatch: {wide_name}: checkpoint"):
+        AutoModel.from_pretrained(f"{hub_repo_id}-wide")
