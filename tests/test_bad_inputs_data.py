@@ -24,6 +24,7 @@ from brain_gen_hf.data.shards import DatasetBuilder, build_dataset  # noqa: E402
 from brain_gen_hf.data.simulate import simulate_meg_raw  # noqa: E402
 from brain_gen_hf.data.windows import load_segments, load_window_datasets  # noqa: E402
 from tests.conftest import SHARED, require_shared  # noqa: E402
+from tests.datasets_fixtures import PARQUET_DAMAGE, damage_parquet  # noqa: E402
 
 # 4 s, 102 magnetometers at 100 Hz, no resampling or notch: well under a second per recording.
 FAST = {
@@ -246,18 +247,11 @@ def test_a_lost_recording_file_is_rebuilt_from_its_source_even_when_not_listed(b
     assert len(_rows(built)) == 2
 
 
-@pytest.mark.parametrize("damage", ["truncated", "zeroed", "garbled pages"])
+@pytest.mark.parametrize("damage", PARQUET_DAMAGE)
 @pytest.mark.parametrize("streaming", [False, True], ids=["map", "streaming"])
 def test_a_damaged_shard_is_named(built, damage, streaming):
     shard = next((built / "data").glob("*.parquet"))
-    payload = bytearray(shard.read_bytes())
-    if damage == "truncated":
-        payload = payload[: len(payload) // 2]
-    elif damage == "zeroed":
-        payload = bytearray(len(payload))
-    else:  # the footer survives, the data pages do not
-        payload[100 : len(payload) // 2] = np.random.default_rng(0).bytes(len(payload) // 2 - 100)
-    shard.write_bytes(bytes(payload))
+    damage_parquet(shard, damage)
     with pytest.raises(ValueError, match="damaged Parquet shard") as info:
         windows = load_window_datasets(str(built), 1.0, 0.0, streaming=streaming)["train"]
         list(windows) if streaming else windows[0]
@@ -372,3 +366,27 @@ def test_cleaning_rejections_name_the_key_and_the_fix(tmp_path):
     assert "--config training_scripts/configs/preprocess_short_recordings.yaml" in message
     assert Path(__file__).resolve().parents[1].joinpath("training_scripts/configs/preprocess_short_recordings.yaml")\
         .is_file()
+
+
+def test_a_missing_dataset_fails_fast_when_online(local_hub, monkeypatch):
+    """Without HF_HUB_OFFLINE: a bare name never reaches the Hub, `org/name` is asked once (no retry loop)."""
+    import time
+
+    import huggingface_hub.constants
+
+    before = len(local_hub.server.requests)
+    with pytest.raises(FileNotFoundError, match="dataset folder my_dataset does not exist") as info:
+        load_segments("my_dataset")
+    assert "brain-gen-hf preprocess" in str(info.value) and len(local_hub.server.requests) == before
+    with pytest.raises(FileNotFoundError, match="the Hub has no dataset repo user/no-such-dataset") as info:
+        load_segments("user/no-such-dataset")
+    assert "brain-gen-hf preprocess" in str(info.value) and "\n" not in str(info.value)
+
+    unreachable = "http://127.0.0.1:9"  # the discard port: nothing listens, as when there is no network
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", unreachable)
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", unreachable)
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError, match="the Hub could not be reached") as info:
+        load_segments("user/elsewhere")
+    assert time.monotonic() - start < 10, "retried instead of failing fast"
+    assert "user/elsewhere" in str(info.value) and "HF_HUB_OFFLINE=1" in str(info.value)

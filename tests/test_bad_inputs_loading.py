@@ -21,7 +21,7 @@ from brain_gen_hf.models.brainomni_forecast.configuration_brainomni_forecast imp
 )
 from brain_gen_hf.models.wavenet.configuration_wavenet import WavenetFullChannelConfig
 from brain_gen_hf.models.wavenet.modeling_wavenet import WavenetFullChannelModel
-from tests.flatgpt_configs import V, flatgpt_config
+from tests.flatgpt_configs import V, flatgpt_config, mix_config
 from tests.flatgpt_rvq_configs import build as build_rvq
 from tests.flatgpt_rvq_configs import signal as rvq_signal
 
@@ -143,6 +143,55 @@ def test_brainomni_forecaster_progress_bar(capsys):
     assert torch.equal(shown.codes, hidden.codes)
     with pytest.raises(ValueError, match="steps"):
         model.forecast(**forecaster_inputs(), steps=True)
+
+
+def test_flatgpt_forecast_horizon_must_cover_whole_token_steps():
+    with pytest.raises(ValueError, match="horizon must be a non-negative int"):
+        flatgpt().forecast(grid(), True)
+    torch.manual_seed(0)
+    reduced = AutoModelForCausalLM.from_config(flatgpt_config(temporal_reduction=2)).eval()
+    torch.manual_seed(0)
+    mix = AutoModelForCausalLM.from_config(mix_config(temporal_reduction=2)).eval()
+    for model in (reduced, mix):
+        assert model.forecast(grid(), 4).shape == (2, 2, 3)  # 4 samples: 2 token steps of 2 samples
+        # Part of a step used to fail to decode (FlatGPT) or be dropped: a shorter forecast than asked (FlatGPTMix).
+        for horizon in (1, 3):
+            with pytest.raises(ValueError, match=r"whole token steps: a multiple of temporal_reduction \(2"):
+                model.forecast(grid(), horizon)
+
+
+@pytest.mark.parametrize("window", [5.5, "6", True])
+def test_window_length_must_be_an_int(window):
+    model = flatgpt()
+    with pytest.raises(ValueError, match="window must be an int"):
+        model.generate_windowed(model.tokenize(grid()), 9, make_sampler("argmax"), window=window)
+    with pytest.raises(ValueError, match="window must be an int"):
+        model.forecast(grid(), 3, max_context_tokens=window)
+    rvq = build_rvq("flatgpt_rvq")
+    with pytest.raises(ValueError, match="max_context_tokens must be an int"):
+        rvq.forecast(rvq_signal(2, 16), 4, max_context_tokens=window)
+
+
+def test_rvq_forecast_of_a_partial_window_names_the_fix():
+    model = build_rvq("flatgpt_rvq")
+    # forecast already reads a context shorter than one window; a longer one must be whole windows
+    with pytest.raises(ValueError, match=r"multiple of window_length \(8\); crop or pad the recording$"):
+        model.forecast(rvq_signal(2, 12), 4)
+
+
+def test_brainomni_forecaster_reads_a_context_shorter_than_a_window():
+    model = build_forecaster()
+    inputs = forecaster_inputs()
+    short = {**inputs, "input_values": inputs["input_values"][..., :4]}  # two token steps of a window of 4
+    with pytest.raises(ValueError, match=r"or pass allow_shorter_windows=True"):
+        model.forecast(**short, steps=2)
+    out = model.forecast(**short, steps=2, allow_shorter_windows=True)
+    context = model.tokenizer.encode(**short, allow_shorter_windows=True).codes
+    assert out.codes.shape == (2, 2, 4, 2) and out.signal.shape == (2, 3, 8)
+    assert torch.equal(out.codes[:, :, :2], context)
+    with pytest.raises(ValueError, match=r"multiple of the hop \(2 samples\)"):
+        model.forecast(**{**inputs, "input_values": inputs["input_values"][..., :3]}, steps=2,
+                       allow_shorter_windows=True)
 
 
 # ------------------------------------------------------------------------------------------------ point 8: loading

@@ -7,9 +7,13 @@
 * an unknown `forward` keyword raises `TypeError`, the keywords transformers itself passes are accepted;
 * `channel_names` passed with a signal must equal `config.channel_names`; `config.channel_order(names)` is the
   explicit way to pick and reorder a recording's channels.
+* the forecasters' `forecast` checks `channel_names` the same way; FlatGPT token grids are int64 or int32 ids;
+* `encode_stream` refuses a state that cannot continue the stream (position, layer contexts, batch shape).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -31,6 +35,7 @@ from tests import (
     test_tasa3d,
     test_wavenet,
 )
+from tests.flatgpt_rvq_configs import build as build_rvq
 from tests.flatgpt_rvq_configs import signal as rvq_signal
 from tests.model_contract import first_tensor
 
@@ -293,3 +298,100 @@ def test_channel_names_with_codes_instead_of_a_signal_raise():
     contract, model, inputs = family("flatgpt_embeds_rvq_codes")
     with pytest.raises(ValueError, match="pass it as `input_values`"):
         contract.run(model, {**inputs, "channel_names": ["a", "b", "c", "d"]})
+
+
+# ----------------------------------------------------------------------------- channel names in forecasts
+def _forecaster(name):
+    """(model, config holding the signal contract, context, forecast(x, **kwargs) -> tensor) of a tiny forecaster."""
+    if name == "bendr":
+        model = test_bendr.build()
+        return model, model.config, test_bendr.signal(), lambda x, **kw: model.forecast(x, 3, **kw)
+    if name == "brainomni_forecast":
+        from tests.test_bad_inputs_loading import build_forecaster, forecaster_inputs
+
+        model, inputs = build_forecaster(), forecaster_inputs()
+        side = {"pos": inputs["pos"], "sensor_type": inputs["sensor_type"]}
+        return (model, model.tokenizer.config, inputs["input_values"],
+                lambda x, **kw: model.forecast(x, **side, steps=2, **kw).signal)
+    model = build_rvq(name)
+    return model, model.tokenizer.config, rvq_signal(2, 16), lambda x, **kw: model.forecast(x, 6, **kw)
+
+
+@pytest.mark.parametrize("name", ["bendr", "brainomni_forecast", "flatgpt_embeds_rvq", "flatgpt_mix_rvq",
+                                  "flatgpt_rvq"])
+def test_forecast_channel_names_must_match_the_config(name):
+    _, config, x, forecast = _forecaster(name)
+    names = [f"MEG{i:03d}" for i in range(x.shape[1])]
+    config.channel_names = names
+    expected = forecast(x)
+    torch.testing.assert_close(forecast(x, channel_names=names), expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"different order .*`x\[:, config\.channel_order\(channel_names\)\]`"):
+        forecast(x, channel_names=names[::-1])
+    with pytest.raises(ValueError, match=r"missing: \['MEG000'\], unexpected: \['Fz'\]"):
+        forecast(x, channel_names=["Fz", *names[1:]])
+    # The explicit fix: reorder the recording, then name its channels as the model does.
+    recording = x.flip(1)
+    got = forecast(recording[:, config.channel_order(names[::-1])], channel_names=names)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- FlatGPT token grids
+@pytest.mark.parametrize("name", ["flatgpt", "flatgpt_mix"])
+def test_token_grid_is_int64_or_int32(name):
+    _, model, _ = family(name)
+    grid = torch.randint(0, model.config.vocab_size, (2, 4, 3, 1), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(model.tokenize(grid.int()), model.tokenize(grid))
+    for dtype in (torch.int8, torch.uint8, torch.int16):
+        message = rf"token grid must be int64 \(or int32\) ids, got dtype {dtype}"
+        with pytest.raises(ValueError, match=message):
+            model.tokenize(grid.to(dtype))
+        with pytest.raises(ValueError, match=message):  # named as the grid the caller passed, not as input_ids
+            model.forecast(grid.to(dtype), 1)
+
+
+# ----------------------------------------------------------------------------- streaming state
+def _stream(name):
+    """(tokenizer, chunk (B, C, T), sensor inputs, a state in the middle of a window)."""
+    _, model, inputs = family(name)
+    x = inputs.pop("input_values")
+    with torch.no_grad():
+        _, state = model.encode_stream(x[..., : model.config.hop_length], **inputs)
+    return model, x, inputs, state
+
+
+def _other_model_state(model, x, inputs, state):
+    other = type(model)(model.config).eval()  # same config, other layers: its context does not belong here
+    return other.encode_stream(x[..., : model.config.hop_length], **inputs)[1]
+
+
+def _other_batch_state(model, x, inputs, state):
+    return model.encode_stream(x[:1, :, : model.config.hop_length], **{k: v[:1] for k, v in inputs.items()})[1]
+
+
+# case -> (state from (model, x, inputs, mid-window state), error)
+BAD_STREAM_STATES = {
+    "negative_position": (lambda m, x, i, s: replace(s, position=-m.config.hop_length), "state.position must be"),
+    "position_minus_window": (lambda m, x, i, s: replace(s, position=-m.config.window_length), "got -8"),
+    "position_of_a_whole_window": (lambda m, x, i, s: replace(s, position=m.config.window_length), r"\[0, 8\)"),
+    "position_inside_a_hop": (lambda m, x, i, s: replace(s, position=m.config.hop_length // 2), "multiple of the hop"),
+    "float_position": (lambda m, x, i, s: replace(s, position=4.0), "got 4.0"),
+    "bool_position": (lambda m, x, i, s: replace(s, position=True), "got True"),
+    "not_a_state": (lambda m, x, i, s: {"position": 0, "layers": {}}, "must be the TokenizerStreamState"),
+    "layers_not_a_dict": (lambda m, x, i, s: replace(s, layers=None), "state.layers must be a dict"),
+    "layers_missing_mid_window": (lambda m, x, i, s: replace(s, layers={}), "got 0 entries"),
+    "layers_of_another_model": (_other_model_state, "streaming encoder layers"),
+    "layers_of_another_batch_size": (_other_batch_state, r"chunks of shape \(B, C\) = \(2, "),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STREAM_STATES))
+@pytest.mark.parametrize("name", ["brainomni", "braintokmix"])
+def test_bad_stream_state_is_refused(name, case):
+    model, x, inputs, state = _stream(name)
+    make_state, message = BAD_STREAM_STATES[case]
+    with torch.no_grad():
+        bad = make_state(model, x, inputs, state)
+        with pytest.raises(ValueError, match=message):
+            model.encode_stream(x, **inputs, state=bad)
+        # the state a stream returned continues it
+        model.encode_stream(x[..., model.config.hop_length:], **inputs, state=state)

@@ -20,6 +20,7 @@ from brain_gen_hf.training.checkpointing import list_checkpoints
 from brain_gen_hf.training.throughput import ThroughputMeter
 from brain_gen_hf.training.trainer import train
 from tests.conftest import SHARED, require_shared
+from tests.datasets_fixtures import PARQUET_DAMAGE, damage_parquet
 from tests.test_training import run_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +54,10 @@ BAD_RUN_CONFIGS = {
     "dict_expected": ("task: wavenet\ndataset: d\nmodel_config: 5\n", "model_config must be a mapping"),
     "missing_dataset": ("task: wavenet\n", "needs ['dataset']"),
     "unknown_key": ("task: wavenet\ndataset: d\nlearning_rat: 0.1\n", "learning_rat"),
+    # checked by `train` too, but only the config reader knows the file
+    "unknown_model_config_key": ("task: wavenet\ndataset: d\nmodel_config: {dilatons: [1, 2]}\n",
+                                 "unknown `model_config` keys ['dilatons'] for wavenet_full_channel; valid keys: ["),
+    "unknown_task": ("task: wavenett\ndataset: d\n", "unknown task 'wavenett'"),
 }
 
 
@@ -166,6 +171,81 @@ def test_disagreeing_tokenizer_files_name_the_folder(tmp_path):
         AutoTokenizer.from_pretrained(folder)
 
 
+def test_load_tokenizer_names_a_missing_or_damaged_file(tmp_path):
+    """AutoTokenizer reads tokenizer_config.json itself (a bare JSONDecodeError; without it a generic tokenizer):
+    `load_tokenizer` checks the files first."""
+    from brain_gen_hf.tokenizers import load_tokenizer
+
+    config_damage = {"{oops": "is not valid JSON", "[1, 2]": "holds a JSON list, not an object",
+                     '{"mu": 15}': "tokenizer_class is None, not a brain_gen_hf signal tokenizer"}
+    for name, folder in _saved_flat_tokenizers(tmp_path).items():
+        assert type(load_tokenizer(folder)).__name__ == {"amplitude": "AmplitudeTokenizer", "bpe": "BPETokenizer",
+                                                         "delimited": "DelimitedTokenizer"}[name]
+        config, backend = folder / "tokenizer_config.json", folder / "tokenizer.json"
+        saved_config, saved_backend = config.read_text(), backend.read_text()
+        for text, problem in config_damage.items():
+            config.write_text(text)
+            with pytest.raises(ValueError, match="tokenizer_config.json") as info:
+                load_tokenizer(folder)
+            assert str(config) in str(info.value) and problem in str(info.value), (name, str(info.value))
+        config.unlink()
+        with pytest.raises(ValueError, match="has tokenizer.json but no tokenizer_config.json") as info:
+            load_tokenizer(folder)
+        assert str(folder) in str(info.value)
+        backend.write_text("{oops")  # both wrong: the damaged file comes first
+        with pytest.raises(ValueError, match="tokenizer.json is not valid JSON"):
+            load_tokenizer(folder)
+        config.write_text(saved_config)
+        for edit, problem in DAMAGE.values():
+            backend.write_text(edit(saved_backend))
+            with pytest.raises(ValueError, match="tokenizer") as info:
+                load_tokenizer(folder)
+            assert str(backend) in str(info.value) and problem in str(info.value), (name, str(info.value))
+        backend.unlink()
+        with pytest.raises(ValueError, match="no tokenizer.json"):
+            load_tokenizer(folder)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_tokenizer(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no saved tokenizer"):
+        load_tokenizer(tmp_path / "empty")
+
+
+def test_load_tokenizer_checks_the_files_of_a_hub_repo(local_hub, hub_repo_id, tmp_path):
+    from brain_gen_hf.tokenizers import load_tokenizer
+
+    folder = _saved_flat_tokenizers(tmp_path)["delimited"]
+    local_hub.api.create_repo(hub_repo_id)
+    local_hub.api.upload_folder(repo_id=hub_repo_id, folder_path=str(folder))
+    assert type(load_tokenizer(hub_repo_id)).__name__ == "DelimitedTokenizer"
+    local_hub.api.upload_file(path_or_fileobj=b"{oops", path_in_repo="tokenizer_config.json", repo_id=hub_repo_id)
+    with pytest.raises(ValueError, match=r"tokenizer_config.json is not valid JSON"):
+        load_tokenizer(hub_repo_id)
+
+
+def test_bpe_tokenizer_without_tokenizer_json_is_refused_not_untrained(tmp_path):
+    from transformers import AutoTokenizer
+
+    import brain_gen_hf  # noqa: F401
+
+    folder = _saved_flat_tokenizers(tmp_path)["bpe"]
+    (folder / "tokenizer.json").unlink()  # its merges: without them the tokenizer would load untrained
+    with pytest.raises(ValueError, match=rf"{folder} has no tokenizer.json, which holds the vocabulary and merges"):
+        AutoTokenizer.from_pretrained(folder)
+
+
+def test_unknown_model_config_key_names_the_run_config_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: wavenet\ndataset: d\n")
+    with pytest.raises(ValueError, match=rf"{path} with overrides --model_config.dilatons=\[1\]: unknown "
+                                         r"`model_config` keys \['dilatons'\] for wavenet_full_channel; valid keys"):
+        read_run_config(path, ["--model_config.dilatons=[1]"])
+    path.write_text("task: classifier\ndataset: d\nmodel_config: {num_clases: 2}\n")
+    with pytest.raises(ValueError, match=rf"{path}: unknown `model_config` keys \['num_clases'\] for "
+                                         "classifier_continuous"):
+        read_run_config(path)
+
+
 # ------------------------------------------------------------------ pretokenize.py
 def test_pretokenize_script_bad_tokenizer_is_one_line(tiny_meg_dataset, tmp_path):
     from brain_gen_hf.models.wavenet.configuration_wavenet import (
@@ -185,6 +265,103 @@ def test_pretokenize_script_bad_tokenizer_is_one_line(tiny_meg_dataset, tmp_path
                             tmp_path / "tokens")
         assert_one_line_error(result, str(tokenizer), problem)
     assert not (tmp_path / "tokens").exists()
+
+
+def _token_folder(root: Path, columns: dict | None = None) -> Path:
+    """A pretokenized folder as training_scripts/pretokenize.py writes it (codes of 64 windows, 0.64 s at 100 Hz)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    codes = np.random.default_rng(0).integers(0, 64, size=(64, 256)).astype(np.uint16)
+    columns = columns or {"row": np.zeros(64, dtype=np.int64), "start": np.arange(64) * 64, "codes": list(codes)}
+    (root / "data").mkdir(parents=True)
+    pq.write_table(pa.table(columns), root / "data" / "train-00000-of-00001.parquet")
+    (root / "tokenization.json").write_text(json.dumps({"example_seconds": 0.64, "sampling_rate": 100.0,
+                                                        "codebook_size": 64, "num_quantizers": 2}))
+    return root
+
+
+def _token_data_args(dataset: Path):
+    from brain_gen_hf.training.arguments import DataArguments
+
+    return DataArguments(dataset=str(dataset), example_seconds=0.64, eval_split=None)
+
+
+@pytest.mark.parametrize("damage", PARQUET_DAMAGE)
+def test_a_damaged_token_shard_is_named(damage, tmp_path):
+    from brain_gen_hf.training.tasks import load_training_data
+
+    folder = _token_folder(tmp_path / "tokens")
+    splits, info = load_training_data(_token_data_args(folder))
+    assert info.pretokenized and splits["train"][0]["codes"].shape == (256,)
+    shard = folder / "data" / "train-00000-of-00001.parquet"
+    damage_parquet(shard, damage)
+    with pytest.raises(ValueError, match="damaged Parquet shard") as info:
+        load_training_data(_token_data_args(folder))
+    message = str(info.value)
+    assert str(shard) in message and "training_scripts/pretokenize.py" in message and "\n" not in message
+
+
+def test_train_script_damaged_token_shard_is_one_line(tmp_path):
+    folder = _token_folder(tmp_path / "tokens")
+    shard = folder / "data" / "train-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:100])
+    config = tmp_path / "lm.yaml"
+    config.write_text(f"task: flatgpt\nmodel_type: flatgpt\ndataset: {folder}\nexample_seconds: 0.64\n"
+                      f"eval_split: null\noutput_dir: {tmp_path / 'run'}\nlog_with: none\n")
+    assert_one_line_error(run_script(TRAIN, "--config", config), str(shard), "damaged Parquet shard",
+                          "training_scripts/pretokenize.py")
+
+
+def test_token_folders_without_codes_or_shards_say_how_to_make_one(tmp_path):
+    from brain_gen_hf.training.pretokenize import load_token_datasets
+    from brain_gen_hf.training.tasks import load_training_data
+
+    wrong = _token_folder(tmp_path / "wrong", {"row": np.arange(4), "signal": [np.zeros(3, np.float32)] * 4})
+    with pytest.raises(ValueError, match=r"the 'train' shards have no \['codes'\] column") as info:
+        load_training_data(_token_data_args(wrong))
+    assert str(wrong) in str(info.value) and "training_scripts/pretokenize.py" in str(info.value)
+
+    no_shards = _token_folder(tmp_path / "no_shards")
+    shutil.rmtree(no_shards / "data")
+    with pytest.raises(FileNotFoundError, match="holds no Parquet shards") as info:
+        load_training_data(_token_data_args(no_shards))
+    assert "training_scripts/pretokenize.py" in str(info.value)
+    with pytest.raises(FileNotFoundError, match="pretokenized folder .* does not exist.*training_scripts/pretokenize"):
+        load_token_datasets(tmp_path / "missing")
+
+    for text, problem in (("{oops", "is not valid JSON"), ('{"codebook_size": 64}', "lacks ['example_seconds'")):
+        (no_shards / "tokenization.json").write_text(text)
+        with pytest.raises(ValueError, match="tokenization.json") as info:
+            load_training_data(_token_data_args(no_shards))
+        assert str(no_shards / "tokenization.json") in str(info.value) and problem in str(info.value)
+
+
+def test_every_token_shard_is_read_and_a_lost_tokenization_json_is_named(tmp_path):
+    from brain_gen_hf.training.tasks import load_training_data
+
+    folder = _token_folder(tmp_path / "tokens")
+    first = folder / "data" / "train-00000-of-00002.parquet"
+    (folder / "data" / "train-00000-of-00001.parquet").rename(first)
+    shutil.copy(first, folder / "data" / "train-00001-of-00002.parquet")
+    splits, _ = load_training_data(_token_data_args(folder))
+    assert len(splits["train"]) == 128  # both shards, not the last one of each split
+
+    (folder / "tokenization.json").unlink()
+    with pytest.raises(ValueError, match="holds token shards .* but no tokenization.json") as info:
+        load_training_data(_token_data_args(folder))
+    assert f"training_scripts/pretokenize.py with --output {folder}" in str(info.value)
+
+
+def test_a_missing_flatgpt_dataset_also_says_how_to_pretokenize(tmp_path):
+    from brain_gen_hf.training.tasks import load_training_data
+
+    missing = tmp_path / "my_tokens"
+    with pytest.raises(FileNotFoundError) as info:
+        load_training_data(_token_data_args(missing), "flatgpt")
+    message = str(info.value)
+    assert str(missing) in message and "brain-gen-hf preprocess" in message
+    assert "training_scripts/pretokenize.py" in message and f"--output {missing}" in message
 
 
 # ------------------------------------------------------------------ resume

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch.utils.data
 
-from .layouts import ChannelLayout, build_canonical_layout
+from .layouts import METADATA_COLUMNS, ChannelLayout, build_canonical_layout
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,31 @@ def load_window_datasets(path_or_repo: str, example_seconds: float = 10.24, over
                          streaming: bool = False, **load_kwargs) -> dict:
     """{split: WindowDataset | StreamingWindowDataset} sharing one canonical layout over all splits."""
     splits = load_segments(path_or_repo, streaming=streaming, **load_kwargs)
+    for name, segments in splits.items():
+        _check_segment_columns(path_or_repo, name, getattr(segments, "column_names", None))
     try:
         layout = build_canonical_layout(*splits.values())  # streaming: the first rows are decoded here
     except _decode_errors() as err:
         raise _damaged_shard_error(Path(str(path_or_repo)), err) from err
     cls = StreamingWindowDataset if streaming else WindowDataset
     return {name: cls(ds, example_seconds, overlap_seconds, layout=layout) for name, ds in splits.items()}
+
+
+# What windowing reads of every segment row (the layout's metadata, the signal and its shape).
+SEGMENT_COLUMNS = (*METADATA_COLUMNS, "n_channels", "n_samples", "data")
+
+
+def _check_segment_columns(path_or_repo, split: str, columns: list[str] | None) -> None:
+    """Other Parquet (token shards whose tokenization.json is gone, someone else's table) would fail deep inside
+    the layout code with a bare column name; say what the folder is instead."""
+    missing = [column for column in SEGMENT_COLUMNS if column not in columns] if columns else []
+    if not missing:
+        return  # (streamed datasets may not know their columns before the first row)
+    if "codes" in columns:
+        raise ValueError(f"{path_or_repo} holds token shards (a `codes` column) but no tokenization.json: rerun "
+                         f"training_scripts/pretokenize.py with --output {path_or_repo} to write them again")
+    raise ValueError(f"{path_or_repo}: the {split!r} rows have no {missing} columns, so this is not a dataset built "
+                     f"by `brain-gen-hf preprocess` (columns: {columns}); {_build_hint(str(path_or_repo))}")
 
 
 # What a Hub repo id looks like ("name" or "org/name"); anything else can only be a local path.
@@ -89,13 +108,13 @@ def load_segments(path_or_repo: str, split: str | None = None, *, streaming: boo
     name = str(path_or_repo)
     folder = Path(name).expanduser()
     if folder.exists():
-        files = local_shards(folder)
-        try:
-            return datasets.load_dataset("parquet", data_files=files, split=split, streaming=streaming, **kwargs)
-        except datasets.exceptions.DatasetGenerationError as err:
-            raise _damaged_shard_error(folder, err) from err
-    if not _REPO_ID.fullmatch(name):
+        return load_parquet_folder(folder, split=split, streaming=streaming, **kwargs)
+    # A bare name is a local folder that is not there: the datasets built here live in folders or in the
+    # user's own `org/name` repos, and asking the Hub costs ~25 s of datasets' retries without a network.
+    if not _REPO_ID.fullmatch(name) or "/" not in name:
         raise FileNotFoundError(f"dataset folder {name} does not exist; {_build_hint(name)}")
+    if not datasets.config.HF_HUB_OFFLINE:  # offline, datasets reads its cache and fails fast by itself
+        _check_hub_dataset(name, revision=kwargs.get("revision"), token=kwargs.get("token"))
     try:
         return datasets.load_dataset(name, split=split, streaming=streaming, **kwargs)
     except (ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
@@ -105,30 +124,73 @@ def load_segments(path_or_repo: str, split: str | None = None, *, streaming: boo
             f"{problem}); {_build_hint(name)}, or check the repo id, network and token") from err
 
 
-def local_shards(folder: Path) -> dict[str, list[str]]:
+def _check_hub_dataset(repo_id: str, revision: str | None = None, token=None) -> None:
+    """One request to the Hub for `repo_id` (no retry loop), or a FileNotFoundError saying what failed."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        HfApi().dataset_info(repo_id, revision=revision, token=token)
+    except GatedRepoError:
+        return  # it exists; `load_dataset` explains how to get access
+    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
+        raise FileNotFoundError(f"{repo_id} is not a local dataset folder, and the Hub has no dataset repo "
+                                f"{repo_id}{f' at revision {revision}' if revision else ''} (or it is private: "
+                                f"log in with `hf auth login`); {_build_hint(repo_id)}") from err
+    except Exception as err:  # connection errors are the HTTP client's own classes (not OSError)
+        problem = " ".join(str(err).split()) or type(err).__name__
+        raise FileNotFoundError(f"{repo_id} is not a local dataset folder, and the Hub could not be reached to "
+                                f"look for a dataset repo of that name ({type(err).__name__}: {problem}); check the "
+                                "network, or set HF_HUB_OFFLINE=1 to use a copy in the local cache") from err
+
+
+def load_parquet_folder(folder: Path, *, split: str | None = None, streaming: bool = False,
+                        build_hint: str | None = None, rebuild_hint: str | None = None, **kwargs):
+    """`load_dataset("parquet")` of the `data/{split}-*.parquet` shards of a local folder, a damaged shard named.
+
+    `build_hint` / `rebuild_hint` say how to make the folder / repair its shards (default: `brain-gen-hf
+    preprocess`); token folders of `training_scripts/pretokenize.py` pass their own.
+    """
+    import datasets
+
+    folder = Path(folder)
+    files = local_shards(folder, build_hint=build_hint, rebuild_hint=rebuild_hint)
+    try:
+        return datasets.load_dataset("parquet", data_files=files, split=split, streaming=streaming, **kwargs)
+    except datasets.exceptions.DatasetGenerationError as err:
+        raise _damaged_shard_error(folder, err, rebuild_hint) from err
+
+
+def local_shards(folder: Path, *, build_hint: str | None = None, rebuild_hint: str | None = None
+                 ) -> dict[str, list[str]]:
     """{split: shard files} of a built folder, every shard checked to be readable Parquet."""
     import pyarrow.parquet as pq
 
     data = folder / "data"
+    rebuild_hint = rebuild_hint or _REBUILD_HINT
     if not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file, not a dataset folder; {_build_hint()}")
+        raise NotADirectoryError(f"{folder} is a file, not a dataset folder; {build_hint or _build_hint()}")
     shards = sorted(data.glob("*.parquet")) if data.is_dir() else []
     if not shards:
         raise FileNotFoundError(f"{folder} is not a built dataset: {data} holds no Parquet shards; "
-                                f"{_build_hint(str(folder))}")
+                                f"{build_hint or _build_hint(str(folder))}")
     files: dict[str, list[str]] = {}
     for shard in shards:
         try:
             pq.read_metadata(shard)
         except (OSError, ValueError) as err:  # ArrowInvalid (a ValueError): truncated, zeroed, not Parquet
-            raise ValueError(f"{shard}: damaged Parquet shard ({type(err).__name__}: {err}); {_REBUILD_HINT}") from err
+            raise ValueError(f"{shard}: damaged Parquet shard ({type(err).__name__}: {err}); {rebuild_hint}") from err
         files.setdefault(shard.name.split("-")[0], []).append(str(shard))
     for split, names in files.items():
-        _check_complete(data, split, [Path(name).name for name in names])
+        _check_complete(data, split, [Path(name).name for name in names], rebuild_hint)
     return files
 
 
-def _check_complete(data: Path, split: str, names: list[str]) -> None:
+def _check_complete(data: Path, split: str, names: list[str], rebuild_hint: str = _REBUILD_HINT) -> None:
     """`{split}-{i}-of-{n}` shards must be exactly i = 0..n-1: a lost or stale shard would change the rows silently."""
     numbered = [_SHARD_NAME.fullmatch(name) for name in names]
     if not all(numbered):
@@ -137,7 +199,7 @@ def _check_complete(data: Path, split: str, names: list[str]) -> None:
     indices = sorted(int(m.group(1)) for m in numbered)
     if len(totals) != 1 or indices != list(range(totals.pop())):
         raise ValueError(f"{data}: the {split!r} shards are incomplete or mixed from two builds ({', '.join(names)}); "
-                         f"{_REBUILD_HINT}")
+                         f"{rebuild_hint}")
 
 
 def _decode_errors() -> tuple[type[Exception], ...]:
@@ -147,18 +209,19 @@ def _decode_errors() -> tuple[type[Exception], ...]:
     return (OSError, pa.ArrowException)
 
 
-def _damaged_shard_error(folder: Path, err: Exception) -> ValueError:
+def _damaged_shard_error(folder: Path, err: Exception, rebuild_hint: str | None = None) -> ValueError:
     """Name the local shard behind a decoding error (its footer was fine, its pages are not)."""
     import pyarrow.parquet as pq
 
+    rebuild_hint = rebuild_hint or _REBUILD_HINT
     for shard in sorted((folder / "data").glob("*.parquet")):
         try:
             pq.read_table(shard)
         except _decode_errors() as cause:
-            return ValueError(f"{shard}: damaged Parquet shard ({type(cause).__name__}: {cause}); {_REBUILD_HINT}")
+            return ValueError(f"{shard}: damaged Parquet shard ({type(cause).__name__}: {cause}); {rebuild_hint}")
     cause = err.__cause__ or err
     return ValueError(f"{folder}: the Parquet shards of the dataset could not be loaded ({type(cause).__name__}: "
-                      f"{cause}); {_REBUILD_HINT}")
+                      f"{cause}); {rebuild_hint}")
 
 
 def _no_window_message(n_samples: np.ndarray, length: int, sfreq: float) -> str:

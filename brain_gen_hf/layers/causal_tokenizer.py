@@ -25,6 +25,8 @@ from .brainomni_attention import RMSNorm
 from .causal_tokenizer_config import CausalRVQTokenizerConfig
 from .quantizers import BrainQuantizer
 from .reconstruction_losses import code_perplexity, l1_loss, pearson_correlation, spectral_losses
+from .seanet import SLSTM
+from .streaming_conv import StreamingConv1d
 
 
 def build_quantizer(config: CausalRVQTokenizerConfig) -> BrainQuantizer:
@@ -35,7 +37,11 @@ def build_quantizer(config: CausalRVQTokenizerConfig) -> BrainQuantizer:
 
 @dataclass
 class TokenizerStreamState:
-    """Carried between `encode_stream` calls: convolution/LSTM context and the position in the current window."""
+    """Carried between `encode_stream` calls: convolution/LSTM context and the position in the current window.
+
+    Pass back the state the previous call returned; `encode_stream` refuses one that cannot continue the stream
+    (a position outside the window or off the hop grid, layer contexts of another model or batch shape).
+    """
 
     position: int = 0
     layers: dict = field(default_factory=dict)
@@ -101,8 +107,9 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
                                  f"{length}")
             return x.unsqueeze(2)
         if length % window:
+            hint = "" if allow_shorter_windows else " (or pass allow_shorter_windows=True for one short window)"
             raise ValueError(f"the input length ({length} samples) must be a multiple of window_length ({window}); "
-                             "crop or pad the recording (or pass allow_shorter_windows=True for one short window)")
+                             f"crop or pad the recording{hint}")
         return x.unfold(-1, window, window)
 
     def _latents(self, windows: torch.Tensor, sensor_embedding: torch.Tensor, state: dict | None = None):
@@ -157,9 +164,9 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         if x.shape[-1] % self.hop_length:
             raise ValueError(f"stream chunks must be a multiple of the hop ({self.hop_length} samples), got "
                              f"{x.shape[-1]}")
+        state = self._check_stream_state(state, x)
         pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
         sensor_embedding = self.sensor_embed(pos, sensor_type)
-        state = state if state is not None else TokenizerStreamState()
         window, start, pieces = self.config.window_length, 0, []
         while start < x.shape[-1]:
             if state.position == 0:
@@ -171,6 +178,50 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             state.position = (state.position + stop - start) % window
             start = stop
         return torch.cat(pieces, dim=2), state
+
+    def _check_stream_state(self, state: TokenizerStreamState | None, x: torch.Tensor) -> TokenizerStreamState:
+        """A new state, or `state` if it can continue a stream of chunks shaped like `x` in this model.
+
+        The loop trusts `state.position` (a negative one makes a segment longer than a window, one past the
+        window an empty segment) and feeds `state.layers` to the encoder's layers as their left context.
+        """
+        if state is None:
+            return TokenizerStreamState()
+        if not isinstance(state, TokenizerStreamState):
+            raise ValueError(  # noqa: TRY004 (bad inputs are ValueErrors throughout, as in `check_signal`)
+                f"state must be the TokenizerStreamState returned by the previous encode_stream call (or None to "
+                f"start a stream), got {type(state).__name__}")
+        window, hop, position = self.config.window_length, self.hop_length, state.position
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < window \
+                or position % hop:
+            raise ValueError(f"state.position must be the samples already streamed into the current window: an int "
+                             f"in [0, {window}) and a multiple of the hop ({hop}), got {position!r}")
+        if not isinstance(state.layers, dict):
+            raise ValueError(  # noqa: TRY004
+                f"state.layers must be a dict of layer contexts, got {type(state.layers).__name__}")
+        if position == 0:
+            return state  # a window boundary: the layer contexts are reset
+        # Mid-window, every streaming layer of the encoder carries the context of this window's earlier chunks.
+        layers = [m for m in self.encoder.modules() if isinstance(m, (StreamingConv1d, SLSTM))]
+        if set(state.layers) != set(layers):
+            raise ValueError(f"state.layers does not hold the context of this model's {len(layers)} streaming "
+                             f"encoder layers (got {len(state.layers)} entries); continue a stream with the state "
+                             "this model returned for its previous chunk")
+        # The encoder's first convolution reads the chunk as (rows, in_channels, time): B * C values per sample.
+        rows = x.shape[0] * x.shape[1] // layers[0].conv.conv.in_channels
+        for layer in layers:
+            if isinstance(layer, SLSTM):  # (h, c)
+                expected = ((layer.lstm.num_layers, rows, layer.lstm.hidden_size),) * 2
+            else:
+                expected = ((rows, layer.conv.conv.in_channels, max(layer.padding_total, 0)),)
+            context = state.layers[layer]
+            context = context if isinstance(context, tuple) else (context,)
+            got = tuple(tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in context)
+            if got != expected:
+                raise ValueError(f"state.layers holds {got} for a {type(layer).__name__} that expects tensors of "
+                                 f"shape {expected}: the state does not come from chunks of shape (B, C) = "
+                                 f"{tuple(x.shape[:2])} in this model")
+        return state
 
     def codes_to_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
         """`(B, C', W, Q')` -> `(B, C', W, D)`: sum of the levels' codewords.

@@ -17,6 +17,7 @@ _LAZY = {
     "DelimitedTokenizer": "tokenization_delimited",
     "BPETokenizer": "tokenization_bpe",
     "train_bpe_tokenizer": "tokenization_bpe",
+    "load_tokenizer": "loading",
 }
 
 __all__ = list(_LAZY)

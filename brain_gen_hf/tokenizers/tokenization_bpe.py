@@ -74,6 +74,7 @@ class BPETokenizer(NamedFileErrorsMixin, TokenizersBackend):
     """
 
     model = BPE
+    requires_tokenizer_file = True
     model_input_names: ClassVar[list[str]] = ["input_ids", "attention_mask"]
     vocab_files_names: ClassVar[dict[str, str]] = {**TokenizersBackend.vocab_files_names, "char_lookup_file": CHAR_LOOKUP_FILE}
 

@@ -203,9 +203,15 @@ def parse_run_config(config: dict) -> tuple[ModelArguments, DataArguments, RunAr
 def read_run_config(config_file: str | Path, overrides: list[str] | None = None
                     ) -> tuple[ModelArguments, DataArguments, RunArguments]:
     """`load_run_config` + `parse_run_config`; every error names the file (and the overrides, if any)."""
+    from .tasks import check_config_keys, get_task
+
     config = load_run_config(config_file, overrides)
     try:
-        return parse_run_config(config)
+        model_args, data_args, run_args = parse_run_config(config)
+        # `train` checks these too, but only here is the file known that holds the typo.
+        model_type = model_args.model_type or get_task(model_args.task).default_model_type
+        check_config_keys(model_type, model_args.model_config or {})
+        return model_args, data_args, run_args
     except ValueError as err:
         source = f"{config_file}" + (f" with overrides {' '.join(overrides)}" if overrides else "")
         raise ValueError(f"{source}: {err}") from None

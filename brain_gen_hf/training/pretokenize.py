@@ -84,13 +84,46 @@ def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, exam
     return counts
 
 
+# What a token folder must hold: the windowing of tokenization.json, the `codes` column of its shards.
+TOKENIZATION_KEYS = ("example_seconds", "sampling_rate")
+TOKEN_COLUMNS = ("codes",)
+
+
+def pretokenize_hint(path: str | Path = "DIR") -> str:
+    return ("make one with `python training_scripts/pretokenize.py --tokenizer TOKENIZER --dataset DATASET "
+            f"--output {path}`")
+
+
+def read_tokenization(path: str | Path) -> dict:
+    """The `tokenization.json` of a pretokenized folder, or a ValueError naming the file and how to remake it."""
+    marker = Path(path) / TOKENIZATION_FILE
+    try:
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{marker} is not valid JSON ({err}); the pretokenized folder is damaged: "
+                         f"{pretokenize_hint(path)}") from None
+    missing = [key for key in TOKENIZATION_KEYS if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise ValueError(f"{marker} lacks {missing}: it was not written by training_scripts/pretokenize.py; "
+                         f"{pretokenize_hint(path)}")
+    return meta
+
+
 def load_token_datasets(path: str | Path) -> dict:
-    """{split: datasets.Dataset with a `codes` column} from a pretokenized folder (torch format)."""
-    import datasets
+    """{split: datasets.Dataset with a `codes` column} from a pretokenized folder (torch format).
+
+    Shards are read like dataset folders (`load_parquet_folder`): a damaged one is a ValueError naming it."""
+    from ..data.windows import load_parquet_folder
 
     path = Path(path)
-    files = {p.name.split("-")[0]: str(p) for p in sorted((path / "data").glob("*.parquet"))}
-    if not files:
-        raise ValueError(f"{path} holds no pretokenized shards (expected data/<split>-*.parquet)")
-    loaded = datasets.load_dataset("parquet", data_files=files)
-    return {name: ds.with_format("torch", columns=["codes"]) for name, ds in loaded.items()}
+    hint = pretokenize_hint(path)
+    if not path.exists():
+        raise FileNotFoundError(f"pretokenized folder {path} does not exist; {hint}")
+    rebuild = f"rerun training_scripts/pretokenize.py with --output {path} to write the token shards again"
+    loaded = load_parquet_folder(path, build_hint=hint, rebuild_hint=rebuild)
+    for name, ds in loaded.items():
+        missing = [column for column in TOKEN_COLUMNS if column not in ds.column_names]
+        if missing:
+            raise ValueError(f"{path}: the {name!r} shards have no {missing} column (columns: {ds.column_names}), "
+                             f"so they are not pretokenized windows; {hint}")
+    return {name: ds.with_format("torch", columns=list(TOKEN_COLUMNS)) for name, ds in loaded.items()}

@@ -357,15 +357,18 @@ register_task(Task(
 ))
 
 
-def load_training_data(data_args) -> tuple[dict, DataInfo]:
-    """{split: torch Dataset} plus `DataInfo` for a window dataset or a pretokenized folder."""
-    from .pretokenize import TOKENIZATION_FILE, load_token_datasets
+def load_training_data(data_args, task: str | None = None) -> tuple[dict, DataInfo]:
+    """{split: torch Dataset} plus `DataInfo` for a window dataset or a pretokenized folder (`task` only shapes
+    the message when the dataset is missing)."""
+    from .pretokenize import (
+        TOKENIZATION_FILE,
+        load_token_datasets,
+        pretokenize_hint,
+        read_tokenization,
+    )
 
-    marker = Path(data_args.dataset) / TOKENIZATION_FILE
-    if marker.exists():
-        import json
-
-        meta = json.loads(marker.read_text())
+    if (Path(data_args.dataset) / TOKENIZATION_FILE).exists():
+        meta = read_tokenization(data_args.dataset)
         if abs(meta["example_seconds"] - data_args.example_seconds) > 1e-9:
             raise ValueError(f"{data_args.dataset} was pretokenized with example_seconds={meta['example_seconds']}, "
                              f"the run asks for {data_args.example_seconds}")
@@ -373,7 +376,14 @@ def load_training_data(data_args) -> tuple[dict, DataInfo]:
         return load_token_datasets(data_args.dataset), DataInfo(None, meta["sampling_rate"], length, True)
     from ..data.windows import load_window_datasets
 
-    splits = load_window_datasets(data_args.dataset, data_args.example_seconds, data_args.overlap_seconds)
+    try:
+        splits = load_window_datasets(data_args.dataset, data_args.example_seconds, data_args.overlap_seconds)
+    except FileNotFoundError as err:
+        if task != "flatgpt" or Path(data_args.dataset).exists():
+            raise
+        # FlatGPT also reads token folders: the user may have meant one of those.
+        raise FileNotFoundError(f"{err}; or, to train on brain-tokenizer codes, "
+                                f"{pretokenize_hint(data_args.dataset)}") from err
     first = next(iter(splits.values()))
     info = DataInfo(first.layout, first.layout.sfreq, first.length, units=signal_units(first),
                     normalization=signal_normalization(data_args.dataset, first))

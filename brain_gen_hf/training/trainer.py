@@ -106,7 +106,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
     )
     set_seed(run_args.seed)
 
-    splits, data = load_training_data(data_args)
+    splits, data = load_training_data(data_args, model_args.task)
     if data_args.train_split not in splits:
         raise ValueError(f"dataset {data_args.dataset} has no split {data_args.train_split!r} (has {sorted(splits)})")
     train_set = splits[data_args.train_split]

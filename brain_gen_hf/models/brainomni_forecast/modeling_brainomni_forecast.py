@@ -143,11 +143,13 @@ class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
     def forecast(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
                  sensor_type: torch.Tensor | None = None, steps: int = 1, *, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, use_cache: bool = True,
-                 sampling_rate: float | None = None, progress: bool | None = None) -> BrainOmniForecastGeneration:
+                 sampling_rate: float | None = None, channel_names: list[str] | None = None,
+                 allow_shorter_windows: bool = False, progress: bool | None = None) -> BrainOmniForecastGeneration:
         """Roll the latent sequence out by `steps` token steps and decode context + rollout to signal space.
 
         Greedy by default; `do_sample=True` samples each level with temperature / top-k / top-p (global RNG).
-        Runs in eval mode (restored afterwards), so the tokenizer's codebooks are never updated. `progress`: a
+        Runs in eval mode (restored afterwards), so the tokenizer's codebooks are never updated. The context is
+        checked as in `forward` (`sampling_rate`, `channel_names`, `allow_shorter_windows`). `progress`: a
         tqdm bar over the steps; `None` (default) shows it only for long rollouts in a terminal or notebook.
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -156,7 +158,9 @@ class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
         was_training = self.training
         self.eval()
         try:
-            encoding = self.tokenizer.encode(input_values, pos, sensor_type, sampling_rate=sampling_rate)
+            encoding = self.tokenizer.encode(input_values, pos, sensor_type, sampling_rate=sampling_rate,
+                                             channel_names=channel_names,
+                                             allow_shorter_windows=allow_shorter_windows)
             codes = encoding.codes
             used = codes[..., : self.config.num_quantizers_used]
             choose = self._chooser(do_sample, temperature, top_k, top_p)

@@ -13,6 +13,7 @@ Every variant is a `PreTrainedModel` + `GenerationMixin` over token ids:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -226,7 +227,8 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
         step = self.sequence_step
-        window = int(window) if window not in (None, -1) else input_ids.shape[1]
+        window = self._window_arg(window, "window")
+        window = input_ids.shape[1] if window is None else window
         self._check_window(window, step, input_ids.shape[1] + max_new_tokens)
         stride = self._window_stride(window, sliding_window_overlap, step)
         block = self.prediction_block
@@ -287,6 +289,17 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
         return new
 
     @staticmethod
+    def _window_arg(window, name: str) -> int | None:
+        """A window length in tokens, or `None` for the default (`None` or -1). A float or a string would be
+        truncated or fail deep in the rollout, so only integers are read."""
+        if window is None or (isinstance(window, numbers.Integral) and window == -1):
+            return None
+        if isinstance(window, bool) or not isinstance(window, numbers.Integral):
+            raise ValueError(  # noqa: TRY004 (bad inputs are ValueErrors throughout, as in `check_tokens`)
+                f"{name} must be an int (tokens) or None (the context length), got {window!r}")
+        return int(window)
+
+    @staticmethod
     def _check_window(window: int, step: int, needed: int) -> None:
         """A window must hold a time step; one that must slide must hold more, or the rollout never advances."""
         if window < step:
@@ -312,16 +325,22 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
                  strategy: str = "argmax", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  max_context_tokens: int | None = None, sliding_window_overlap: float | int = 0.5,
                  use_cache: bool = True, progress: bool | None = None) -> torch.Tensor:
-        """Forecast `horizon` raw time samples after a token-grid `context (B, T, C[, W])`.
+        """Forecast `horizon` raw time samples (whole token steps) after a token-grid `context (B, T, C[, W])`.
 
         Sampling: `sample_fn(logits) -> ids` if given, else `strategy` "argmax" or "roulette" (multinomial after
         transformers' temperature / top-k / top-p warpers). `progress` as in `generate_windowed`. Returns the
         generated part only, decoded by the tokenizer layout to `(B, steps, C)`.
         """
-        if not isinstance(horizon, int) or horizon < 0:
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
             raise ValueError(f"horizon must be a non-negative int (raw samples), got {horizon!r}")
         codes = self.tokenize(context)
-        n_tokens = int(horizon * self.layout.tokens_per_sample(self.config))
+        exact = horizon * self.layout.tokens_per_sample(self.config)
+        n_tokens = round(exact)
+        # A rollout that ends inside a token step cannot be decoded to a grid (and rounding it down would
+        # silently return fewer samples than asked for).
+        if not math.isclose(exact, n_tokens) or n_tokens % self.sequence_step:
+            raise ValueError(f"horizon ({horizon} samples) must cover whole token steps: a multiple of "
+                             f"temporal_reduction ({self.config.temporal_reduction} samples per step)")
         sampler = sample_fn or make_sampler(strategy, temperature=temperature, top_k=top_k, top_p=top_p)
         generated = self.generate_windowed(codes, n_tokens, sampler, window=max_context_tokens,
                                            sliding_window_overlap=sliding_window_overlap, use_cache=use_cache,

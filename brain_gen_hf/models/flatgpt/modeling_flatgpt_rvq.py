@@ -191,20 +191,22 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
                  pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, strategy: str = "argmax",
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_context_tokens: int | None = None,
                  sliding_window_overlap: float | int = 0.5, use_cache: bool = True,
-                 progress: bool | None = None) -> torch.Tensor:
+                 channel_names: list[str] | None = None, progress: bool | None = None) -> torch.Tensor:
         """The next `horizon` samples `(B, C, horizon)` after a context signal `(B, C, T)`.
 
         context -> tokenizer codes -> rollout of `ceil(horizon / hop)` token steps with a sliding window
         (`max_context_tokens` and an int `sliding_window_overlap` count flat codes; default window: the
         context) -> tokenizer decode. `sample_fn(logits (B, n, K)) -> codes (B, n)` overrides `strategy`.
+        `channel_names` (optional) name the context's channels, checked as in `encode`.
         `progress`: tqdm bar over the new codes (default: only long rollouts, in a terminal or notebook).
         """
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
             raise ValueError(f"horizon must be a non-negative int (raw samples), got {horizon!r}")
-        codes = self.encode(input_values, pos, sensor_type)
+        codes = self.encode(input_values, pos, sensor_type, channel_names=channel_names)
         steps = math.ceil(horizon / self.config.temporal_reduction)
         sampler = sample_fn or make_sampler(strategy, temperature=temperature, top_k=top_k, top_p=top_p)
-        if max_context_tokens not in (None, -1) and max_context_tokens % self.sequence_step:
+        max_context_tokens = self._window_arg(max_context_tokens, "max_context_tokens")
+        if max_context_tokens is not None and max_context_tokens % self.sequence_step:
             raise ValueError(f"max_context_tokens ({max_context_tokens}) must be a whole number of token steps "
                              f"({self.sequence_step} codes each)")
         generated = self.generate_windowed(codes, steps * self.sequence_step, sampler, window=max_context_tokens,

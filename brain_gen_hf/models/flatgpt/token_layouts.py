@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
+from ...modeling_utils import _check_index_dtype
+
 
 def _check_grid(grid: torch.Tensor, vocab_size: int, name: str = "token grid") -> torch.Tensor:
     if not isinstance(grid, torch.Tensor):
@@ -20,6 +22,7 @@ def _check_grid(grid: torch.Tensor, vocab_size: int, name: str = "token grid") -
     if grid.is_floating_point() or grid.dtype == torch.bool or grid.is_complex():
         raise ValueError(f"{name} must hold integer token ids (mu-law bins), got dtype {grid.dtype}; quantise the "
                          "signal first (e.g. brain_gen_hf.tokenizers.mulaw)")
+    _check_index_dtype(grid, name)  # as `check_tokens`: smaller integer dtypes are not read as ids
     if grid.ndim == 3:
         grid = grid.unsqueeze(-1)
     if grid.ndim != 4:
