@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -108,6 +109,15 @@ def run_export_remote_code(args: argparse.Namespace) -> int:
         nested_model_types,
     )
 
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise NotADirectoryError(f"{folder} {what}: export-remote-code writes into a local model folder written by "
+                                 "save_pretrained (download a Hub model with `hf download REPO --local-dir DIR` "
+                                 "first)")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json, so it is not a saved model folder; pass a folder "
+                                "written by save_pretrained (e.g. a run's final_model)")
     config = AutoConfig.from_pretrained(args.folder)
     auto_map = export_remote_code(config.model_type, args.folder, nested_model_types(config))
     add_auto_map(args.folder, auto_map)

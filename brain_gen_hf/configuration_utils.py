@@ -9,6 +9,7 @@ they are validated here and checked against inputs by `BrainGenPreTrainedModel`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,7 +82,8 @@ def _finite_matrix(name: str, value: Any, width: int) -> list[list[float]]:
     require(isinstance(value, (list, tuple)), f"`{name}` must be a list of [{width} floats] rows, got {type(value)}")
     rows = []
     for i, row in enumerate(value):
-        require(isinstance(row, (list, tuple)) and len(row) == width,
+        require(isinstance(row, (list, tuple)) and len(row) == width
+                and all(is_real_number(v) for v in row),
                 f"`{name}[{i}]` must have {width} numbers, got {row!r}")
         row = [float(v) for v in row]
         require(all(math.isfinite(v) for v in row), f"`{name}[{i}]` must be finite (no NaN/inf), got {row}")
@@ -123,19 +125,18 @@ class BrainGenConfig(PreTrainedConfig):
 
     def _validate_signal_contract(self) -> None:
         if self.sampling_rate is not None:
-            require(isinstance(self.sampling_rate, (int, float)) and math.isfinite(self.sampling_rate)
+            require(is_real_number(self.sampling_rate) and math.isfinite(self.sampling_rate)
                     and self.sampling_rate > 0, f"`sampling_rate` must be a positive number in Hz, got "
                     f"{self.sampling_rate!r}")
             self.sampling_rate = float(self.sampling_rate)
         lengths = {}
         if self.channel_names is not None:
-            require(all(isinstance(n, str) for n in self.channel_names), "`channel_names` must be strings")
-            require(len(set(self.channel_names)) == len(self.channel_names),
-                    "`channel_names` contains duplicates")
-            self.channel_names = list(self.channel_names)
+            self.channel_names = _channel_name_list(self.channel_names)
             lengths["channel_names"] = len(self.channel_names)
         if self.channel_types is not None:
-            require(all(isinstance(t, str) for t in self.channel_types), "`channel_types` must be strings")
+            # A bare string would be split into one-letter channel types.
+            require(isinstance(self.channel_types, (list, tuple)) and all(isinstance(t, str) for t in self.channel_types),
+                    f"`channel_types` must be a list of strings (one per channel), got {self.channel_types!r:.80}")
             self.channel_types = list(self.channel_types)
             lengths["channel_types"] = len(self.channel_types)
         if self.sensor_positions is not None:
@@ -147,8 +148,12 @@ class BrainGenConfig(PreTrainedConfig):
         require(len(set(lengths.values())) <= 1,
                 f"inconsistent channel metadata: lengths {lengths} must all be equal (one entry per channel)")
         if self.token_rate is not None:
-            require(isinstance(self.token_rate, (int, float)) and self.token_rate > 0,
-                    f"`token_rate` must be positive, got {self.token_rate!r}")
+            require(is_real_number(self.token_rate) and math.isfinite(self.token_rate) and self.token_rate > 0,
+                    f"`token_rate` must be a positive number, got {self.token_rate!r}")
+        require(self.units is None or isinstance(self.units, str),
+                f"`units` must be a string such as 'T' or 'V', got {self.units!r}")
+        require(self.normalization is None or isinstance(self.normalization, dict),
+                f"`normalization` must be a dict (e.g. {{'method': 'robust'}}), got {self.normalization!r:.80}")
 
     @property
     def contract_num_channels(self) -> int | None:
@@ -205,7 +210,13 @@ class BrainGenConfig(PreTrainedConfig):
         return [position[c] for c in self.channel_names]
 
 
+def is_real_number(value: Any) -> bool:
+    """A real number (numpy scalars included), but not a bool (`True` would silently mean 1 Hz)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _channel_name_list(channel_names: Sequence[str]) -> list[str]:
+    # A bare string would be split into one-letter channel names.
     require(not isinstance(channel_names, str) and all(isinstance(n, str) for n in channel_names),
             f"`channel_names` must be a list of strings, got {channel_names!r:.80}")
     names = list(channel_names)

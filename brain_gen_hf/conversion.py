@@ -46,9 +46,38 @@ def _converter(reference_name: str):
     return importlib.import_module(module)
 
 
+def _mapping(name: str, value) -> dict:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping (a dict), got {type(value).__name__}")  # noqa: TRY004
+    return dict(value)
+
+
 def config_from_reference(reference_name: str, reference_kwargs: Mapping, **overrides):
     """The brain_gen_hf config equivalent to a reference constructor call."""
-    return _converter(reference_name).config_from_reference(reference_name, dict(reference_kwargs), **overrides)
+    return _converter(reference_name).config_from_reference(
+        reference_name, _mapping("reference_kwargs", reference_kwargs), **overrides)
+
+
+def _check_converted_weights(reference_name: str, model, converted: dict) -> None:
+    """Non-tensors, wrong shapes and NaN/inf weights would fail in `load_state_dict` with a raw error, or load."""
+    import torch
+
+    from .weights_loading import mismatched_shapes_message
+
+    expected = model.state_dict()
+    not_tensors = sorted(k for k, v in converted.items() if not isinstance(v, torch.Tensor))
+    if not_tensors:
+        raise ValueError(f"reference {reference_name} state dict holds values that are not tensors: {not_tensors[:20]}")
+    mismatched = [(k, v.shape, expected[k].shape) for k, v in converted.items()
+                  if k in expected and v.shape != expected[k].shape]
+    if mismatched:
+        raise ValueError(f"reference {reference_name} weights do not fit {type(model).__name__} (shape mismatch: "
+                         f"{mismatched_shapes_message(mismatched)}); check the reference kwargs")
+    non_finite = sorted(k for k, v in converted.items()
+                        if k in expected and v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if non_finite:
+        raise ValueError(f"reference {reference_name} weights hold NaN/inf values in {len(non_finite)} tensor(s): "
+                         f"{non_finite[:20]}; a model converted from them would output NaN")
 
 
 def convert_reference_checkpoint(reference_name: str, reference_kwargs: Mapping, state_dict: Mapping, **overrides):
@@ -59,9 +88,11 @@ def convert_reference_checkpoint(reference_name: str, reference_kwargs: Mapping,
     import brain_gen_hf  # noqa: F401  (Auto registration)
 
     converter = _converter(reference_name)
-    config = converter.config_from_reference(reference_name, dict(reference_kwargs), **overrides)
+    config = converter.config_from_reference(reference_name, _mapping("reference_kwargs", reference_kwargs),
+                                             **overrides)
     model = AutoModel.from_config(config)
-    converted = converter.state_dict_from_reference(reference_name, dict(state_dict), config)
+    converted = converter.state_dict_from_reference(reference_name, _mapping("state_dict", state_dict), config)
+    _check_converted_weights(reference_name, model, converted)
     with torch.no_grad():
         result = model.load_state_dict(converted, strict=False)
     if result.missing_keys or result.unexpected_keys:
@@ -81,15 +112,24 @@ def load_reference_state_dict(path: str | os.PathLike) -> dict:
 
     path = os.fspath(path)
     if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(path)
+        from .weights_loading import corrupt_weights_message
+
+        try:
+            state = load_file(path)
+        except SafetensorError as err:
+            raise OSError(corrupt_weights_message(path, err)) from err
     else:
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # weights_only refuses arbitrary pickled objects
             raise OSError(f"could not read {path} as a tensors-only checkpoint: {err}") from err
-        state = checkpoint.get("state_dict", checkpoint)
+        state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
+        if not isinstance(state, Mapping):
+            raise OSError(f"{path} holds a {type(state).__name__}, not a state dict (a mapping of names to tensors, "
+                          "or a Lightning checkpoint with a `state_dict`)")
     cleaned = {}
     for key, value in state.items():
         for prefix in ("model.", "_orig_mod."):

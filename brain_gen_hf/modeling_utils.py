@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 
 from .configuration_utils import BrainGenConfig
-from .weights_loading import (check_finite_weights, corrupt_weights_message, mismatched_shapes_message,
+from .weights_loading import (check_finite_weights, corrupt_weights_message, hub_kwargs, mismatched_shapes_message,
                               refuse_non_safetensors_options, safetensors_weight_files)
 
 
@@ -53,6 +53,17 @@ class BrainGenPreTrainedModel(PreTrainedModel):
     # Weight files must be safetensors; pickled `.bin` checkpoints are never read.
     _keys_to_ignore_on_load_unexpected = None
 
+    def __init__(self, config, *inputs, **kwargs):
+        expected = self.config_class
+        if isinstance(config, PreTrainedConfig) and not isinstance(config, expected) \
+                and config.model_type != expected.model_type:
+            # Would fail later on a missing hyper-parameter (AttributeError) or build a wrong model.
+            raise ValueError(f"{type(self).__name__} needs a {expected.__name__} (model_type "
+                             f"{expected.model_type!r}), got a {type(config).__name__} (model_type "
+                             f"{config.model_type!r}); build the model with AutoModel.from_config(config) or the "
+                             "class of the config's family")
+        super().__init__(config, *inputs, **kwargs)
+
     # ------------------------------------------------------------------ init
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_skip_reinit", False):
@@ -75,12 +86,15 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         Before transformers builds anything, the weight files are located (downloaded if on the Hub) and read:
         `use_safetensors=False`, `from_tf`/`from_flax`/`gguf_file` raise `ValueError`; a checkpoint with only
         pickled weights (`pytorch_model.bin`) raises `OSError` without being opened; NaN/inf weights raise
-        `OSError` naming the tensors and the file. `use_safetensors=None` never falls back to a `.bin`.
+        `OSError` naming the tensors and the file. `use_safetensors=None` never falls back to a `.bin`. A folder
+        whose config.json holds another family's `model_type` raises `ValueError` (use `AutoModel`).
         """
         want_info = kwargs.pop("output_loading_info", False)
         refuse_non_safetensors_options(kwargs)
         kwargs["use_safetensors"] = True
         if pretrained_model_name_or_path is not None:
+            if kwargs.get("config") is None:  # AutoModel passes the config it has already read
+                _refuse_other_family(cls, pretrained_model_name_or_path, kwargs)
             for file in safetensors_weight_files(pretrained_model_name_or_path, kwargs):
                 check_finite_weights(file)
         # Mismatched shapes are then listed in the loading info (with both shapes) and refused below.
@@ -105,6 +119,9 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         """
         if kwargs.get("safe_serialization") is False:
             raise ValueError("brain_gen_hf saves weights as safetensors only (safe_serialization=False refused)")
+        if os.path.isfile(save_directory):  # transformers would only log an error and save nothing
+            raise OSError(f"save_directory {os.fspath(save_directory)} is an existing file; save_pretrained writes a "
+                          "folder (config.json, model.safetensors, ...): pass a folder path")
         result = super().save_pretrained(save_directory, *args, **kwargs)
         folder = Path(save_directory)
         if remote_code:
@@ -152,6 +169,7 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         """
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        check_has_data(x, name)
         if not x.is_floating_point():
             raise ValueError(f"{name} must be a floating-point signal tensor, got dtype {x.dtype}")
         _check_rank(x, name, ndim)
@@ -183,6 +201,7 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         """Validate token ids: int64/int32 dtype, rank, non-empty, channel count, range [0, vocab)."""
         if not isinstance(ids, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of token ids, got {type(ids).__name__}")
+        check_has_data(ids, name)
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
             raise ValueError(f"{name} must hold integer token ids, got dtype {ids.dtype}; quantise the signal "
                              "first (e.g. brain_gen_hf.tokenizers.mulaw_encode)")
@@ -197,6 +216,19 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"{name} has ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
         return ids
+
+
+def _refuse_other_family(cls, pretrained_model_name_or_path, kwargs: dict) -> None:
+    """A folder saved by another family loads as a config of defaults and fails on every weight key; name the cause."""
+    expected = cls.config_class.model_type
+    if expected == BrainGenConfig.model_type:  # a shared base class: no single family
+        return
+    config_dict, _ = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub_kwargs(kwargs))
+    saved = config_dict.get("model_type")
+    if saved is not None and saved != expected:
+        raise ValueError(f"{pretrained_model_name_or_path} holds a {saved!r} model, but {cls.__name__} loads "
+                         f"{expected!r} models; use AutoModel.from_pretrained (it picks the class from config.json) "
+                         "or the class of that family")
 
 
 def _refuse_key_problems(model_name: str, where, info: dict) -> None:
@@ -240,6 +272,13 @@ def check_labels(labels: torch.Tensor, *, num_classes: int, name: str = "labels"
         raise ValueError(f"{name} must be class ids in [0, {num_classes - 1}] (or {ignore_index} to ignore), got "
                          f"values in [{int(valid.min())}, {int(valid.max())}]")
     return labels.long()
+
+
+def check_has_data(x: torch.Tensor, name: str) -> None:
+    """A tensor on the meta device has a shape but no values: refuse it before a check needs them."""
+    if x.is_meta:
+        raise ValueError(f"{name} is on the meta device (a shape without values); pass a tensor that holds data, "
+                         "e.g. on the model's device")
 
 
 def _check_index_dtype(ids: torch.Tensor, name: str) -> None:

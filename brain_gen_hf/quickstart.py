@@ -111,8 +111,18 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
     from .training.pretokenize import pretokenize_dataset
     from .training.trainer import train
 
+    # Checked before the dataset is built and the tokenizer trained, so a typo costs seconds, not minutes.
+    for flag, value in (("--tokenizer-steps", tokenizer_steps), ("--lm-steps", lm_steps),
+                        ("--batch-size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{flag} must be a positive integer, got {value!r}")
+    if not horizon_seconds > 0:
+        raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
     started = time.perf_counter()
     output = Path(output_dir)
+    blocking = next((folder for folder in (output, *output.parents) if folder.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise NotADirectoryError(f"--output {output}: {blocking} is a file, not a folder; choose another --output")
     output.mkdir(parents=True, exist_ok=True)
     _say(f"writing the dataset, both models, plots and summary.json under {output}")
     dataset = build_quickstart_dataset(output, inputs, progress, config_file)

@@ -55,7 +55,7 @@ def safetensors_weight_files(pretrained_model_name_or_path, kwargs: dict) -> lis
         if not path.endswith(".safetensors"):
             raise OSError(f"{path} is not a .safetensors file; brain_gen_hf loads safetensors weights only")
         return [path]
-    hub = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
+    hub = hub_kwargs(kwargs)
     variant = kwargs.get("variant")
     single = _optional_file(path, _with_variant(SAFE_WEIGHTS_NAME, variant), hub)
     if single is not None:
@@ -74,6 +74,11 @@ def safetensors_weight_files(pretrained_model_name_or_path, kwargs: dict) -> lis
         raise OSError(f"{path}: the shard index {os.path.basename(index)} lists {len(shards)} shards, but "
                       f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
     return files
+
+
+def hub_kwargs(kwargs: dict) -> dict:
+    """The `from_pretrained` keywords that locate files (local folder, Hub or cache)."""
+    return {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
 
 
 def check_finite_weights(file: str) -> None:

@@ -390,3 +390,76 @@ def test_a_missing_dataset_fails_fast_when_online(local_hub, monkeypatch):
         load_segments("user/elsewhere")
     assert time.monotonic() - start < 10, "retried instead of failing fast"
     assert "user/elsewhere" in str(info.value) and "HF_HUB_OFFLINE=1" in str(info.value)
+
+
+@pytest.mark.parametrize(("section", "values", "problem"), [
+    ("preprocessing", {"h_freq": 80.0, "sfreq": 100.0}, "above the Nyquist frequency of sfreq=100.0"),
+    ("preprocessing", {"l_freq": -1.0}, "l_freq must be positive"),
+    ("preprocessing", {"notch_freqs": [-50.0]}, "notch_freqs must be positive"),
+    ("preprocessing", {"crop_seconds": 0.0}, "crop_seconds must be positive"),
+    ("preprocessing", {"bad_channel_alpha": 2.0}, "bad_channel_alpha must lie in (0, 1)"),
+    ("preprocessing", {"gradient_compensation": 7}, "gradient_compensation must be a CTF grade"),
+    ("preprocessing", {"resample_method": "foo"}, "resample_method must be"),
+    ("cleaning", {"min_segment_seconds": 10.0, "max_segment_seconds": 5.0}, "max_segment_seconds (5.0) is below"),
+    ("cleaning", {"std_threshold": -1.0}, "std_threshold must be positive"),
+    ("shards", {"compression": "foo"}, "shards.compression must be one of"),
+    (None, {"example_seconds": -1.0}, "example_seconds must be positive"),
+])
+def test_impossible_build_settings_are_refused_before_any_recording_is_read(raw_dir, tmp_path, capsys, section,
+                                                                            values, problem):
+    # Before: per-recording mne errors (l_freq, crop, resample), a misleading cleaning rejection, or a build that
+    # silently ignored the setting (h_freq above Nyquist, alpha, example_seconds) while the card claimed it.
+    path = tmp_path / "config.yaml"
+    overrides = {section: {**FAST.get(section, {}), **values}} if section else values
+    path.write_text(json.dumps({**FAST, **overrides}), encoding="utf-8")
+    code, err = _cli(capsys, raw_dir / "a" / "rec_raw.fif", "--output", tmp_path / "out", "--config", path)
+    assert code == 2 and problem in err and str(path) in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_under_a_file_is_refused(raw_dir, config_file, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    code, err = _cli(capsys, raw_dir / "a" / "rec_raw.fif", "--output", tmp_path / "notes.txt" / "ds",
+                     "--config", config_file)
+    assert code == 2 and "lies under" in err and "is a file" in err, err
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_a_skipped_filter_step_is_in_the_build_summary():
+    from brain_gen_hf.data.shards import BuildReport
+
+    report = BuildReport("out", processed=["a.fif"],
+                         notes={"a.fif": ["notch at [150.0] Hz skipped: above Nyquist (100 Hz)", "GESD bad mag: X"]})
+    summary = report.summary()
+    assert "NOTE a.fif: notch at [150.0] Hz skipped" in summary and "GESD" not in summary
+
+
+def test_an_invalid_hub_repo_id_is_refused_before_the_build(raw_dir, config_file, tmp_path, capsys):
+    code, err = _cli(capsys, raw_dir / "a" / "rec_raw.fif", "--output", tmp_path / "out", "--config", config_file,
+                     "--push-to-hub", "bad id!!")
+    assert code == 2 and "--push-to-hub 'bad id!!' is not a Hub repo id" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_upload_is_one_line_and_keeps_the_build(built, raw_dir, config_file, capsys, monkeypatch):
+    from huggingface_hub import HfApi
+
+    try:
+        import httpx2 as httpx  # huggingface_hub's HTTP client here; its errors are not OSErrors
+    except ImportError:
+        import httpx
+
+    def offline(*args, **kwargs):
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(HfApi, "create_repo", offline)
+    code, err = _cli(capsys, raw_dir / "a" / "rec_raw.fif", "--output", built, "--config", config_file,
+                     "--push-to-hub", "org/name")
+    assert code == 2 and "uploading" in err and "org/name" in err and "kept locally" in err, err
+    assert (built / "README.md").is_file() and list((built / "data").glob("*.parquet"))
+
+
+def test_a_negative_window_length_says_it_must_be_positive(built):
+    # Was: "gives a zero-length window" for -1 s.
+    with pytest.raises(ValueError, match=r"example_seconds=-1.0 gives a window of -100 samples .* positive"):
+        load_window_datasets(str(built), -1.0)

@@ -350,3 +350,70 @@ def test_hub_repo_with_bad_weights_is_refused(local_hub, hub_repo_id, tmp_path):
     upload(local_hub, f"{hub_repo_id}-wide", wide)
     with local_hub.fresh_cache(), pytest.raises(OSError, match=f"shape mismatch: {wide_name}: checkpoint"):
         AutoModel.from_pretrained(f"{hub_repo_id}-wide")
+
+
+# ------------------------------------------------------------------------------------- audit: loading and saving
+def test_from_pretrained_of_another_family_names_the_model_type(tmp_path):
+    from brain_gen_hf.models.bendr.modeling_bendr import BENDRForecastModel
+
+    folder = saved(tmp_path)
+    # used to load a default BENDR config and fail on every weight key
+    with pytest.raises(ValueError, match=r"holds a 'wavenet_full_channel' model, but BENDRForecastModel loads "
+                                         r"'bendr_forecast' models"):
+        BENDRForecastModel.from_pretrained(folder)
+    assert isinstance(AutoModel.from_pretrained(folder), WavenetFullChannelModel)
+
+
+def test_save_pretrained_into_an_existing_file_raises(tmp_path):
+    file = tmp_path / "model"
+    file.write_text("x")
+    with pytest.raises(OSError, match="is an existing file"):  # was a raw FileExistsError after saving nothing
+        wavenet().save_pretrained(file)
+
+
+def test_generate_windowed_on_a_context_shorter_than_a_step_names_the_context():
+    model = flatgpt()
+    short = model.tokenize(grid())[:, :1]
+    with pytest.raises(ValueError, match=r"the context \(1 tokens\) is shorter than one time step \(3 tokens\)"):
+        model.generate_windowed(short, 5, make_sampler("argmax"))
+
+
+# ----------------------------------------------------------------------------------- audit: reference conversion
+WAVENET_KWARGS = {"in_channels": 2, "quant_levels": 16, "dilations": [1, 2]}
+
+
+def reference_state(edit=None):
+    state = {k: v.clone() for k, v in wavenet().state_dict().items()}
+    if edit is not None:
+        name = min(state)
+        state[name] = edit(state[name])
+    return state
+
+
+@pytest.mark.parametrize("state, message", [
+    (lambda: reference_state(widen), r"shape mismatch: layers\.0\.conv_dilation\.bias: checkpoint \(33,\) vs model"),
+    (lambda: reference_state(with_nan), r"NaN/inf values in 1 tensor\(s\): \['layers\.0\.conv_dilation\.bias'\]"),
+    (lambda: reference_state(lambda t: t.tolist()), "values that are not tensors"),
+    (lambda: [1, 2], "state_dict must be a mapping"),
+], ids=["wrong_shape", "nan", "not_tensors", "not_a_mapping"])
+def test_convert_reference_checkpoint_refuses_bad_weights(state, message):
+    from brain_gen_hf.conversion import convert_reference_checkpoint
+
+    # raw RuntimeError / TypeError from load_state_dict before, and NaN weights loaded silently
+    with pytest.raises(ValueError, match=message):
+        convert_reference_checkpoint("WavenetFullChannel", WAVENET_KWARGS, state())
+    with pytest.raises(ValueError, match="reference_kwargs must be a mapping"):
+        convert_reference_checkpoint("WavenetFullChannel", [1], reference_state())
+
+
+def test_load_reference_state_dict_names_a_bad_file(tmp_path):
+    from brain_gen_hf.conversion import load_reference_state_dict
+
+    corrupt = tmp_path / "last.safetensors"
+    corrupt.write_bytes(b"garbage")
+    with pytest.raises(OSError, match="truncated or corrupted"):  # was a raw SafetensorError
+        load_reference_state_dict(corrupt)
+    tensor = tmp_path / "tensor.ckpt"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(OSError, match="holds a Tensor, not a state dict"):  # was an AttributeError
+        load_reference_state_dict(tensor)

@@ -395,3 +395,142 @@ def test_bad_stream_state_is_refused(name, case):
             model.encode_stream(x, **inputs, state=bad)
         # the state a stream returned continues it
         model.encode_stream(x[..., model.config.hop_length:], **inputs, state=state)
+
+
+# ----------------------------------------------------------------------------- audit: configs
+# field overrides of a tiny BrainOmni tokenizer config -> the error naming the field
+BAD_CONFIG_VALUES = {
+    "channel_names_as_a_string": ({"channel_names": "abc"}, r"`channel_names` must be a list of strings, got 'abc'"),
+    "channel_types_as_a_string": ({"channel_types": "mag"}, r"`channel_types` must be a list of strings"),
+    "sampling_rate_true": ({"sampling_rate": True}, r"`sampling_rate` must be a positive number in Hz, got True"),
+    "position_not_a_number": ({"sensor_positions": [["x", 0, 0]]}, r"`sensor_positions\[0\]` must have 3 numbers"),
+    "token_rate_inf": ({"token_rate": float("inf")}, r"`token_rate` must be a positive number, got inf"),
+    "units_not_a_string": ({"units": 5}, r"`units` must be a string"),
+    "normalization_not_a_dict": ({"normalization": [1, 2]}, r"`normalization` must be a dict"),
+    "dropout_not_a_number": ({"dropout": "x"}, r"`dropout` must be in \[0, 1\), got 'x'"),
+    "codebook_size_1": ({"codebook_size": 1}, r"`codebook_size` must be at least 2"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIG_VALUES))
+def test_bad_config_values_name_the_field(case):
+    overrides, message = BAD_CONFIG_VALUES[case]
+    with pytest.raises(ValueError, match=message):
+        test_brainomni.small_config(**overrides)
+
+
+def test_wavenet_needs_two_quantisation_levels():
+    with pytest.raises(ValueError, match=r"`quant_levels` must be at least 2"):
+        WavenetFullChannelConfig(in_channels=2, quant_levels=1, dilations=[1])
+
+
+def test_model_class_with_a_config_of_another_family_raises():
+    from brain_gen_hf.models.bendr.modeling_bendr import BENDRForecastModel
+
+    for build in (BENDRForecastModel, BENDRForecastModel._from_config):  # used to be an AttributeError
+        with pytest.raises(ValueError, match=r"BENDRForecastModel needs a BENDRForecastConfig .*got a "
+                                             r"BrainOmniCausalTokenizerConfig"):
+            build(test_brainomni.small_config())
+
+
+# ----------------------------------------------------------------------------- audit: model inputs
+@pytest.mark.parametrize("tokens_per_window", [-1, 0, 1.5, True])
+def test_decode_tokens_per_window_must_be_a_positive_int(tokens_per_window):
+    _, model, inputs = family("brainomni")
+    with torch.no_grad():
+        codes = model.encode(**inputs).codes
+    # -1 / 1.5 used to fail deep in einops / torch, 0 and True silently meant the default / 1
+    with pytest.raises(ValueError, match=r"tokens_per_window must be a positive int"):
+        model.decode(codes, inputs["pos"], inputs["sensor_type"], tokens_per_window=tokens_per_window)
+
+
+@pytest.mark.parametrize("name", ["bendr", "brainomni", "wavenet_full_channel", "flatgpt"])
+def test_inputs_on_the_meta_device_raise(name):
+    contract, model, inputs = family(name)
+    key = "input_ids" if "input_ids" in inputs else "input_values"
+    with pytest.raises(ValueError, match=rf"{key} is on the meta device"):  # was a raw `Tensor.item()` error
+        contract.run(model, {**inputs, key: inputs[key].to("meta")})
+
+
+@pytest.mark.parametrize("name", ["flatgpt", "flatgpt_mix"])
+def test_token_grid_with_another_channel_count_raises(name):
+    _, model, _ = family(name)
+    grid = torch.randint(0, model.config.vocab_size - 1, (2, 4, 5, 1), generator=torch.Generator().manual_seed(4))
+    # 5 channels laid out as if they were the model's 3: silently misaligned grid positions
+    with pytest.raises(ValueError, match=r"has 5 channels per time step \(C \* W\), the model's input_shape has 3"):
+        model.tokenize(grid)
+
+
+@pytest.mark.parametrize("strategy", ["argmax", "roulette"])
+def test_samplers_refuse_nan_logits(strategy):
+    from brain_gen_hf.layers.sampling import make_sampler
+    from brain_gen_hf.tokenizers import sample
+
+    logits = torch.zeros(2, 1, 8)
+    logits[1, 0, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):  # argmax picked the NaN, roulette failed in torch.multinomial
+        make_sampler(strategy)(logits)
+    with pytest.raises(ValueError, match="NaN"):
+        sample(logits, strategy)
+    masked = torch.zeros(2, 1, 8)
+    masked[..., 0] = float("-inf")  # a masked token is fine
+    assert (make_sampler(strategy)(masked) != 0).all()
+
+
+# ----------------------------------------------------------------------------- audit: signal tokenizers
+def test_signal_tokenizers_refuse_non_numeric_arrays():
+    import numpy as np
+
+    from brain_gen_hf.tokenizers import AmplitudeTokenizer
+
+    with pytest.raises(ValueError, match="non-numeric input"):  # was torch's raw TypeError
+        AmplitudeTokenizer(num_channels=3).encode_signal(np.array([["a", "b"], ["c", "d"]]))
+
+
+def test_delimited_strip_forecast_checks_its_arguments():
+    from brain_gen_hf.tokenizers import DelimitedTokenizer
+
+    tokenizer = DelimitedTokenizer(num_channels=3)
+    with pytest.raises(ValueError, match="tokens_per_step must be >= 2 .*an int, got 2.5"):  # int(2.5) regrouped by 2
+        tokenizer.strip_forecast(torch.tensor([[0, 1, 2, 256]]), tokens_per_step=2.5)
+    with pytest.raises(ValueError, match=r"Token ids must lie in \[0, 256\]"):  # was passed through
+        tokenizer.strip_forecast(torch.tensor([[0, 1, 999, 256]]))
+    assert torch.equal(tokenizer.strip_forecast(torch.tensor([[0, 1, 2, 256]]), tokens_per_step=4),
+                       torch.tensor([[0, 1, 2]]))
+
+
+def test_tokenizer_save_pretrained_into_an_existing_file_raises(tmp_path):
+    from brain_gen_hf.tokenizers import AmplitudeTokenizer
+
+    file = tmp_path / "tokenizer"
+    file.write_text("x")
+    with pytest.raises(OSError, match="is an existing file"):  # transformers logged an error and saved nothing
+        AmplitudeTokenizer(num_channels=3).save_pretrained(file)
+
+
+def test_signal_tokenizer_decode_refuses_ids_outside_the_vocabulary():
+    from brain_gen_hf.tokenizers import AmplitudeTokenizer
+
+    tokenizer = AmplitudeTokenizer(num_channels=3)
+    assert tokenizer.decode(torch.tensor([0, 1])) == tokenizer.decode([0, 1])
+    for bad in ([0, 1, 300], torch.tensor([0, -1]), 256):  # the backend used to drop them silently
+        with pytest.raises(ValueError, match=r"outside the vocabulary \[0, 255\]"):
+            tokenizer.decode(bad)
+
+
+def test_resize_context_and_init_codebooks_check_argument_types():
+    _, model, _ = family("flatgpt")
+    with pytest.raises(ValueError, match="max_position_embeddings must be a positive number, got 'big'"):
+        model.resize_context(max_position_embeddings="big")  # was a raw TypeError from `>`
+    _, tokenizer, inputs = family("brainomni")
+    with pytest.raises(ValueError, match="seed must be an int or None, got 'a'"):  # was torch's int() error
+        tokenizer.init_codebooks(**inputs, seed="a")
+
+
+def test_model_card_arguments_are_checked():
+    from brain_gen_hf.hub.model_card import render_model_card
+
+    config = test_bendr.small_config()
+    with pytest.raises(ValueError, match="metrics must be a dict"):  # was a jinja2 UndefinedError
+        render_model_card(config, metrics="accuracy")
+    assert "| accuracy | 0.9 |" in str(render_model_card(config, metrics={"accuracy": 0.9}))

@@ -489,3 +489,209 @@ def test_readme_train_section_builds_the_dataset_it_trains_on():
     assert f"--dataset={built}" in overrides
     _, data_args, _ = read_run_config(config, overrides)
     assert data_args.dataset == built
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("eval_every", -1, "eval_every must be 0 or more"),  # was: never evaluated, silently
+    ("checkpoint_every", -1, "checkpoint_every must be 0 or more"),  # was: a checkpoint every step
+    ("keep_last", -1, "keep_last must be 0 or more"),
+    ("warmup_steps", -5, "warmup_steps must be 0 or more"),
+    ("early_stopping_patience", -1, "early_stopping_patience must be 0 or more"),
+    ("log_every", 0, "log_every must be positive"),
+    ("max_grad_norm", -1.0, "max_grad_norm must be a positive number"),  # was: every gradient flipped
+    ("max_grad_norm", 0.0, "max_grad_norm must be a positive number"),  # was: silently no clipping
+    ("min_lr_ratio", 2.0, "min_lr_ratio must lie in [0, 1]"),
+    ("batch_size", 0, "batch_size must be positive"),
+    ("eval_batch_size", 0, "eval_batch_size must be positive"),  # was: silently batch_size
+    ("max_eval_batches", 0, "max_eval_batches must be positive"),  # was: validation loss 0.0
+    ("num_workers", -1, "num_workers must be 0 or more"),
+    ("hub_model_id", "bad id!!", "hub_model_id 'bad id!!' is not a Hub repo id"),  # was: refused after training
+])
+def test_out_of_range_run_settings_are_refused_before_work_starts(key, value, problem, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("task: wavenet\ndataset: somewhere\npush_to_hub: true\nhub_model_id: me/model\n",
+                      encoding="utf-8")
+    with pytest.raises(ValueError, match="run.yaml") as err:
+        read_run_config(config, [f"--{key}={value}"])
+    assert problem in str(err.value), err.value
+
+
+def test_an_output_dir_under_a_file_is_refused_before_training(tiny_meg_dataset, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    for output in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
+        started = __import__("time").perf_counter()
+        with pytest.raises(NotADirectoryError, match="is a file, not a folder; choose another output_dir"):
+            train(*parse_run_config(run_config(tiny_meg_dataset, output, max_steps=50)))
+        assert __import__("time").perf_counter() - started < 30  # before, not after, the 50 steps
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_resuming_with_another_model_config_names_the_changed_key(tiny_meg_dataset, tmp_path):
+    config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None, checkpoint_every=2)
+    train(*parse_run_config(config))
+    [checkpoint] = list_checkpoints(tmp_path / "run")
+    wider = {**config, "model_config": {**config["model_config"], "residual_channels": 2 * config["model_config"].get(
+        "residual_channels", 8)}, "output_dir": str(tmp_path / "other"), "resume_from": str(checkpoint),
+             "max_steps": 4}
+    with pytest.raises(ValueError, match=r"cannot resume from .*model_config\.residual_channels was"):
+        train(*parse_run_config(wider))
+
+
+def test_a_missing_eval_split_is_a_warning_not_silence(tiny_meg_dataset, tmp_path, capsys):
+    config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=1, eval_split="valid", eval_every=1,
+                        checkpoint_every=0)
+    result = train(*parse_run_config(config))
+    out = capsys.readouterr().out
+    assert "has no split 'valid'" in out and "no validation runs" in out, out
+    assert result.eval_losses == {}
+
+
+@pytest.mark.parametrize("resume_from", ["./no/such/run", "org/missing-run"])
+def test_an_unfetchable_resume_from_says_what_it_expected(resume_from, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from brain_gen_hf.training.checkpointing import resolve_resume
+
+    def unreachable(*args, **kwargs):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("cannot reach the Hub and nothing is cached")
+
+    if "missing" in resume_from:
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    with pytest.raises(ValueError, match=r"resume_from '.*' is not a local folder and could not be fetched"):
+        resolve_resume(resume_from, tmp_path)
+
+
+def test_failed_hub_uploads_keep_the_run_going_and_the_final_model(tiny_meg_dataset, tmp_path, monkeypatch, capsys):
+    from huggingface_hub import HfApi
+    from transformers import PreTrainedModel
+
+    try:
+        import httpx2 as httpx  # huggingface_hub's HTTP client here; its errors are not OSErrors
+    except ImportError:
+        import httpx
+
+    def offline(*args, **kwargs):
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(HfApi, "create_repo", offline)
+    monkeypatch.setattr(PreTrainedModel, "push_to_hub", offline)
+    config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None, checkpoint_every=1,
+                        push_to_hub=True, hub_model_id="me/model")
+    with pytest.raises(OSError, match="uploading the final model to me/model failed .* is kept locally"):
+        train(*parse_run_config(config))
+    out = capsys.readouterr().out
+    assert out.count("WARNING: uploading checkpoint") == 2, out
+    assert (tmp_path / "run" / "final_model" / "config.json").is_file()
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-000001", "step-000002"]
+
+
+def _tiny_brain_tokenizer():
+    from transformers import AutoConfig, AutoModel
+
+    import brain_gen_hf  # noqa: F401
+    from brain_gen_hf.quickstart import TOKENIZER_CONFIG
+
+    # num_sensors: the 102 magnetometers of tiny_meg_dataset
+    return AutoModel.from_config(AutoConfig.for_model("braintokmix", **TOKENIZER_CONFIG, num_sensors=102))
+
+
+def test_pretokenize_never_writes_into_a_dataset_folder(tiny_meg_dataset, tmp_path):
+    from brain_gen_hf.training.pretokenize import pretokenize_dataset
+
+    dataset = tmp_path / "dataset"
+    shutil.copytree(tiny_meg_dataset, dataset)
+    before = {p: p.read_bytes() for p in dataset.rglob("*") if p.is_file()}
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine", encoding="utf-8")
+    for output, problem in ((dataset, "is the dataset being tokenized"),  # was: its shards replaced by tokens
+                            (tmp_path / "mine", "is not a pretokenized folder .* nothing was written"),
+                            (tiny_meg_dataset, "is not a pretokenized folder")):  # another dataset
+        with pytest.raises(ValueError, match=problem):
+            pretokenize_dataset(_tiny_brain_tokenizer(), str(dataset), output, example_seconds=2.56, progress=False)
+    assert {p: p.read_bytes() for p in dataset.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "problem"), [
+    ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),  # was: one batch of everything
+    ({"splits": ["valid"]}, ValueError, r"has no split\(s\) \['valid'\]"),  # was: an empty token folder
+    ({"output": "notes.txt"}, NotADirectoryError, "is a file, not a folder"),
+])
+def test_pretokenize_bad_arguments_are_refused_before_writing(tiny_meg_dataset, tmp_path, kwargs, error, problem):
+    from brain_gen_hf.training.pretokenize import pretokenize_dataset
+
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    output = tmp_path / kwargs.pop("output", "tokens")
+    with pytest.raises(error, match=problem):
+        pretokenize_dataset(_tiny_brain_tokenizer(), str(tiny_meg_dataset), output, example_seconds=2.56,
+                            progress=False, **kwargs)
+    assert not (tmp_path / "tokens").exists() and (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_pretokenize_script_checks_the_hub_repo_id_first(tmp_path):
+    result = run_script(PRETOKENIZE, "--tokenizer", tmp_path / "no-tokenizer", "--dataset", tmp_path / "no-data",
+                        "--output", tmp_path / "tokens", "--push_to_hub", "bad id!!")
+    assert_one_line_error(result, "--push_to_hub 'bad id!!' is not a Hub repo id")
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    (["--tokenizer-steps", "-1"], "--tokenizer-steps must be a positive integer"),
+    (["--lm-steps", "0"], "--lm-steps must be a positive integer"),  # was: after the tokenizer had trained
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--output", "notes.txt/qs"], "notes.txt is a file, not a folder"),  # was: [Errno 17] File exists
+])
+def test_quickstart_bad_arguments_fail_before_any_work(args, problem, tmp_path, capsys):
+    from brain_gen_hf.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    args = [a.replace("notes.txt", str(tmp_path / "notes.txt")) for a in args]
+    code = main(["quickstart", "--output", str(tmp_path / "qs"), "--no-progress", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and problem in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "qs").exists()
+
+
+@pytest.mark.parametrize(("target", "problem"), [
+    ("notes.txt", "is a file"),  # was: "not a valid JSON file"
+    ("empty", "has no config.json, so it is not a saved model folder"),  # was: "Should have a `model_type` key"
+    ("missing", "does not exist"),  # was: a Hub request, then a connection error
+])
+def test_export_remote_code_names_what_is_not_a_model_folder(target, problem, tmp_path, capsys):
+    from brain_gen_hf.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    code = main(["export-remote-code", str(tmp_path / target)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and problem in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt"]
+
+
+def test_pretokenize_reruns_into_its_own_interrupted_output(tiny_meg_dataset, tmp_path):
+    from brain_gen_hf.training.pretokenize import TOKENIZATION_FILE, pretokenize_dataset
+
+    tokens = tmp_path / "tokens"
+    (tokens / "data").mkdir(parents=True)  # interrupted after the first split, before tokenization.json
+    (tokens / "data" / "train-00000-of-00001.tmp").write_bytes(b"partial")
+    counts = pretokenize_dataset(_tiny_brain_tokenizer(), str(tiny_meg_dataset), tokens, example_seconds=2.56,
+                                 progress=False)
+    assert counts and (tokens / TOKENIZATION_FILE).is_file()
+
+
+def test_train_script_ctrl_c_is_one_line(monkeypatch, capsys):
+    from brain_gen_hf.training import trainer
+
+    sys.path.insert(0, str(TRAIN.parent))
+    try:
+        import train as train_script
+    finally:
+        sys.path.remove(str(TRAIN.parent))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train", interrupted)
+    config = REPO / "training_scripts" / "configs" / "wavenet_small.yaml"
+    assert train_script.main(["--config", str(config)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted;") and "--resume_from=latest" in err and len(err.splitlines()) == 1, err

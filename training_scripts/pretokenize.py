@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"error: {user_error_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; splits already written are kept: rerun the same command to write them all",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -41,6 +45,10 @@ def pretokenize(args: argparse.Namespace) -> None:
         pretokenize_dataset,
     )
 
+    if args.push_to_hub:
+        from brain_gen_hf.hub.upload import check_repo_id
+
+        check_repo_id(args.push_to_hub, "--push_to_hub")  # before the work, not after it
     tokenizer = load_frozen_tokenizer(args.tokenizer)
     counts = pretokenize_dataset(tokenizer, args.dataset, args.output, example_seconds=args.example_seconds,
                                  overlap_seconds=args.overlap_seconds, splits=args.splits, batch_size=args.batch_size)
@@ -48,10 +56,14 @@ def pretokenize(args: argparse.Namespace) -> None:
     if args.push_to_hub:
         from huggingface_hub import HfApi
 
+        from brain_gen_hf.hub.upload import upload_errors
+
         api = HfApi()
-        api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
-        api.upload_folder(repo_id=args.push_to_hub, repo_type="dataset", folder_path=args.output,
-                          commit_message="Upload pretokenized brain-token shards")
+        with upload_errors(f"{args.output} to the Hub dataset repo {args.push_to_hub}",
+                           f"the token folder {args.output}"):
+            api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
+            api.upload_folder(repo_id=args.push_to_hub, repo_type="dataset", folder_path=args.output,
+                              commit_message="Upload pretokenized brain-token shards")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"error: {user_error_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; complete checkpoints are kept: rerun with --resume_from=latest to continue",
+              file=sys.stderr)
+        return 130
     print(f"finished at step {result.step}; final model: {result.final_model_dir}")
     return 0
 

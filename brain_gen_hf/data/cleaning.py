@@ -36,6 +36,13 @@ class CleaningConfig:
         self.clip_range = (float(low), float(high))
         if self.min_segment_seconds < 0:
             raise ValueError("min_segment_seconds must be >= 0")
+        if self.std_threshold <= 0:
+            raise ValueError(f"std_threshold must be positive, got {self.std_threshold}")
+        if 0 < self.max_segment_seconds < self.min_segment_seconds:
+            raise ValueError(f"max_segment_seconds ({self.max_segment_seconds}) is below min_segment_seconds "
+                             f"({self.min_segment_seconds}): no segment could be kept; raise it (<= 0: unlimited)")
+        if self.min_first_segment_seconds < 0:
+            raise ValueError("min_first_segment_seconds must be >= 0")
 
 
 # How to accept a recording that cleaning rejected, per discard reason (the pipeline adds it to its error).

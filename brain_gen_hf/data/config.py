@@ -31,6 +31,9 @@ class MuLawConfig:
             raise ValueError(f"mulaw mu must lie in [1, 65535], got {self.mu}")
 
 
+PARQUET_COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
+
+
 @dataclass
 class ShardConfig:
     max_shard_size_mb: float = 500.0
@@ -40,6 +43,8 @@ class ShardConfig:
     def __post_init__(self):
         if self.max_shard_size_mb <= 0 or self.row_group_size_mb <= 0:
             raise ValueError("shard and row-group sizes must be positive")
+        if self.compression not in PARQUET_COMPRESSIONS:
+            raise ValueError(f"shards.compression must be one of {PARQUET_COMPRESSIONS}, got {self.compression!r}")
 
 
 @dataclass
@@ -95,6 +100,10 @@ class BuildConfig:
     shards: ShardConfig = field(default_factory=ShardConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
     card: CardConfig = field(default_factory=CardConfig)
+
+    def __post_init__(self):
+        if self.example_seconds is not None and not self.example_seconds > 0:
+            raise ValueError(f"example_seconds must be positive (or null), got {self.example_seconds}")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> BuildConfig:

@@ -60,6 +60,24 @@ class PreprocessingConfig:
         if isinstance(self.notch_freqs, (int, float)):
             self.notch_freqs = [float(self.notch_freqs)]
         self.notch_freqs = [float(f) for f in (self.notch_freqs or [])]
+        for name in ("l_freq", "h_freq", "crop_seconds", "maxwell_st_duration"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be positive (or null to skip it), got {value}")
+        if any(not (math.isfinite(f) and f > 0) for f in self.notch_freqs):
+            raise ValueError(f"notch_freqs must be positive frequencies in Hz, got {self.notch_freqs}")
+        if self.sfreq is not None and self.h_freq is not None and self.h_freq > self.sfreq / 2:
+            raise ValueError(f"h_freq ({self.h_freq} Hz) is above the Nyquist frequency of sfreq={self.sfreq} Hz "
+                             f"({self.sfreq / 2:g} Hz): lower h_freq or raise sfreq")
+        if self.resample_method not in ("polyphase", "fft"):
+            raise ValueError(f"resample_method must be 'polyphase' or 'fft', got {self.resample_method!r}")
+        if self.gradient_compensation not in (None, 0, 1, 2, 3):
+            raise ValueError(f"gradient_compensation must be a CTF grade 0-3 or null, got {self.gradient_compensation}")
+        if not 0 < self.bad_channel_alpha < 1:
+            raise ValueError(f"bad_channel_alpha must lie in (0, 1), got {self.bad_channel_alpha}")
+        if not 0 < self.bad_channel_max_outlier_fraction <= 1:
+            raise ValueError(f"bad_channel_max_outlier_fraction must lie in (0, 1], got "
+                             f"{self.bad_channel_max_outlier_fraction}")
 
 
 def gesd_outliers(values: np.ndarray, alpha: float = 0.05, max_outliers: int | None = None) -> np.ndarray:

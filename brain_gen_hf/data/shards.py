@@ -37,6 +37,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
+from ..hub.upload import check_repo_id, upload_errors
 from .config import BuildConfig
 from .readers import (
     RecordingSource,
@@ -185,8 +186,8 @@ class BuildReport:
         for split, info in self.splits.items():
             lines.append(f"  {split}: {info['recordings']} recordings, {info['segments']} segments, "
                          f"{info['hours']:.3f} h")
-        for path, notes in self.notes.items():  # what mne warned about while reading (e.g. a truncated file)
-            lines.extend(f"  NOTE {path}: {note}" for note in notes if note.startswith("mne: "))
+        for path, notes in self.notes.items():  # what mne warned about (e.g. a truncated file), skipped steps
+            lines.extend(f"  NOTE {path}: {note}" for note in notes if note.startswith("mne: ") or "skipped" in note)
         for message in self.repaired.values():
             lines.append(f"  REPROCESSED {message}")
         for message in self.failed.values():
@@ -208,6 +209,10 @@ def check_output_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"output {folder} is an existing file, not a folder; pass a new or existing "
                                  "dataset folder to --output")
+    blocking = next((parent for parent in folder.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise NotADirectoryError(f"output {folder} lies under {blocking}, which is a file, not a folder; pass a "
+                                 "new or existing dataset folder to --output")
     if folder.is_dir() and any(folder.iterdir()) and not is_dataset_folder(folder):
         raise ValueError(f"output folder {folder} is not empty and is not a brain_gen_hf dataset (no "
                          f"{BUILD_DIR}/{MANIFEST_NAME}); nothing was written or deleted: choose a new or empty "
@@ -598,12 +603,14 @@ def push_dataset_to_hub(output_dir, repo_id: str, *, token: str | None = None, p
     output_dir = Path(output_dir)
     if not (output_dir / "README.md").exists() or not (output_dir / DATA_DIR).exists():
         raise FileNotFoundError(f"{output_dir} is not a built dataset (README.md and data/ expected)")
+    check_repo_id(repo_id, "repo_id")
     api = HfApi(endpoint=endpoint, token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(output_dir), repo_id=repo_id, repo_type="dataset", revision=revision,
-        commit_message=commit_message, allow_patterns=["README.md", "build_report.json", f"{DATA_DIR}/*.parquet"],
-        delete_patterns=[f"{DATA_DIR}/*.parquet"])
+    with upload_errors(f"{output_dir} to the Hub dataset repo {repo_id}", f"the built dataset {output_dir}"):
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        commit = api.upload_folder(
+            folder_path=str(output_dir), repo_id=repo_id, repo_type="dataset", revision=revision,
+            commit_message=commit_message, allow_patterns=["README.md", "build_report.json", f"{DATA_DIR}/*.parquet"],
+            delete_patterns=[f"{DATA_DIR}/*.parquet"])
     return str(commit)
 
 
@@ -611,6 +618,8 @@ def preprocess_and_publish(inputs, output_dir, config: BuildConfig | None = None
                            overwrite: bool = False, progress: bool = True, private: bool | None = None,
                            token: str | None = None) -> BuildReport:
     """What `brain-gen-hf preprocess` does: build (resumable), print the summary, optionally push."""
+    if push_to_hub:
+        check_repo_id(push_to_hub, "--push-to-hub")  # before the build, not after it
     report = build_dataset(inputs, output_dir, config, overwrite=overwrite, progress=progress)
     print(report.summary())
     if push_to_hub:

@@ -28,7 +28,9 @@ class WindowConfig:
         length = int(round(self.example_seconds * sfreq))
         overlap = int(round(self.overlap_seconds * sfreq))
         if length <= 0:
-            raise ValueError(f"example_seconds={self.example_seconds} gives a zero-length window at {sfreq:g} Hz")
+            kind = "a zero-length window" if length == 0 else f"a window of {length} samples"
+            raise ValueError(f"example_seconds={self.example_seconds} gives {kind} at {sfreq:g} Hz; use a positive "
+                             f"example_seconds of at least {1 / sfreq:g} s")
         if overlap < 0 or overlap >= length:
             raise ValueError(f"overlap_seconds={self.overlap_seconds} must be >= 0 and below example_seconds "
                              f"({overlap} vs {length} samples): the overlap would leave no step")

@@ -73,6 +73,9 @@ def render_model_card(config, *, repo_id: str | None = None, license: str = "mit
                       datasets: list[str] | None = None, metrics: dict | None = None, base_model: str | None = None,
                       remote_code: bool = False, model_name: str | None = None) -> ModelCard:
     """A validated `ModelCard` for a model of `config`'s type."""
+    # Checked here: the template would fail on it with a jinja2 error that names no argument.
+    if metrics is not None and not isinstance(metrics, dict):
+        raise ValueError(f"metrics must be a dict of metric name -> value, got {type(metrics).__name__}")
     info = family_card_info(config.model_type)
     tags = list(dict.fromkeys([LIBRARY_NAME, *info["tags"], config.model_type]))
     card_data = ModelCardData(library_name=LIBRARY_NAME, license=license, tags=tags,

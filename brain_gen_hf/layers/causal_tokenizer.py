@@ -126,6 +126,8 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         With `seed`, the global RNG is seeded inside a forked RNG scope, so the result equals the reference's
         `torch.manual_seed(seed); model(batch)` while the caller's RNG stream is left untouched.
         """
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an int or None, got {seed!r}")
         x = self._check_input(input_values, None)
         pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
         with torch.random.fork_rng(devices=[]):
@@ -245,7 +247,11 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         if isinstance(codes, torch.Tensor) and codes.ndim == 2:
             codes = self.unflatten_codes(self.check_tokens(codes, vocab_size=self.config.codebook_size, name="codes"))
         codes = self._check_codes(codes)
-        tokens_per_window = tokens_per_window or self.config.tokens_per_window
+        if tokens_per_window is None:
+            tokens_per_window = self.config.tokens_per_window
+        elif isinstance(tokens_per_window, bool) or not isinstance(tokens_per_window, int) or tokens_per_window < 1:
+            raise ValueError(f"tokens_per_window must be a positive int (token steps per decoded window) or None for "
+                             f"the config's {self.config.tokens_per_window}, got {tokens_per_window!r}")
         batch = codes.shape[0]
         pos, sensor_type = self._sensor_inputs(None, pos, sensor_type, batch=batch)
         sensor_embedding = self.sensor_embed(pos, sensor_type)

@@ -15,9 +15,12 @@ from transformers.generation.logits_process import (LogitsProcessorList, Tempera
 
 def make_sampler(strategy: str = "argmax", *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  generator: torch.Generator | None = None):
-    """`logits (..., V) -> ids (...)`. "roulette" samples the full (warped) distribution, as brain-gen's eval."""
+    """`logits (..., V) -> ids (...)`. "roulette" samples the full (warped) distribution, as brain-gen's eval.
+
+    NaN logits raise `ValueError` (argmax would pick a NaN's index, multinomial fail with a raw error).
+    """
     if strategy == "argmax":
-        return lambda logits: logits.argmax(-1)
+        return lambda logits: check_logits(logits).argmax(-1)
     if strategy != "roulette":
         raise ValueError(f"strategy must be 'argmax' or 'roulette', got {strategy!r}")
     if not temperature > 0:
@@ -35,12 +38,20 @@ def make_sampler(strategy: str = "argmax", *, temperature: float = 1.0, top_k: i
         warpers.append(TopPLogitsWarper(top_p))
 
     def sample(logits: torch.Tensor) -> torch.Tensor:
-        flat = logits.reshape(-1, logits.shape[-1]).float()
+        flat = check_logits(logits).reshape(-1, logits.shape[-1]).float()
         flat = warpers(None, flat)
         ids = torch.multinomial(flat.softmax(-1), 1, generator=generator)
         return ids.reshape(logits.shape[:-1])
 
     return sample
+
+
+def check_logits(logits: torch.Tensor) -> torch.Tensor:
+    """`logits`, unless they hold NaN (-inf, a masked token, is fine)."""
+    if bool(torch.isnan(logits).any()):
+        raise ValueError(f"the logits hold {int(torch.isnan(logits).sum())} NaN values: no token can be sampled; check "
+                         "the model's inputs and weights (or its dtype: float16 can overflow)")
+    return logits
 
 
 # With `progress=None`, rollouts of at least this many units (tokens or token steps) show a bar in a terminal or a

@@ -14,6 +14,7 @@ the saved files first and names them; load saved flat tokenizers with it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
@@ -65,7 +66,8 @@ def damaged_tokenizer_file(name_or_path, subfolder: str = "") -> str | None:
 
 
 class NamedFileErrorsMixin:
-    """Put first in a tokenizer's bases: `from_pretrained` errors name the damaged file, or at least the folder."""
+    """Put first in a tokenizer's bases: `from_pretrained` errors name the damaged file, or at least the folder;
+    `save_pretrained` into a file and `decode` of ids outside the vocabulary raise instead of doing nothing."""
 
     # A class whose vocabulary lives only in tokenizer.json (BPE merges) must not load without it: transformers
     # would build it from the constructor defaults, an untrained tokenizer, silently.
@@ -85,6 +87,23 @@ class NamedFileErrorsMixin:
                 message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
                 problem = f"cannot load {cls.__name__} from {pretrained_model_name_or_path}: {message}"
             raise ValueError(problem) from err
+
+    def decode(self, token_ids, *args, **kwargs):
+        # The `tokenizers` backend silently skips ids it does not know: a shorter text than the ids.
+        from transformers.utils import to_py_obj
+
+        ids = to_py_obj(token_ids)
+        flat = [ids] if isinstance(ids, int) else ids if isinstance(ids, list) else []
+        bad = [i for i in flat if isinstance(i, int) and not 0 <= i < len(self)]
+        if bad:
+            raise ValueError(f"decode got token ids outside the vocabulary [0, {len(self) - 1}]: {bad[:10]}")
+        return super().decode(token_ids, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if os.path.isfile(save_directory):  # transformers would only log an error and save nothing
+            raise OSError(f"save_directory {os.fspath(save_directory)} is an existing file; save_pretrained writes a "
+                          "folder (tokenizer_config.json, tokenizer.json, ...): pass a folder path")
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 def load_tokenizer(name_or_path, **kwargs):

@@ -55,6 +55,8 @@ def sample(
         raise ValueError(f"Unknown sampling strategy {strategy!r}; expected one of {SAMPLING_STRATEGIES}.")
     if logits.ndim < 1 or logits.shape[-1] == 0:
         raise ValueError(f"sample expects logits with a non-empty vocabulary axis, got shape {tuple(logits.shape)}.")
+    if bool(torch.isnan(logits).any()):  # argmax would pick a NaN's index, multinomial fail with a raw error
+        raise ValueError(f"sample got logits with {int(torch.isnan(logits).sum())} NaN values; no token can be drawn.")
     if strategy == "argmax":
         return logits.argmax(dim=-1)
 

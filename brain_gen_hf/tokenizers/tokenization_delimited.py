@@ -12,9 +12,11 @@ removes delimiters by position as the reference does, and drops a trailing parti
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
-from .signal_utils import as_tensor, to_family
+from .signal_utils import as_tensor, check_token_ids, to_family
 from .tokenization_flat_utils import FlatSignalTokenizer
 
 
@@ -100,16 +102,24 @@ class DelimitedTokenizer(FlatSignalTokenizer):
             tensor = tensor.unsqueeze(0)
         if tensor.ndim != 2:
             raise ValueError(f"Expected generated ids of shape (B, n) or (n,), got shape {tuple(tensor.shape)}.")
-        group = self.tokens_per_step() if tokens_per_step is None else int(tokens_per_step)
-        if group < 2:
-            raise ValueError(f"tokens_per_step must be >= 2 (channels + delimiter), got {group}.")
+        group = self._group(tokens_per_step)
+        if tensor.numel():
+            check_token_ids(tensor, len(self))  # as decode_signal: ids outside the vocabulary are refused
         body = self._drop_leading_delimiter(tensor)
         whole_steps = body.shape[1] // group
         steps = body[:, : whole_steps * group].reshape(body.shape[0], whole_steps, group)
         return to_family(steps[:, :, :-1].reshape(body.shape[0], -1), was_torch)
 
+    def _group(self, tokens_per_step) -> int:
+        if tokens_per_step is None:
+            return self.tokens_per_step()
+        # int(2.5) would silently regroup the stream by 2
+        if isinstance(tokens_per_step, bool) or not isinstance(tokens_per_step, numbers.Integral) or tokens_per_step < 2:
+            raise ValueError(f"tokens_per_step must be >= 2 (channels + delimiter), an int, got {tokens_per_step!r}.")
+        return int(tokens_per_step)
+
     def strip_forecast_steps(self, seq, tokens_per_step: int | None = None):
         """Like `strip_forecast`, shaped per step: (B, steps, C)."""
-        group = self.tokens_per_step() if tokens_per_step is None else int(tokens_per_step)
+        group = self._group(tokens_per_step)
         flat = self.strip_forecast(seq, group)
         return flat.reshape(flat.shape[0], -1, group - 1)

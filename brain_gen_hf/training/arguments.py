@@ -45,6 +45,10 @@ class DataArguments:
         "help": "classifier task: segment metadata column whose value is each window's class (subject, "
                 "session, task or dataset)"})
 
+    def __post_init__(self):
+        _check_at_least(self, 1, "batch_size", "eval_batch_size", "max_eval_batches")
+        _check_at_least(self, 0, "num_workers")
+
 
 @dataclass
 class RunArguments:
@@ -67,7 +71,7 @@ class RunArguments:
     eval_every: int = 0
     early_stopping_patience: int = 0
     checkpoint_every: int = 0
-    keep_last: int = 2
+    keep_last: int = 2  # 0 keeps every checkpoint
     resume_from: str | None = field(default=None, metadata={"help": "checkpoint folder, 'latest', or Hub repo"})
     log_with: str | None = field(default="tensorboard", metadata={"help": "accelerate tracker, or 'none'"})
     log_every: int = 10
@@ -87,13 +91,36 @@ class RunArguments:
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("push_to_hub needs hub_model_id (e.g. 'your-name/braintokmix-small')")
+        if self.push_to_hub:
+            from ..hub.upload import check_repo_id
+
+            check_repo_id(self.hub_model_id, "hub_model_id")
         if self.max_steps <= 0 or self.gradient_accumulation_steps <= 0:
             raise ValueError("max_steps and gradient_accumulation_steps must be positive")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        _check_at_least(self, 0, "warmup_steps", "eval_every", "early_stopping_patience", "checkpoint_every",
+                        "keep_last")
+        _check_at_least(self, 1, "log_every")
+        if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            # A negative norm would flip every gradient; 0 would silently mean "no clipping".
+            raise ValueError(f"max_grad_norm must be a positive number, or null for no clipping, "
+                             f"got {self.max_grad_norm!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must lie in [0, 1] (the cosine schedule's final fraction of "
+                             f"learning_rate), got {self.min_lr_ratio!r}")
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, RunArguments)
+
+
+def _check_at_least(args, minimum: int, *names: str) -> None:
+    """Integer settings with a lower bound (None means unset and passes)."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            kind = "positive" if minimum == 1 else "0 or more"
+            raise ValueError(f"{name} must be {kind}, got {value!r}")
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

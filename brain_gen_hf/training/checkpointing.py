@@ -85,7 +85,12 @@ def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | No
         raise ValueError(f"{path} holds no complete checkpoint (expected trainer_state.json)")
     from huggingface_hub import snapshot_download
 
-    local = Path(snapshot_download(resume_from))
+    try:
+        local = Path(snapshot_download(resume_from))
+    except (OSError, ValueError) as err:  # huggingface_hub's errors are OSErrors (HTTP, offline) or ValueErrors
+        raise ValueError(f"resume_from {resume_from!r} is not a local folder and could not be fetched as a Hub "
+                         f"repo ({' '.join(str(err).split())}); give a checkpoint folder, 'latest', or a "
+                         "reachable Hub repo id") from None
     candidates = sorted(local.glob("checkpoints/step-*/trainer_state.json"))
     if (local / "trainer_state.json").exists():
         return local
@@ -114,3 +119,12 @@ def resume_notice(resume_from: str | None, output_dir: str | Path, checkpoint: P
 
 def read_trainer_state(checkpoint: Path) -> dict:
     return json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+
+
+def read_run_config_of(checkpoint: Path) -> dict:
+    """The resolved run config saved with a checkpoint ({} if it has none or it is unreadable)."""
+    try:
+        loaded = yaml.safe_load((checkpoint / "run_config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}

@@ -48,9 +48,18 @@ def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, exam
     from ..data.windows import load_window_datasets
 
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if Path(dataset).exists() and Path(dataset).resolve() == output_dir.resolve():
+        raise ValueError(f"--output {output_dir} is the dataset being tokenized: its shards would be replaced; "
+                         "choose another folder for the tokens")
+    check_token_output(output_dir)
     tokenizer = tokenizer.eval().requires_grad_(False)
     windows = load_window_datasets(dataset, example_seconds, overlap_seconds)
+    unknown = sorted(set(splits or []) - set(windows))
+    if unknown:
+        raise ValueError(f"dataset {dataset} has no split(s) {unknown} (has {sorted(windows)}); fix --splits")
+    output_dir.mkdir(parents=True, exist_ok=True)
     codebook_size = int(tokenizer.config.codebook_size)
     dtype = _codes_dtype(codebook_size)
     counts = {}
@@ -82,6 +91,26 @@ def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, exam
             "sampling_rate": float(next(iter(windows.values())).layout.sfreq)}
     (output_dir / TOKENIZATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return counts
+
+
+def _is_token_output(folder: Path) -> bool:
+    """An earlier pretokenize output: it has tokenization.json, or (interrupted before writing it) only token shards."""
+    if (folder / TOKENIZATION_FILE).is_file():
+        return True
+    shards = folder / "data"
+    return ({p.name for p in folder.iterdir()} == {"data"} and shards.is_dir()
+            and all(p.name.endswith(("-00000-of-00001.parquet", "-00000-of-00001.tmp")) for p in shards.iterdir()))
+
+
+def check_token_output(output_dir: Path) -> None:
+    """The output must be a new or empty folder, or an earlier pretokenize output: its `data/` shards are replaced,
+    so another folder (the source dataset itself, say) would lose its own."""
+    blocking = next((folder for folder in (output_dir, *output_dir.parents) if folder.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise NotADirectoryError(f"output {output_dir}: {blocking} is a file, not a folder; choose another --output")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not _is_token_output(output_dir):
+        raise ValueError(f"output folder {output_dir} is not empty and is not a pretokenized folder (no "
+                         f"{TOKENIZATION_FILE}); nothing was written: choose a new or empty folder for --output")
 
 
 # What a token folder must hold: the windowing of tokenization.json, the `codes` column of its shards.

@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..hub.upload import upload_errors
 from .arguments import DataArguments, ModelArguments, RunArguments, resolved_config
 from .checkpointing import (
     checkpoint_root,
+    read_run_config_of,
     read_trainer_state,
     resolve_resume,
     resume_notice,
@@ -95,6 +97,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
     # Fail on a mistyped model_config key before any data is read or anything is written.
     check_config_keys(model_args.model_type or task.default_model_type, model_args.model_config or {})
     output_dir = Path(run_args.output_dir)
+    _check_output_dir(output_dir)
     log_with = None if (run_args.log_with in (None, "none", "")) else run_args.log_with
     accelerator = Accelerator(
         gradient_accumulation_steps=run_args.gradient_accumulation_steps,
@@ -121,6 +124,9 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
         raise ValueError(f"the training split has {len(train_set)} windows, fewer than one batch of "
                          f"{data_args.batch_size}; lower batch_size or add data")
     eval_loader = None
+    if data_args.eval_split and data_args.eval_split not in splits and run_args.eval_every > 0:
+        accelerator.print(f"WARNING: dataset {data_args.dataset} has no split {data_args.eval_split!r} (has "
+                          f"{sorted(splits)}): no validation runs; set eval_split to one of them")
     if data_args.eval_split and data_args.eval_split in splits and run_args.eval_every > 0:
         eval_loader = torch.utils.data.DataLoader(splits[data_args.eval_split],
                                                   batch_size=data_args.eval_batch_size or data_args.batch_size,
@@ -142,7 +148,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
     if notice:
         accelerator.print(notice)
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint / "state"))
+        _load_checkpoint_state(accelerator, checkpoint, config_dump)
         saved = read_trainer_state(checkpoint)
         state.update({k: saved[k] for k in state})
         state["best_eval"] = math.inf if state["best_eval"] is None else state["best_eval"]
@@ -242,6 +248,42 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
     return result
 
 
+def _load_checkpoint_state(accelerator, checkpoint: Path, config_dump: dict) -> None:
+    """`accelerator.load_state`, or a ValueError naming the model settings that differ from the checkpoint's
+    (its weights do not fit the model this run config builds)."""
+    try:
+        accelerator.load_state(str(checkpoint / "state"))
+    except RuntimeError as err:
+        if "size mismatch" not in str(err) and "Missing key" not in str(err) and "Unexpected key" not in str(err):
+            raise
+        saved = read_run_config_of(checkpoint)
+        differ = {}
+        for key in ("task", "model_type", "model_config", "pretrained", "tokenizer"):
+            was, now = saved.get(key), config_dump.get(key)
+            if key not in saved or was == now:
+                continue
+            if isinstance(was, dict) and isinstance(now, dict):
+                differ.update({f"{key}.{k}": (was.get(k), now.get(k)) for k in sorted(set(was) | set(now))
+                               if was.get(k) != now.get(k)})
+            else:
+                differ[key] = (was, now)
+        detail = "; ".join(f"{key} was {was!r}, now {now!r}" for key, (was, now) in differ.items())
+        raise ValueError(f"cannot resume from {checkpoint}: its weights do not fit the model this run config builds"
+                         + (f" ({detail})" if detail else "")
+                         + "; resume with the checkpoint's model settings, or start a new run in another "
+                         "output_dir without resume_from") from None
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    """Refuse an output_dir the run cannot write into before any work is done (not at the first checkpoint)."""
+    for folder in (output_dir, *output_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(f"output_dir {output_dir}: {folder} is a file, not a folder; "
+                                         "choose another output_dir")
+            break
+
+
 def _tracker_kwargs(log_with: str, checkpoint: Path | None, step: int) -> dict:
     """After a resume from step k, TensorBoard purges what the interrupted run logged after k (steps > k are
     replayed and logged again); `SummaryWriter(purge_step=...)` through accelerate's tracker init kwargs."""
@@ -280,8 +322,9 @@ def _save_final(accelerator, model, output_dir: Path, run_args: RunArguments, ca
         full_card = {**card, "metrics": metrics}
         unwrapped.save_pretrained(final, model_card=full_card)
         if run_args.push_to_hub:
-            unwrapped.push_to_hub(run_args.hub_model_id, private=run_args.hub_private, model_card=full_card,
-                                  commit_message=f"Final model after {result.step} steps")
+            with upload_errors(f"the final model to {run_args.hub_model_id}", f"the final model {final}"):
+                unwrapped.push_to_hub(run_args.hub_model_id, private=run_args.hub_private, model_card=full_card,
+                                      commit_message=f"Final model after {result.step} steps")
     accelerator.wait_for_everyone()
     return final
 
@@ -290,6 +333,10 @@ def _push_checkpoint(path: Path, run_args: RunArguments) -> None:
     from huggingface_hub import HfApi
 
     api = HfApi()
-    api.create_repo(run_args.hub_model_id, private=run_args.hub_private, exist_ok=True)
-    api.upload_folder(repo_id=run_args.hub_model_id, folder_path=str(path), path_in_repo=f"checkpoints/{path.name}",
-                      commit_message=f"Checkpoint {path.name}")
+    try:  # a failed checkpoint upload must not end the run: the checkpoint is on disk
+        with upload_errors(f"checkpoint {path.name} to {run_args.hub_model_id}", f"the checkpoint {path}"):
+            api.create_repo(run_args.hub_model_id, private=run_args.hub_private, exist_ok=True)
+            api.upload_folder(repo_id=run_args.hub_model_id, folder_path=str(path),
+                              path_in_repo=f"checkpoints/{path.name}", commit_message=f"Checkpoint {path.name}")
+    except OSError as err:
+        tqdm.write(f"WARNING: {err}; training goes on")

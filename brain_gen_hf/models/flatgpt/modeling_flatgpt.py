@@ -228,6 +228,11 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
             raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
         step = self.sequence_step
         window = self._window_arg(window, "window")
+        if window is None and input_ids.shape[1] < step:
+            # The default window is the context length; name the context, not a window the caller never passed.
+            raise ValueError(f"the context ({input_ids.shape[1]} tokens) is shorter than one time step ({step} "
+                             f"tokens), so it cannot set the default window; pass a longer context or "
+                             f"`window` (at least {step} tokens)")
         window = input_ids.shape[1] if window is None else window
         self._check_window(window, step, input_ids.shape[1] + max_new_tokens)
         stride = self._window_stride(window, sliding_window_overlap, step)
@@ -364,8 +369,9 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
             raise ValueError(f"resize_context cannot shrink the context ({old_reduced[0]} reduced steps -> "
                              f"{new_shape[0] // config.temporal_reduction})")
         for name, value in (("rope_theta", rope_theta), ("max_position_embeddings", max_position_embeddings)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not math.isfinite(value) or not value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
         config.input_shape = new_shape
         self.transformer.set_grid(config.rope_grid)
         self.transformer.set_rope(rope_theta=rope_theta, max_position_embeddings=max_position_embeddings)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from ...modeling_utils import _check_index_dtype
+from ...modeling_utils import _check_index_dtype, check_has_data
 
 
-def _check_grid(grid: torch.Tensor, vocab_size: int, name: str = "token grid") -> torch.Tensor:
+def _check_grid(grid: torch.Tensor, vocab_size: int, channels: int, name: str = "token grid") -> torch.Tensor:
     if not isinstance(grid, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of token ids (B, T, C, W), got {type(grid).__name__}")
+    check_has_data(grid, name)
     if grid.is_floating_point() or grid.dtype == torch.bool or grid.is_complex():
         raise ValueError(f"{name} must hold integer token ids (mu-law bins), got dtype {grid.dtype}; quantise the "
                          "signal first (e.g. brain_gen_hf.tokenizers.mulaw)")
@@ -29,6 +30,10 @@ def _check_grid(grid: torch.Tensor, vocab_size: int, name: str = "token grid") -
         raise ValueError(f"{name} must have shape (B, T, C) or (B, T, C, W), got {tuple(grid.shape)}")
     if grid.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(grid.shape)})")
+    if grid.shape[2] * grid.shape[3] != channels:
+        # The sequence would be laid out for another channel count: grid positions and per-slot tables misalign.
+        raise ValueError(f"{name} of shape {tuple(grid.shape)} has {grid.shape[2] * grid.shape[3]} channels per time "
+                         f"step (C * W), the model's input_shape has {channels}")
     lo, hi = int(grid.min()), int(grid.max())
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"{name} has ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
@@ -40,10 +45,10 @@ class AmplitudeLayout:
 
     def __init__(self, config):
         self.vocab_size = config.vocab_size
-        self.channels = config.input_shape[1] * config.input_shape[2]
+        self.channels = self.grid_channels = config.input_shape[1] * config.input_shape[2]
 
     def encode(self, grid: torch.Tensor) -> torch.Tensor:
-        grid = _check_grid(grid, self.vocab_size)
+        grid = _check_grid(grid, self.vocab_size, self.grid_channels)
         self.channels = grid.shape[2] * grid.shape[3]
         return grid.reshape(grid.shape[0], -1)
 
@@ -60,10 +65,10 @@ class AmplitudeMixLayout:
 
     def __init__(self, config):
         self.vocab_size = config.vocab_size
-        self.channels = config.input_shape[1] * config.input_shape[2]
+        self.channels = self.grid_channels = config.input_shape[1] * config.input_shape[2]
 
     def encode(self, grid: torch.Tensor) -> torch.Tensor:
-        grid = _check_grid(grid, self.vocab_size)
+        grid = _check_grid(grid, self.vocab_size, self.grid_channels)
         self.channels = grid.shape[2] * grid.shape[3]
         return rearrange(grid, "b t c w -> (b c w) t")
 
@@ -80,10 +85,10 @@ class DelimitedLayout:
     def __init__(self, config):
         self.vocab_size = config.vocab_size
         self.delimiter_id = config.tokenizer_config["delimiter_id"]
-        self.channels = config.input_shape[1] * config.input_shape[2]
+        self.channels = self.grid_channels = config.input_shape[1] * config.input_shape[2]
 
     def encode(self, grid: torch.Tensor) -> torch.Tensor:
-        grid = _check_grid(grid, self.vocab_size)
+        grid = _check_grid(grid, self.vocab_size, self.grid_channels)
         if (grid == self.delimiter_id).any():
             raise ValueError(f"the token grid contains the delimiter id {self.delimiter_id}; signal bins must be "
                              "below it")

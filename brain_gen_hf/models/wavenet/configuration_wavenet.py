@@ -40,6 +40,8 @@ class _WavenetConfigBase(BrainGenConfig):
                      "dilation_channels", "skip_channels"):
             require_positive_int(name, getattr(self, name))
         require_int_list("dilations", self.dilations)
+        require(self.quant_levels >= 2, f"`quant_levels` must be at least 2 (one level predicts nothing), got "
+                f"{self.quant_levels}")
         require(0.0 <= float(self.p_drop) < 1.0, f"`p_drop` must be in [0, 1), got {self.p_drop}")
         super().__post_init__(**kwargs)
 
