@@ -695,3 +695,29 @@ def test_train_script_ctrl_c_is_one_line(monkeypatch, capsys):
     assert train_script.main(["--config", str(config)]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted;") and "--resume_from=latest" in err and len(err.splitlines()) == 1, err
+
+
+def test_pretokenize_rerun_of_some_splits_never_mixes_two_tokenizers(tiny_meg_dataset, tmp_path):
+    from brain_gen_hf.training.pretokenize import pretokenize_dataset, read_tokenization
+
+    tokens = tmp_path / "tokens"
+    torch.manual_seed(0)
+    first = _tiny_brain_tokenizer()
+    pretokenize_dataset(first, str(tiny_meg_dataset), tokens, example_seconds=2.56, splits=["train"],
+                        progress=False)
+    train_shard = tokens / "data" / "train-00000-of-00001.parquet"
+    before = train_shard.read_bytes()
+    torch.manual_seed(1)
+    other = _tiny_brain_tokenizer()  # other weights: its codes must not join the first tokenizer's
+    with pytest.raises(ValueError, match=r"split\(s\) \['train'\] made with another tokenizer_fingerprint"):
+        pretokenize_dataset(other, str(tiny_meg_dataset), tokens, example_seconds=2.56, splits=["validation"],
+                            progress=False)
+    assert not (tokens / "data" / "validation-00000-of-00001.parquet").exists()
+    assert train_shard.read_bytes() == before
+    # The same tokenizer adds the split, and tokenization.json lists both.
+    counts = pretokenize_dataset(first, str(tiny_meg_dataset), tokens, example_seconds=2.56,
+                                 splits=["validation"], progress=False)
+    assert set(read_tokenization(tokens)["windows"]) == {"train", "validation"} and counts["validation"] > 0
+    # Every split again: the other tokenizer replaces the whole folder.
+    pretokenize_dataset(other, str(tiny_meg_dataset), tokens, example_seconds=2.56, progress=False)
+    assert train_shard.read_bytes() != before

@@ -8,6 +8,7 @@ The output folder holds one Parquet shard set per split, one row per window (`da
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,6 +16,38 @@ import numpy as np
 import torch
 
 TOKENIZATION_FILE = "tokenization.json"
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of the tokenizer's weights and buffers (codebooks included): which tokenizer made a token folder."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tokenizer.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# What must be equal for the token shards of two runs to live in one folder.
+TOKENIZATION_IDENTITY = ("tokenizer_fingerprint", "example_seconds", "overlap_seconds", "source_dataset")
+
+
+def _kept_splits(output_dir: Path, written: set[str], meta: dict) -> dict[str, int]:
+    """Splits of an earlier run that this run leaves in place (their window counts); a `ValueError` if they were
+    made with another tokenizer or windowing, since one folder must hold one tokenization."""
+    shards = output_dir / "data"
+    old = {p.name.split("-00000-of-00001")[0] for p in shards.glob("*-00000-of-00001.parquet")} if shards.is_dir() \
+        else set()
+    kept = sorted(old - written)
+    if not kept:
+        return {}
+    previous = read_tokenization(output_dir) if (output_dir / TOKENIZATION_FILE).is_file() else {}
+    changed = [key for key in TOKENIZATION_IDENTITY if previous.get(key) != meta[key]]
+    if changed:
+        raise ValueError(f"{output_dir} holds token shards of split(s) {kept} made with another "
+                         f"{' / '.join(changed)} (or by an older version, which recorded no tokenizer fingerprint); "
+                         "one folder must hold one tokenization: tokenize every split again (drop --splits) or "
+                         "choose a new --output. Nothing was written.")
+    return {split: int((previous.get("windows") or {}).get(split, 0)) for split in kept}
 
 
 def _codes_dtype(codebook_size: int):
@@ -59,6 +92,9 @@ def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, exam
     unknown = sorted(set(splits or []) - set(windows))
     if unknown:
         raise ValueError(f"dataset {dataset} has no split(s) {unknown} (has {sorted(windows)}); fix --splits")
+    identity = {"tokenizer_fingerprint": tokenizer_fingerprint(tokenizer), "example_seconds": example_seconds,
+                "overlap_seconds": overlap_seconds, "source_dataset": str(dataset)}
+    kept = _kept_splits(output_dir, {split for split in windows if not splits or split in splits}, identity)
     output_dir.mkdir(parents=True, exist_ok=True)
     codebook_size = int(tokenizer.config.codebook_size)
     dtype = _codes_dtype(codebook_size)
@@ -86,8 +122,9 @@ def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, exam
         tmp.replace(shard)  # atomic per split
         counts[split] = len(tokens)
     meta = {"tokenizer_model_type": tokenizer.config.model_type, "codebook_size": codebook_size,
-            "num_quantizers": int(tokenizer.config.num_quantizers), "example_seconds": example_seconds,
-            "overlap_seconds": overlap_seconds, "source_dataset": str(dataset), "windows": counts,
+            "num_quantizers": int(tokenizer.config.num_quantizers), **identity, "windows": {**kept, **counts},
+            # After encoding: a tokenizer without trained codebooks initialises them on its first batch.
+            "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
             "sampling_rate": float(next(iter(windows.values())).layout.sfreq)}
     (output_dir / TOKENIZATION_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return counts
