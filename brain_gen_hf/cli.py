@@ -140,22 +140,33 @@ def build_parser() -> argparse.ArgumentParser:
 USER_ERRORS = (ValueError, OSError, KeyError)
 
 
+def user_error_line(err: BaseException) -> str:
+    """The one line printed for a user error (a `KeyError` keeps its message unquoted)."""
+    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(message.split()) or type(err).__name__
+
+
+def run_reporting_errors(run: Callable[[], int | None], *, interrupted: str) -> int:
+    """Exit status of `run()`, with every command's error contract: a user error is one `error:` line and exit
+    code 2 (no traceback); Ctrl-C prints `interrupted` (what is kept, how to resume) and exits 130."""
+    try:
+        return int(run() or 0)
+    except USER_ERRORS as err:
+        print(f"error: {user_error_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except USER_ERRORS as err:
-        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        print(f"error: {' '.join(message.split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished work is kept, rerun the same command to resume", file=sys.stderr)
-        return 130
-
+    return run_reporting_errors(lambda: args.func(args),
+                                interrupted="interrupted; finished work is kept, rerun the same command to resume")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -136,8 +136,8 @@ def _no_safetensors_message(path: str, variant: str | None, hub: dict) -> str:
     if pickled:
         return (f"{path} has only pickled PyTorch weights ({', '.join(pickled)}), no {wanted}. brain_gen_hf loads "
                 "safetensors weights only and never unpickles a checkpoint (unpickling can run arbitrary code). If "
-                "you trust the file, convert it once with `safetensors.torch.save_file(torch.load(path, "
-                "weights_only=True), 'model.safetensors')`.")
+                "you trust the file, convert it once with "
+                "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`.")
     return f"{path} has no {wanted}: there are no weights to load (brain_gen_hf loads safetensors weights only)."
 
 

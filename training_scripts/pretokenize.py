@@ -24,19 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
 
-    from brain_gen_hf.cli import USER_ERRORS
-    from brain_gen_hf.training.arguments import user_error_line
+    from brain_gen_hf.cli import run_reporting_errors
 
-    try:
-        pretokenize(args)
-    except USER_ERRORS as err:
-        print(f"error: {user_error_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; splits already written are kept: rerun the same command to write them all",
-              file=sys.stderr)
-        return 130
-    return 0
+    return run_reporting_errors(
+        lambda: pretokenize(args),
+        interrupted="interrupted; splits already written are kept: rerun the same command to write them all")
 
 
 def pretokenize(args: argparse.Namespace) -> None:

@@ -16,27 +16,22 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from brain_gen_hf.cli import USER_ERRORS
-    from brain_gen_hf.training.arguments import read_run_config, user_error_line
+    from brain_gen_hf.cli import run_reporting_errors
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML run config")
     known, overrides = parser.parse_known_args(argv)
-    try:
-        model_args, data_args, run_args = read_run_config(known.config, overrides)
-        from brain_gen_hf.training.trainer import train
+    return run_reporting_errors(
+        lambda: run(known.config, overrides),
+        interrupted="interrupted; complete checkpoints are kept: rerun with --resume_from=latest to continue")
 
-        result = train(model_args, data_args, run_args)
-    except USER_ERRORS as err:
-        print(f"error: {user_error_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; complete checkpoints are kept: rerun with --resume_from=latest to continue",
-              file=sys.stderr)
-        return 130
+
+def run(config_file: str, overrides: list[str]) -> None:
+    from brain_gen_hf.training.arguments import read_run_config
+    from brain_gen_hf.training.trainer import train
+
+    result = train(*read_run_config(config_file, overrides))
     print(f"finished at step {result.step}; final model: {result.final_model_dir}")
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -244,12 +244,6 @@ def read_run_config(config_file: str | Path, overrides: list[str] | None = None
         raise ValueError(f"{source}: {err}") from None
 
 
-def user_error_line(err: BaseException) -> str:
-    """The one line a script prints for a user error (`KeyError` keeps its message unquoted)."""
-    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return " ".join(message.split()) or type(err).__name__
-
-
 def resolved_config(*args) -> dict:
     """The fully resolved run config (every default filled in), as saved next to each checkpoint."""
     out: dict = {}
