@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from transformers import AutoModel
 
 from brain_gen_hf.conversion import config_from_reference, convert_reference_checkpoint
-from brain_gen_hf.layers.causal_norm import CumulativeGroupNorm
+from brain_gen_hf.models.bendr.causal_norm import CumulativeGroupNorm
 from brain_gen_hf.models.bendr.configuration_bendr import BENDRForecastConfig
 from tests.model_contract import ModelContract
 from tests.refvec import assert_float_close, discover_cases, require_case

@@ -19,7 +19,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 from transformers import initialization as init
 
-from ...layers.causal_norm import CumulativeGroupNorm
+from .causal_norm import CumulativeGroupNorm
 from ...layers.transformer import TransformerBlock
 from ...modeling_outputs import SignalPredictionOutput
 from ...modeling_utils import (

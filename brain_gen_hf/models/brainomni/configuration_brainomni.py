@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...configuration_utils import require, require_int_list
-from ...layers.causal_tokenizer_config import CausalRVQTokenizerConfig
+from ..causal_tokenizer.configuration_causal_tokenizer import CausalRVQTokenizerConfig
 
 SENSOR_SPACES = ("source", "sensor")
 NUM_SENSOR_TYPES = 3  # the reference's sensor-type embedding table size

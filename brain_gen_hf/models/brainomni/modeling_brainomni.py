@@ -1,6 +1,6 @@
 """BrainOmni causal tokenizer as a transformers model.
 
-API (shared with BrainTokMix, see `layers/causal_tokenizer.py`):
+API (shared with BrainTokMix, see `models/causal_tokenizer/modeling_causal_tokenizer.py`):
 
 * `encode(x (B, C, T), pos, sensor_type)` -> `BrainTokenizerEncoding(codes (B, C', W, Q), embeddings (B, C', W, D))`
   with C' = `n_neuro` latents, W = T / hop token steps, Q RVQ levels.
@@ -23,8 +23,8 @@ from torch import nn
 from transformers import initialization as init
 
 from ...layers.brainomni_attention import BackwardSolution, FixedSensorEmbedding, ForwardSolution, SensorEmbedding
-from ...layers.causal_tokenizer import CausalRVQTokenizerModel, build_quantizer
-from ...layers.seanet import SEANetDecoder, SEANetEncoder
+from ..causal_tokenizer.modeling_causal_tokenizer import CausalRVQTokenizerModel, build_quantizer
+from ..causal_tokenizer.seanet import SEANetDecoder, SEANetEncoder
 from .configuration_brainomni import NUM_SENSOR_TYPES, BrainOmniCausalTokenizerConfig
 
 

@@ -24,7 +24,7 @@ from transformers import DynamicCache
 from transformers.utils import ModelOutput
 
 from ...layers.sampling import make_sampler, rollout_progress
-from ...layers.spatiotemporal_attention import SpatialTemporalAttentionBlock
+from .spatiotemporal_attention import SpatialTemporalAttentionBlock
 from ...modeling_utils import (
     COMMON_FORWARD_KWARGS,
     BrainGenPreTrainedModel,

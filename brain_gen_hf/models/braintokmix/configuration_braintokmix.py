@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...configuration_utils import require
-from ...layers.causal_tokenizer_config import CausalRVQTokenizerConfig
+from ..causal_tokenizer.configuration_causal_tokenizer import CausalRVQTokenizerConfig
 
 
 class BrainTokMixConfig(CausalRVQTokenizerConfig):

@@ -21,8 +21,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ...layers.causal_tokenizer import CausalRVQTokenizerModel, build_quantizer
-from ...layers.seanet import SEANetDecoder, SEANetEncoder
+from ..causal_tokenizer.modeling_causal_tokenizer import CausalRVQTokenizerModel, build_quantizer
+from ..causal_tokenizer.seanet import SEANetDecoder, SEANetEncoder
 from .configuration_braintokmix import BrainTokMixConfig
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from transformers import initialization as init
 
 from ...layers.attention import MultiHeadAttention
-from ...layers.conv3d import DownStage3D, UpStage3D, time_group_norm
+from .conv3d import DownStage3D, UpStage3D, time_group_norm
 from ...modeling_outputs import TokenPredictionOutput
 from ...modeling_utils import (
     COMMON_FORWARD_KWARGS,

@@ -19,10 +19,10 @@ from einops import rearrange
 from torch import nn
 from transformers import initialization as init
 
-from ..modeling_outputs import BrainTokenizerEncoding, BrainTokenizerOutput
-from ..modeling_utils import COMMON_FORWARD_KWARGS, BrainGenPreTrainedModel, reject_unknown_kwargs
-from .brainomni_attention import RMSNorm
-from .causal_tokenizer_config import CausalRVQTokenizerConfig
+from ...modeling_outputs import BrainTokenizerEncoding, BrainTokenizerOutput
+from ...modeling_utils import COMMON_FORWARD_KWARGS, BrainGenPreTrainedModel, reject_unknown_kwargs
+from ...layers.brainomni_attention import RMSNorm
+from .configuration_causal_tokenizer import CausalRVQTokenizerConfig
 from .quantizers import BrainQuantizer
 from .reconstruction_losses import code_perplexity, l1_loss, pearson_correlation, spectral_losses
 from .seanet import SLSTM

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ..configuration_utils import (
+from ...configuration_utils import (
     BrainGenConfig,
     is_real_number,
     require,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .brainomni_attention import FeedForward, RMSNorm
+from ...layers.brainomni_attention import FeedForward, RMSNorm
 
 
 def banded_rope_angles(width: int, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
