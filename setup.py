@@ -18,11 +18,12 @@ setup(
     package_data={"brain_gen_hf.model_cards": ["*.md", "*.yaml"]},
     install_requires=[
         "torch>=2.4",
-        # 5.x API (PreTrainedConfig dataclasses, SubConfigSpec, `cache` kwarg); 5.17 lacks SubConfigSpec. Tested: 5.24.
-        "transformers>=5.24,<5.25",
+        # 5.17 is the first release with dataclass configs; .ci/run runs the suite on 5.24 and the smoke subset
+        # (tests/test_transformers_smoke.py) on 5.17. The KV-cache keyword differences live in compat.py.
+        "transformers>=5.17,<6",
         "datasets>=3.0",
         "accelerate>=1.0",
-        "huggingface_hub>=1.0",
+        "huggingface_hub>=1.5,<3",  # transformers 5.17 needs 1.x, 5.24 works with 2.x
         "safetensors>=0.4",
         "tokenizers>=0.21",
         "mne>=1.8",

@@ -38,6 +38,7 @@ def build():
 
 def main() -> None:
     import torch
+    from transformers import GenerationConfig
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--new-steps", type=int, default=8)
@@ -56,13 +57,14 @@ def main() -> None:
         signal = torch.randn(1, cfg.num_sensors, samples, generator=torch.Generator().manual_seed(1))
         timings, outputs = {}, {}
         for use_cache in (True, False):
-            model.forecast(signal, steps=1, use_cache=use_cache)  # warm-up
+            config = GenerationConfig(use_cache=use_cache)
+            model.forecast(signal, hop, config)  # warm-up
             # Marginal cost of the extra steps: the context's encode + prefill (one step) is subtracted.
             started = time.perf_counter()
-            model.forecast(signal, steps=1, use_cache=use_cache)
+            model.forecast(signal, hop, config)
             one = time.perf_counter() - started
             started = time.perf_counter()
-            outputs[use_cache] = model.forecast(signal, steps=1 + args.new_steps, use_cache=use_cache).codes
+            outputs[use_cache] = model.forecast(signal, (1 + args.new_steps) * hop, config).codes
             many = time.perf_counter() - started
             timings[use_cache] = (many - one) / (args.new_steps * codes_per_step) * 1e3
         same = torch.equal(outputs[True], outputs[False])

@@ -40,9 +40,11 @@ def pretokenized_for_flatgpt(folder: Path, dataset: str) -> tuple[str, str]:
     import torch
     from transformers import AutoModel
 
+    from brain_gen_hf.data.pretokenize import pretokenize_dataset
     from brain_gen_hf.data.windows import load_window_datasets
-    from brain_gen_hf.models.braintokmix.configuration_braintokmix import BrainTokMixConfig
-    from brain_gen_hf.training.pretokenize import pretokenize_dataset
+    from brain_gen_hf.models.braintokmix.configuration_braintokmix import (
+        BrainTokMixConfig,
+    )
 
     windows = load_window_datasets(dataset, 10.24, 0.0)["train"]
     torch.manual_seed(0)
@@ -96,8 +98,11 @@ def main() -> None:
     import torch
 
     from brain_gen_hf.training.arguments import parse_run_config
-    from brain_gen_hf.training.tasks import get_task, load_training_data
+    from brain_gen_hf.training.model_building import build_model
+    from brain_gen_hf.training.tasks import get_task
+    from brain_gen_hf.training.throughput import batch_units, throughput_unit
     from brain_gen_hf.training.trainer import train
+    from brain_gen_hf.training.training_data import load_training_data
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", default="wavenet", choices=sorted(TASK_SETTINGS))
@@ -124,17 +129,18 @@ def main() -> None:
         task = get_task(args.task)
         splits, data = load_training_data(data_args)
         torch.manual_seed(0)
-        model = task.build_model(model_args, data)
+        model = build_model(task, model_args, data)
+        collate = task.make_collator(data, model)
         loader = torch.utils.data.DataLoader(splits["train"], batch_size=data_args.batch_size, shuffle=True,
-                                             drop_last=True, collate_fn=task.make_collator(data, model),
+                                             drop_last=True, collate_fn=collate,
                                              generator=torch.Generator().manual_seed(0))
-        units = task.count_units(next(iter(loader)))
+        units, unit = batch_units(next(iter(loader))), throughput_unit(collate.model_inputs)
         bare = bare_loop(model, loader, args.steps, run_args)[args.warmup:]
 
     ours_ms, bare_ms = statistics.median(ours) * 1e3, statistics.median(bare) * 1e3
     print(f"task {args.task}: {args.steps - args.warmup} timed steps each")
-    print(f"  bare PyTorch loop : {bare_ms:8.2f} ms/step  {units / bare_ms * 1e3:10.0f} {task.unit}/s")
-    print(f"  brain_gen_hf train: {ours_ms:8.2f} ms/step  {units / ours_ms * 1e3:10.0f} {task.unit}/s")
+    print(f"  bare PyTorch loop : {bare_ms:8.2f} ms/step  {units / bare_ms * 1e3:10.0f} {unit}/s")
+    print(f"  brain_gen_hf train: {ours_ms:8.2f} ms/step  {units / ours_ms * 1e3:10.0f} {unit}/s")
     print(f"  harness overhead  : {100 * (ours_ms / bare_ms - 1):+.1f}% (target < 5%)")
 
 

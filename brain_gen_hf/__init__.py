@@ -19,9 +19,8 @@ _LAZY = {
     "convert_reference_checkpoint": "brain_gen_hf.conversion",
 }
 
-register_all()
-
-
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)
+
+register_all()  # last: registering may import submodules, which may read the exports above

@@ -13,8 +13,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+from transformers import PreTrainedConfig
 
 # mne channel types we know how to embed; others are allowed but flagged as "misc".
 KNOWN_CHANNEL_TYPES = ("mag", "grad", "planar1", "planar2", "eeg", "seeg", "ecog", "eog", "ecg", "emg",
@@ -39,7 +38,12 @@ def sub_config_class(model_type: str) -> type[PreTrainedConfig]:
 
 
 def sub_config_from(value, default_model_type: str | None = None) -> PreTrainedConfig:
-    """A nested config from a config object or a dict with `model_type` (else `default_model_type`)."""
+    """A nested config from a config object or a dict with `model_type` (else `default_model_type`).
+
+    Composite configs call this in `__post_init__` on a plain dataclass field (no `sub_configs_defaults` spec,
+    which transformers < 5.20 lacks): `to_dict` serialises a nested config in full on every release, so
+    config.json never holds a diff against another family's defaults.
+    """
     if isinstance(value, PreTrainedConfig):
         return value
     if not isinstance(value, dict):
@@ -47,17 +51,6 @@ def sub_config_from(value, default_model_type: str | None = None) -> PreTrainedC
     model_type = value.get("model_type", default_model_type)
     require(model_type is not None, "a nested config dict needs a `model_type`")
     return sub_config_class(model_type)(**{k: v for k, v in value.items() if k != "model_type"})
-
-
-class NestedConfigSpec(SubConfigSpec):
-    """`sub_configs_defaults` entry for a nested brain_gen_hf config resolved by its own `model_type`."""
-
-    def __init__(self, default_model_type: str, init_kwargs: dict | None = None, optional: bool = False):
-        super().__init__(config_class=AutoConfig, model_type=default_model_type, init_kwargs=init_kwargs,
-                         optional=optional)
-
-    def get_config_class(self, model_type: str | None = None):
-        return sub_config_class(model_type or self.model_type)
 
 
 def require(condition: bool, message: str) -> None:

@@ -212,7 +212,7 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         if num_channels is not None and ids.shape[channel_dim] != num_channels:
             raise ValueError(f"{name} has {ids.shape[channel_dim]} channels (dim {channel_dim} of shape "
                              f"{tuple(ids.shape)}), the model expects {num_channels}")
-        lo, hi = int(ids.min()), int(ids.max())
+        lo, hi = value_range(ids)
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"{name} has ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
         return ids
@@ -267,11 +267,22 @@ def check_labels(labels: torch.Tensor, *, num_classes: int, name: str = "labels"
         got = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise ValueError(f"{name} must be an integer tensor of class ids, got {got}")
     _check_index_dtype(labels, name)
-    valid = labels[labels != ignore_index]
-    if valid.numel() and (valid.min() < 0 or valid.max() >= num_classes):
+    if labels.numel() == 0:
+        return labels.long()
+    # Ignored positions read as 0 (a valid id), so the check is one reduction without a boolean gather.
+    lo, hi = value_range(labels.masked_fill(labels == ignore_index, 0))
+    if lo < 0 or hi >= num_classes:
+        lo, hi = value_range(labels[labels != ignore_index])
         raise ValueError(f"{name} must be class ids in [0, {num_classes - 1}] (or {ignore_index} to ignore), got "
-                         f"values in [{int(valid.min())}, {int(valid.max())}]")
+                         f"values in [{lo}, {hi}]")
     return labels.long()
+
+
+def value_range(x: torch.Tensor) -> tuple[int, int]:
+    """`(min, max)` of a non-empty integer tensor with one reduction and one device-to-host copy (on an
+    accelerator each `int(x.min())` would wait for the device separately)."""
+    lo, hi = torch.stack(torch.aminmax(x)).tolist()
+    return lo, hi
 
 
 def check_has_data(x: torch.Tensor, name: str) -> None:

@@ -97,6 +97,15 @@ def fitting_batch_size(dataset: Path, batch_size: int) -> int:
     return batch_size
 
 
+def forecast_values(lm, context, horizon: int):
+    """The LM's greedy `(B, C, horizon)` forecast after `context`: the quickstart's one call into the forecast API
+    (a tensor from the old `forecast(context, horizon)`, `ForecastOutput.values` under the shared contract)."""
+    import torch
+
+    out = lm.forecast(context, horizon)
+    return out if isinstance(out, torch.Tensor) else out.values
+
+
 def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[str] | None = None, *,
                    tokenizer_steps: int = 300, lm_steps: int = 300, batch_size: int = 8, horizon_seconds: float = 1.28,
                    progress: bool = True, seed: int = 0, config_file: str | Path | None = None) -> QuickstartResult:
@@ -106,9 +115,9 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
 
     import brain_gen_hf  # noqa: F401
 
+    from .data.pretokenize import pretokenize_dataset
     from .evaluation.plots import plot_forecast, plot_psd
     from .training.arguments import parse_run_config
-    from .training.pretokenize import pretokenize_dataset
     from .training.trainer import train
 
     # Checked before the dataset is built and the tokenizer trained, so a typo costs seconds, not minutes.
@@ -168,7 +177,7 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
     context_len = (signal.shape[-1] - horizon) // hop * hop
     context, truth = signal[..., :context_len], signal[..., context_len:context_len + horizon]
     torch.manual_seed(seed)
-    forecast = lm.forecast(context, horizon)
+    forecast = forecast_values(lm, context, horizon)
     if not torch.isfinite(forecast).all():
         raise RuntimeError("the forecast is not finite")
     c, f, t = (a[0].numpy() for a in (context, forecast, truth))

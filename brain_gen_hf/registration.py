@@ -1,9 +1,12 @@
 """The one registration table: model_type -> config / model / tokenizer classes.
 
-`import brain_gen_hf` must stay cheap: importing `transformers.AutoConfig` alone pulls in torch
-(seconds). So registration is deferred: it runs when transformers' auto modules are imported
-(post-import hook), and the model/tokenizer classes are stored as lazy references that are only
-imported when an Auto class actually resolves them.
+Every class is registered through transformers' public API (`AutoConfig.register`, `AutoModel*.register`,
+`AutoTokenizer.register`), which takes real classes. `import brain_gen_hf` must stay cheap (transformers' auto
+modules pull in torch, seconds), so each registration waits until both sides exist: when transformers imports
+the Auto module that serves it, the brain_gen_hf modules are imported and registered (about 0.3 s for every
+family, once torch is loaded); if a brain_gen_hf module is half imported at that moment (it imported the Auto
+module itself), registration waits until it is done. A meta-path finder only observes when those modules finish
+executing; it never reads or writes transformers' objects.
 
 Every family adds its rows to `MODELS` / `TOKENIZERS`; nothing else needs to change.
 """
@@ -12,8 +15,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
-import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -31,7 +34,10 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class TokenizerEntry:
-    """A tokenizer class; `model_types` are configs whose folders load it through AutoTokenizer."""
+    """A tokenizer class, found by AutoTokenizer under the name a `tokenizer_config.json` gives it.
+
+    `model_types`: configs whose folders load it when no tokenizer class is named anywhere (their default).
+    """
 
     module: str
     tokenizer_class: str
@@ -84,10 +90,13 @@ MODELS: tuple[ModelEntry, ...] = (
 
 _TOK = "brain_gen_hf.tokenizers"
 TOKENIZERS: tuple[TokenizerEntry, ...] = (
-    TokenizerEntry(f"{_TOK}.tokenization_amplitude", "AmplitudeTokenizer"),
-    TokenizerEntry(f"{_TOK}.tokenization_amplitude", "AmplitudeMixTokenizer"),
+    TokenizerEntry(f"{_TOK}.tokenization_amplitude", "AmplitudeTokenizer", ("flatgpt", "flatgpt_embeds")),
+    TokenizerEntry(f"{_TOK}.tokenization_amplitude", "AmplitudeMixTokenizer", ("flatgpt_mix",)),
     TokenizerEntry(f"{_TOK}.tokenization_delimited", "DelimitedTokenizer"),
     TokenizerEntry(f"{_TOK}.tokenization_bpe", "BPETokenizer"),
+    # RVQ LMs tokenize with the brain tokenizer inside them: AutoTokenizer on their folders names it.
+    TokenizerEntry(f"{_FG}.tokenization_flatgpt_rvq", "NestedBrainTokenizer",
+                   ("flatgpt_rvq", "flatgpt_mix_rvq", "flatgpt_embeds_rvq")),
 )
 
 
@@ -102,139 +111,153 @@ def public_names() -> dict[str, str]:
     return names
 
 
-def config_class_for(model_type: str):
-    """The brain_gen_hf config class registered for `model_type` (imports it)."""
+def model_entry(model_type: str) -> ModelEntry:
+    """The `MODELS` row of `model_type` (ValueError naming the known types otherwise)."""
     for entry in MODELS:
         if entry.model_type == model_type:
-            return getattr(importlib.import_module(entry.config_module), entry.config_class)
+            return entry
     raise ValueError(f"unknown brain_gen_hf model_type {model_type!r}; known: {sorted(e.model_type for e in MODELS)}")
+
+
+def config_class_for(model_type: str):
+    """The brain_gen_hf config class registered for `model_type` (imports it)."""
+    entry = model_entry(model_type)
+    return _load(entry.config_module, entry.config_class)
 
 
 def model_class_for(model_type: str):
     """The brain_gen_hf model class registered for `model_type` (imports it)."""
-    for entry in MODELS:
-        if entry.model_type == model_type:
-            return getattr(importlib.import_module(entry.model_module), entry.model_class)
-    raise ValueError(f"unknown brain_gen_hf model_type {model_type!r}; known: {sorted(e.model_type for e in MODELS)}")
+    entry = model_entry(model_type)
+    return _load(entry.model_module, entry.model_class)
+
+
+def _load(module: str, name: str):
+    return getattr(importlib.import_module(module), name)
 
 
 # --------------------------------------------------------------------------------------------
-# Lazy resolution inside transformers' auto mappings
+# Registration with the Auto classes, once transformers' side and ours are both imported
 # --------------------------------------------------------------------------------------------
 
-
-class _LazyClass:
-    """A `module:attr` reference that an Auto mapping resolves on first use."""
-
-    __slots__ = ("module", "name")
-
-    def __init__(self, module: str, name: str):
-        self.module, self.name = module, name
-
-    @property
-    def __name__(self) -> str:  # transformers matches some entries by `__name__`
-        return self.name
-
-    def resolve(self):
-        return getattr(importlib.import_module(self.module), self.name)
+_CONFIG_AUTO = "transformers.models.auto.configuration_auto"
+_MODEL_AUTO = "transformers.models.auto.modeling_auto"
+_TOKENIZER_AUTO = "transformers.models.auto.tokenization_auto"
 
 
-class _ResolvingDict(dict):
-    """A dict whose `_LazyClass` values are imported (and cached) when read."""
+@dataclass(frozen=True)
+class _Registration:
+    """One `register` call (it imports our classes), run once transformers has imported `auto_module`."""
 
-    def __getitem__(self, key):
-        value = super().__getitem__(key)
-        if isinstance(value, _LazyClass):
-            value = value.resolve()
-            super().__setitem__(key, value)
-        return value
-
-    def get(self, key, default=None):
-        return self[key] if key in self else default
-
-    def values(self):
-        return [self[k] for k in self]
-
-    def items(self):
-        return [(k, self[k]) for k in self]
+    auto_module: str
+    register: Callable[[], None]
 
 
-def _make_resolving(owner, attr: str) -> _ResolvingDict:
-    current = getattr(owner, attr)
-    if not isinstance(current, _ResolvingDict):
-        current = _ResolvingDict(current)
-        setattr(owner, attr, current)
-    return current
+def _register_config(entry: ModelEntry) -> None:
+    from transformers import AutoConfig
+
+    AutoConfig.register(entry.model_type, _load(entry.config_module, entry.config_class))
 
 
-def _config_class(entry: ModelEntry):
-    return getattr(importlib.import_module(entry.config_module), entry.config_class)
+def _register_model(entry: ModelEntry) -> None:
+    import transformers
+
+    config_class, model_class = config_class_for(entry.model_type), model_class_for(entry.model_type)
+    for auto_name in entry.auto_classes:
+        getattr(transformers, auto_name).register(config_class, model_class)
 
 
-def _register_configs(configuration_auto) -> None:
-    extra = _make_resolving(configuration_auto.CONFIG_MAPPING, "_extra_content")
+def _register_tokenizer(tok: TokenizerEntry) -> None:
+    from transformers import AutoTokenizer
+
+    from .configuration_utils import BrainGenConfig
+
+    tokenizer_class = _load(tok.module, tok.tokenizer_class)
+    # `register` keys a tokenizer by a config class; the name lookup (what a saved tokenizer_config.json uses) is
+    # what matters. A tokenizer no family defaults to is keyed by the base config, which no folder ever holds.
+    keys = [config_class_for(t) for t in tok.model_types] or [BrainGenConfig]
+    for config_class in keys:
+        AutoTokenizer.register(config_class, tokenizer_class=tokenizer_class, exist_ok=True)
+
+
+def _registrations() -> list[_Registration]:
+    found = []
     for entry in MODELS:
-        extra.setdefault(entry.model_type, _LazyClass(entry.config_module, entry.config_class))
-
-
-def _register_models(modeling_auto) -> None:
-    for entry in MODELS:
-        config_class = _config_class(entry)
-        for auto_name in entry.auto_classes:
-            mapping = getattr(modeling_auto, auto_name)._model_mapping
-            extra = _make_resolving(mapping, "_extra_content")
-            extra.setdefault(config_class, _LazyClass(entry.model_module, entry.model_class))
-
-
-def _register_tokenizers(tokenization_auto) -> None:
-    by_name = _make_resolving(tokenization_auto, "REGISTERED_TOKENIZER_CLASSES")
-    mapping = _make_resolving(tokenization_auto.TOKENIZER_MAPPING, "_extra_content")
+        found.append(_Registration(_CONFIG_AUTO, lambda e=entry: _register_config(e)))
+        found.append(_Registration(_MODEL_AUTO, lambda e=entry: _register_model(e)))
     for tok in TOKENIZERS:
-        lazy = _LazyClass(tok.module, tok.tokenizer_class)
-        by_name.setdefault(tok.tokenizer_class, lazy)
-        for model_type in tok.model_types:
-            entry = next(e for e in MODELS if e.model_type == model_type)
-            mapping.setdefault(_config_class(entry), lazy)
+        found.append(_Registration(_TOKENIZER_AUTO, lambda t=tok: _register_tokenizer(t)))
+    return found
 
 
-_HOOKS = {
-    "transformers.models.auto.configuration_auto": _register_configs,
-    "transformers.models.auto.modeling_auto": _register_models,
-    "transformers.models.auto.tokenization_auto": _register_tokenizers,
-}
+_pending: list[_Registration] = []
+_auto_modules_imported: set[str] = set()
+_importing = 0  # brain_gen_hf modules whose code is running right now (imports nest)
+_registering = False
 
 
-class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Runs a registration hook right after one of transformers' auto modules is executed."""
+def _register_ready() -> None:
+    """Run every pending registration whose Auto module transformers has imported.
+
+    Only while no brain_gen_hf module is half imported: registering imports our modules, and one of them may be
+    the module (or import the module) that is still running. The outermost one calls this again when it is done.
+    """
+    global _registering
+    if _importing or _registering:
+        return
+    _registering = True
+    try:
+        while ready := [r for r in _pending if r.auto_module in _auto_modules_imported]:
+            for registration in ready:
+                _pending.remove(registration)
+                try:
+                    registration.register()
+                except BaseException:
+                    _pending.append(registration)
+                    raise
+    finally:
+        _registering = False
+
+
+class _ImportObserver(importlib.abc.MetaPathFinder):
+    """Tells `_register_ready` when transformers' Auto modules and brain_gen_hf's modules finish executing."""
 
     def find_spec(self, fullname, path=None, target=None):
-        hook = _HOOKS.get(fullname)
-        if hook is None:
+        is_auto = fullname in (_CONFIG_AUTO, _MODEL_AUTO, _TOKENIZER_AUTO)
+        if not (is_auto or fullname.startswith(__package__ + ".")):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None and spec.loader is not None:
-                exec_module = spec.loader.exec_module
-
-                def exec_and_register(module, _exec=exec_module, _hook=hook):
-                    _exec(module)
-                    _hook(module)
-
-                spec.loader.exec_module = exec_and_register
+                spec.loader.exec_module = _observed(spec.loader.exec_module, fullname if is_auto else None)
                 return spec
         return None
 
 
-_finder = _PostImportFinder()
+def _observed(exec_module, auto_module: str | None):
+    def exec_and_register(module):
+        global _importing
+        _importing += auto_module is None
+        try:
+            exec_module(module)
+        finally:
+            _importing -= auto_module is None
+        if auto_module is not None:
+            _auto_modules_imported.add(auto_module)
+        _register_ready()
+
+    return exec_and_register
+
+
+_observer = _ImportObserver()
 
 
 def register_all() -> None:
-    """Register every brain_gen_hf class with the Auto classes (now or when transformers loads them)."""
-    for name, hook in _HOOKS.items():
-        module = sys.modules.get(name)
-        if module is not None:
-            hook(module)
-    if _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
+    """Register every brain_gen_hf class with the Auto classes, now or as soon as transformers imports them."""
+    if _observer in sys.meta_path:
+        return
+    _pending.extend(_registrations())
+    _auto_modules_imported.update(m for m in (_CONFIG_AUTO, _MODEL_AUTO, _TOKENIZER_AUTO) if m in sys.modules)
+    sys.meta_path.insert(0, _observer)
+    _register_ready()

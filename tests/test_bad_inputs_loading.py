@@ -9,10 +9,11 @@ import signal
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModel, AutoModelForCausalLM
+from transformers import AutoModel, AutoModelForCausalLM, GenerationConfig
 
 import brain_gen_hf  # noqa: F401
-from brain_gen_hf.layers.sampling import make_sampler
+from brain_gen_hf.forecasting import resolve_generation_config
+from brain_gen_hf.models.flatgpt.modeling_flatgpt import sampler
 from brain_gen_hf.models.brainomni.configuration_brainomni import (
     BrainOmniCausalTokenizerConfig,
 )
@@ -51,17 +52,26 @@ def grid(batch=2, steps=4):
     return torch.randint(0, V - 1, (batch, steps, 3, 1), generator=torch.Generator().manual_seed(3))
 
 
+def bins(batch=2, steps=4):
+    """`grid()` as the `(B, C, T)` bins `forecast` reads."""
+    return grid(batch, steps)[..., 0].transpose(1, 2)
+
+
+def greedy():
+    return sampler(GenerationConfig(do_sample=False))
+
+
 def test_window_of_one_time_step_is_refused_instead_of_hanging():
     model = flatgpt()
     input_ids = model.tokenize(grid())
     step = model.sequence_step
     with deadline(20), pytest.raises(ValueError, match="one time step .* cannot slide"):
-        model.generate_windowed(input_ids, 2 * step, make_sampler("argmax"), window=step)
+        model.generate_windowed(input_ids, 2 * step, greedy(), window=step)
     with deadline(20), pytest.raises(ValueError, match="cannot slide"):
-        model.forecast(grid(), 2, max_context_tokens=step)
+        model.forecast(bins(), 2, max_context_tokens=step)
     # a one-step window that never has to slide still works
     short = input_ids[:, :1]
-    assert model.generate_windowed(short, step - 1, make_sampler("argmax"), window=step).shape == (2, step - 1)
+    assert model.generate_windowed(short, step - 1, greedy(), window=step).shape == (2, step - 1)
 
 
 def test_rvq_forecast_with_one_step_window_is_refused_instead_of_hanging():
@@ -74,7 +84,7 @@ def test_rvq_forecast_with_one_step_window_is_refused_instead_of_hanging():
 def test_bad_sliding_window_overlap_is_refused(overlap):
     model = flatgpt()
     with pytest.raises(ValueError, match="sliding_window_overlap must be a non-negative number"):
-        model.generate_windowed(model.tokenize(grid()), 3, make_sampler("argmax"), sliding_window_overlap=overlap)
+        model.generate_windowed(model.tokenize(grid()), 3, greedy(), sliding_window_overlap=overlap)
 
 
 @pytest.mark.parametrize("sampler, error, message", [
@@ -92,29 +102,29 @@ def test_custom_sampler_returning_the_wrong_thing_is_a_clear_error(sampler, erro
 def test_max_new_tokens_must_be_an_int():
     model = flatgpt()
     with pytest.raises(ValueError, match="max_new_tokens must be a non-negative int"):
-        model.generate_windowed(model.tokenize(grid()), 2.5, make_sampler("argmax"))
+        model.generate_windowed(model.tokenize(grid()), 2.5, greedy())
 
 
 @pytest.mark.parametrize("top_p", [1.5, float("nan")])
 def test_top_p_outside_the_unit_interval_is_refused(top_p):
     with pytest.raises(ValueError, match="top_p must be in"):
-        make_sampler("roulette", top_p=top_p)
+        resolve_generation_config(None, GenerationConfig(do_sample=True, top_p=top_p))
 
 
 def test_flatgpt_rollout_progress_bar(capsys):
     model = flatgpt()
     input_ids = model.tokenize(grid())
-    shown = model.generate_windowed(input_ids, 9, make_sampler("argmax"), progress=True)
+    shown = model.generate_windowed(input_ids, 9, greedy(), progress=True)
     assert "rollout" in capsys.readouterr().err
-    hidden = model.generate_windowed(input_ids, 9, make_sampler("argmax"), progress=False)
+    hidden = model.generate_windowed(input_ids, 9, greedy(), progress=False)
     assert capsys.readouterr().err == ""
     assert torch.equal(shown, hidden)
-    model.generate_windowed(input_ids, 300, make_sampler("argmax"))  # default: quiet when stderr is not a terminal
+    model.generate_windowed(input_ids, 300, greedy())  # default: quiet when stderr is not a terminal
     assert capsys.readouterr().err == ""
-    model.forecast(grid(), 3, progress=True)
+    model.forecast(bins(), 3, progress=True)
     assert "rollout" in capsys.readouterr().err
     with pytest.raises(ValueError, match="progress"):
-        model.generate_windowed(input_ids, 3, make_sampler("argmax"), progress="yes")
+        model.generate_windowed(input_ids, 3, greedy(), progress="yes")
 
 
 def build_forecaster():
@@ -136,37 +146,38 @@ def forecaster_inputs():
 
 def test_brainomni_forecaster_progress_bar(capsys):
     model = build_forecaster()
-    shown = model.forecast(**forecaster_inputs(), steps=3, progress=True)
+    shown = model.forecast(**forecaster_inputs(), horizon=6, progress=True)
     assert "rollout" in capsys.readouterr().err
-    hidden = model.forecast(**forecaster_inputs(), steps=3, progress=False)
+    hidden = model.forecast(**forecaster_inputs(), horizon=6, progress=False)
     assert capsys.readouterr().err == ""
     assert torch.equal(shown.codes, hidden.codes)
-    with pytest.raises(ValueError, match="steps"):
-        model.forecast(**forecaster_inputs(), steps=True)
+    with pytest.raises(ValueError, match="horizon"):
+        model.forecast(**forecaster_inputs(), horizon=True)
 
 
-def test_flatgpt_forecast_horizon_must_cover_whole_token_steps():
-    with pytest.raises(ValueError, match="horizon must be a non-negative int"):
-        flatgpt().forecast(grid(), True)
+def test_flatgpt_forecast_horizon_counts_token_grid_steps():
+    with pytest.raises(ValueError, match="horizon must be a positive int"):
+        flatgpt().forecast(bins(), True)
     torch.manual_seed(0)
     reduced = AutoModelForCausalLM.from_config(flatgpt_config(temporal_reduction=2)).eval()
     torch.manual_seed(0)
     mix = AutoModelForCausalLM.from_config(mix_config(temporal_reduction=2)).eval()
     for model in (reduced, mix):
-        assert model.forecast(grid(), 4).shape == (2, 2, 3)  # 4 samples: 2 token steps of 2 samples
-        # Part of a step used to fail to decode (FlatGPT) or be dropped: a shorter forecast than asked (FlatGPTMix).
-        for horizon in (1, 3):
-            with pytest.raises(ValueError, match=r"whole token steps: a multiple of temporal_reduction \(2"):
-                model.forecast(grid(), horizon)
+        # The bins' time axis is the token grid's (temporal_reduction only shapes the RoPE grid): every horizon is
+        # a whole number of steps, and the forecast has exactly `horizon` of them.
+        for horizon in (1, 3, 4):
+            out = model.forecast(bins(), horizon)
+            assert out.values.shape == out.codes.shape == (2, 3, horizon)
+            assert out.tokens.shape[-1] == horizon * model.sequence_step  # FlatGPTMix: (B, C, t) rows
 
 
 @pytest.mark.parametrize("window", [5.5, "6", True])
 def test_window_length_must_be_an_int(window):
     model = flatgpt()
     with pytest.raises(ValueError, match="window must be an int"):
-        model.generate_windowed(model.tokenize(grid()), 9, make_sampler("argmax"), window=window)
+        model.generate_windowed(model.tokenize(grid()), 9, greedy(), window=window)
     with pytest.raises(ValueError, match="window must be an int"):
-        model.forecast(grid(), 3, max_context_tokens=window)
+        model.forecast(bins(), 3, max_context_tokens=window)
     rvq = build_rvq("flatgpt_rvq")
     with pytest.raises(ValueError, match="max_context_tokens must be an int"):
         rvq.forecast(rvq_signal(2, 16), 4, max_context_tokens=window)
@@ -184,13 +195,14 @@ def test_brainomni_forecaster_reads_a_context_shorter_than_a_window():
     inputs = forecaster_inputs()
     short = {**inputs, "input_values": inputs["input_values"][..., :4]}  # two token steps of a window of 4
     with pytest.raises(ValueError, match=r"or pass allow_shorter_windows=True"):
-        model.forecast(**short, steps=2)
-    out = model.forecast(**short, steps=2, allow_shorter_windows=True)
+        model.forecast(**short, horizon=4)
+    out = model.forecast(**short, horizon=4, allow_shorter_windows=True)
     context = model.tokenizer.encode(**short, allow_shorter_windows=True).codes
-    assert out.codes.shape == (2, 2, 4, 2) and out.signal.shape == (2, 3, 8)
-    assert torch.equal(out.codes[:, :, :2], context)
+    assert out.codes.shape == (2, 2, 2, 2) and out.values.shape == (2, 3, 4)  # two new token steps of 2 samples
+    assert out.context_reconstruction.shape == (2, 3, 4)
+    assert torch.equal(out.context_codes, context)
     with pytest.raises(ValueError, match=r"multiple of the hop \(2 samples\)"):
-        model.forecast(**{**inputs, "input_values": inputs["input_values"][..., :3]}, steps=2,
+        model.forecast(**{**inputs, "input_values": inputs["input_values"][..., :3]}, horizon=4,
                        allow_shorter_windows=True)
 
 
@@ -375,7 +387,7 @@ def test_generate_windowed_on_a_context_shorter_than_a_step_names_the_context():
     model = flatgpt()
     short = model.tokenize(grid())[:, :1]
     with pytest.raises(ValueError, match=r"the context \(1 tokens\) is shorter than one time step \(3 tokens\)"):
-        model.generate_windowed(short, 5, make_sampler("argmax"))
+        model.generate_windowed(short, 5, greedy())
 
 
 # ----------------------------------------------------------------------------------- audit: reference conversion

@@ -305,16 +305,16 @@ def _forecaster(name):
     """(model, config holding the signal contract, context, forecast(x, **kwargs) -> tensor) of a tiny forecaster."""
     if name == "bendr":
         model = test_bendr.build()
-        return model, model.config, test_bendr.signal(), lambda x, **kw: model.forecast(x, 3, **kw)
+        return model, model.config, test_bendr.signal(), lambda x, **kw: model.forecast(x, 3, **kw).values
     if name == "brainomni_forecast":
         from tests.test_bad_inputs_loading import build_forecaster, forecaster_inputs
 
         model, inputs = build_forecaster(), forecaster_inputs()
         side = {"pos": inputs["pos"], "sensor_type": inputs["sensor_type"]}
         return (model, model.tokenizer.config, inputs["input_values"],
-                lambda x, **kw: model.forecast(x, **side, steps=2, **kw).signal)
+                lambda x, **kw: model.forecast(x, 4, **side, **kw).values)  # 2 token steps of 2 samples
     model = build_rvq(name)
-    return model, model.tokenizer.config, rvq_signal(2, 16), lambda x, **kw: model.forecast(x, 6, **kw)
+    return model, model.tokenizer.config, rvq_signal(2, 16), lambda x, **kw: model.forecast(x, 6, **kw).values
 
 
 @pytest.mark.parametrize("name", ["bendr", "brainomni_forecast", "flatgpt_embeds_rvq", "flatgpt_mix_rvq",
@@ -345,8 +345,9 @@ def test_token_grid_is_int64_or_int32(name):
         message = rf"token grid must be int64 \(or int32\) ids, got dtype {dtype}"
         with pytest.raises(ValueError, match=message):
             model.tokenize(grid.to(dtype))
-        with pytest.raises(ValueError, match=message):  # named as the grid the caller passed, not as input_ids
-            model.forecast(grid.to(dtype), 1)
+        # named as the argument the caller passed (forecast reads (B, C, T) bins), not as input_ids
+        with pytest.raises(ValueError, match=rf"input_values must be int64 \(or int32\) ids, got dtype {dtype}"):
+            model.forecast(grid[..., 0].transpose(1, 2).to(dtype), 1)
 
 
 # ----------------------------------------------------------------------------- streaming state
@@ -463,18 +464,22 @@ def test_token_grid_with_another_channel_count_raises(name):
 
 @pytest.mark.parametrize("strategy", ["argmax", "roulette"])
 def test_samplers_refuse_nan_logits(strategy):
-    from brain_gen_hf.layers.sampling import make_sampler
-    from brain_gen_hf.tokenizers import sample
+    from transformers import GenerationConfig
+
+    from brain_gen_hf.forecasting import choose_next
+    from brain_gen_hf.forecasting import reference_sample as sample
+
+    config = GenerationConfig(do_sample=strategy == "roulette")
 
     logits = torch.zeros(2, 1, 8)
     logits[1, 0, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN"):  # argmax picked the NaN, roulette failed in torch.multinomial
-        make_sampler(strategy)(logits)
+        choose_next(logits, config)
     with pytest.raises(ValueError, match="NaN"):
         sample(logits, strategy)
     masked = torch.zeros(2, 1, 8)
     masked[..., 0] = float("-inf")  # a masked token is fine
-    assert (make_sampler(strategy)(masked) != 0).all()
+    assert (choose_next(masked, config) != 0).all()
 
 
 # ----------------------------------------------------------------------------- audit: signal tokenizers

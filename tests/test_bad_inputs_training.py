@@ -289,7 +289,7 @@ def _token_data_args(dataset: Path):
 
 @pytest.mark.parametrize("damage", PARQUET_DAMAGE)
 def test_a_damaged_token_shard_is_named(damage, tmp_path):
-    from brain_gen_hf.training.tasks import load_training_data
+    from brain_gen_hf.training.training_data import load_training_data
 
     folder = _token_folder(tmp_path / "tokens")
     splits, info = load_training_data(_token_data_args(folder))
@@ -314,8 +314,8 @@ def test_train_script_damaged_token_shard_is_one_line(tmp_path):
 
 
 def test_token_folders_without_codes_or_shards_say_how_to_make_one(tmp_path):
-    from brain_gen_hf.training.pretokenize import load_token_datasets
-    from brain_gen_hf.training.tasks import load_training_data
+    from brain_gen_hf.data.pretokenize import load_token_datasets
+    from brain_gen_hf.training.training_data import load_training_data
 
     wrong = _token_folder(tmp_path / "wrong", {"row": np.arange(4), "signal": [np.zeros(3, np.float32)] * 4})
     with pytest.raises(ValueError, match=r"the 'train' shards have no \['codes'\] column") as info:
@@ -338,7 +338,7 @@ def test_token_folders_without_codes_or_shards_say_how_to_make_one(tmp_path):
 
 
 def test_every_token_shard_is_read_and_a_lost_tokenization_json_is_named(tmp_path):
-    from brain_gen_hf.training.tasks import load_training_data
+    from brain_gen_hf.training.training_data import load_training_data
 
     folder = _token_folder(tmp_path / "tokens")
     first = folder / "data" / "train-00000-of-00002.parquet"
@@ -354,7 +354,7 @@ def test_every_token_shard_is_read_and_a_lost_tokenization_json_is_named(tmp_pat
 
 
 def test_a_missing_flatgpt_dataset_also_says_how_to_pretokenize(tmp_path):
-    from brain_gen_hf.training.tasks import load_training_data
+    from brain_gen_hf.training.training_data import load_training_data
 
     missing = tmp_path / "my_tokens"
     with pytest.raises(FileNotFoundError) as info:
@@ -596,7 +596,7 @@ def _tiny_brain_tokenizer():
 
 
 def test_pretokenize_never_writes_into_a_dataset_folder(tiny_meg_dataset, tmp_path):
-    from brain_gen_hf.training.pretokenize import pretokenize_dataset
+    from brain_gen_hf.data.pretokenize import pretokenize_dataset
 
     dataset = tmp_path / "dataset"
     shutil.copytree(tiny_meg_dataset, dataset)
@@ -618,7 +618,7 @@ def test_pretokenize_never_writes_into_a_dataset_folder(tiny_meg_dataset, tmp_pa
     ({"output": "notes.txt"}, NotADirectoryError, "is a file, not a folder"),
 ])
 def test_pretokenize_bad_arguments_are_refused_before_writing(tiny_meg_dataset, tmp_path, kwargs, error, problem):
-    from brain_gen_hf.training.pretokenize import pretokenize_dataset
+    from brain_gen_hf.data.pretokenize import pretokenize_dataset
 
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
     output = tmp_path / kwargs.pop("output", "tokens")
@@ -668,7 +668,7 @@ def test_export_remote_code_names_what_is_not_a_model_folder(target, problem, tm
 
 
 def test_pretokenize_reruns_into_its_own_interrupted_output(tiny_meg_dataset, tmp_path):
-    from brain_gen_hf.training.pretokenize import TOKENIZATION_FILE, pretokenize_dataset
+    from brain_gen_hf.data.pretokenize import TOKENIZATION_FILE, pretokenize_dataset
 
     tokens = tmp_path / "tokens"
     (tokens / "data").mkdir(parents=True)  # interrupted after the first split, before tokenization.json
@@ -698,7 +698,7 @@ def test_train_script_ctrl_c_is_one_line(monkeypatch, capsys):
 
 
 def test_pretokenize_rerun_of_some_splits_never_mixes_two_tokenizers(tiny_meg_dataset, tmp_path):
-    from brain_gen_hf.training.pretokenize import pretokenize_dataset, read_tokenization
+    from brain_gen_hf.data.pretokenize import pretokenize_dataset, read_tokenization
 
     tokens = tmp_path / "tokens"
     torch.manual_seed(0)

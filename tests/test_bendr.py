@@ -5,7 +5,7 @@ modules, which isolates the documented fixes)."""
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel
+from transformers import AutoModel, GenerationConfig, TemperatureLogitsWarper
 
 from brain_gen_hf.conversion import config_from_reference, convert_reference_checkpoint
 from brain_gen_hf.models.bendr.causal_norm import CumulativeGroupNorm
@@ -132,20 +132,27 @@ def test_forecast_appends_one_step_predictions():
     model = build()
     x = signal()
     context = x[..., :14]  # not a whole number of encoder steps: windows use the latest 12 samples
-    out = model.forecast(context, 3)
-    assert out.shape == (2, C, 17)
-    torch.testing.assert_close(out[..., :14], context, rtol=0, atol=0)
+    out = model.forecast(context, 3).values
+    assert out.shape == (2, C, 3)
     with torch.no_grad():
         first = model(context[..., -12:]).prediction[..., 12]
-    torch.testing.assert_close(out[..., 14], first, rtol=0, atol=0)
-    # The shared forecast protocol's arguments are accepted; only the rollout can be returned.
-    rollout = model.forecast(context, 3, lambda logits: logits, use_cache=True, sliding_window_overlap=0.5,
-                             return_context=False)
-    torch.testing.assert_close(rollout, out[..., 14:], rtol=0, atol=0)
+        # the second step reads the latest 12 samples of context + first prediction
+        second = model(torch.cat([context, first[..., None]], dim=-1)[..., -12:]).prediction[..., 12]
+    torch.testing.assert_close(out[..., 0], first, rtol=0, atol=0)
+    torch.testing.assert_close(out[..., 1], second, rtol=1e-5, atol=1e-6)
+    # Deterministic: a greedy GenerationConfig is accepted (use_cache has nothing to cache), sampling is refused.
+    greedy = model.forecast(context, 3, GenerationConfig(do_sample=False, use_cache=True)).values
+    torch.testing.assert_close(greedy, out, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="do_sample=False"):
+        model.forecast(context, 3, GenerationConfig(do_sample=True, top_k=5))
+    with pytest.raises(ValueError, match="logits processors do not apply"):
+        model.forecast(context, 3, logits_processor=[TemperatureLogitsWarper(0.5)])
     with pytest.raises(ValueError, match="horizon"):
         model.forecast(context, 0)
     with pytest.raises(ValueError, match="at least 4"):
         model.forecast(context[..., :2], 1)
+    with pytest.raises(TypeError, match="'return_context'"):
+        model.forecast(context, 3, return_context=False)
 
 
 def test_config_validation_errors():

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from transformers import GenerationConfig
 
 from brain_gen_hf.models.brainomni.configuration_brainomni import BrainOmniCausalTokenizerConfig
 from brain_gen_hf.models.brainomni_forecast.configuration_brainomni_forecast import BrainOmniCausalForecastConfig
@@ -110,10 +111,11 @@ def test_parity_forecast_rollout(case):
             codes = torch.cat([codes, logits[:, :, -1].argmax(-1).unsqueeze(2)], dim=2)
         assert_float_close(model.tokenizer.decode(codes, pos, st), recorded, "forecast_via_tokenize_shim")
         # Without padding in the way (first step) the fixed forecast agrees with the recording.
-        one = model.forecast(x, pos, st, steps=1)
-    hop = model.tokenizer.hop_length
-    assert one.signal.shape[-1] == x.shape[-1] + hop
-    assert_float_close(one.signal, recorded[..., : one.signal.shape[-1]], "forecast (1 step)")
+        hop = model.tokenizer.hop_length
+        one = model.forecast(x, hop, pos=pos, sensor_type=st)
+    signal = torch.cat([one.context_reconstruction, one.values], dim=-1)
+    assert signal.shape[-1] == x.shape[-1] + hop
+    assert_float_close(signal, recorded[..., : signal.shape[-1]], "forecast (1 step)")
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -135,17 +137,36 @@ def test_parity_forecast_tokenizer_kmeans_init(case):
 def test_cached_rollout_equals_recomputed():
     model = build()
     inputs = small_inputs()
-    cached = model.forecast(**inputs, steps=5)
-    recomputed = model.forecast(**inputs, steps=5, use_cache=False)
+    hop = model.tokenizer.hop_length
+    cached = model.forecast(**inputs, horizon=5 * hop)
+    recomputed = model.forecast(**inputs, horizon=5 * hop, generation_config=GenerationConfig(use_cache=False))
     assert torch.equal(cached.codes, recomputed.codes)
-    torch.testing.assert_close(cached.signal, recomputed.signal, rtol=1e-5, atol=1e-6)
-    assert cached.signal.shape == (2, 3, 16 + 5 * model.tokenizer.hop_length)
+    torch.testing.assert_close(cached.values, recomputed.values, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cached.context_reconstruction, recomputed.context_reconstruction, rtol=1e-5,
+                               atol=1e-6)
+    assert cached.context_reconstruction.shape == (2, 3, 16) and cached.values.shape == (2, 3, 5 * hop)
+    sampling = {"do_sample": True, "temperature": 0.8, "top_k": 5, "top_p": 0.9}
     torch.manual_seed(7)
-    sampled = model.forecast(**inputs, steps=4, do_sample=True, temperature=0.8, top_k=5, top_p=0.9)
+    sampled = model.forecast(**inputs, horizon=4 * hop, generation_config=GenerationConfig(**sampling))
     torch.manual_seed(7)
-    again = model.forecast(**inputs, steps=4, do_sample=True, temperature=0.8, top_k=5, top_p=0.9, use_cache=False)
+    again = model.forecast(**inputs, horizon=4 * hop, generation_config=GenerationConfig(**sampling, use_cache=False))
     assert torch.equal(sampled.codes, again.codes)
     assert not model.training
+
+
+def test_horizon_in_samples_rounds_the_rollout_up_to_whole_token_steps():
+    model = build()
+    inputs = small_inputs()
+    hop = model.tokenizer.hop_length
+    assert hop == 2
+    whole = model.forecast(**inputs, horizon=4)  # two token steps
+    partial = model.forecast(**inputs, horizon=3)  # also two steps, the last one's second sample dropped
+    assert whole.codes.shape == partial.codes.shape == (2, 2, 2, 2)
+    assert torch.equal(whole.codes, partial.codes)
+    assert partial.values.shape == (2, 3, 3)
+    torch.testing.assert_close(partial.values, whole.values[..., :3], rtol=1e-5, atol=1e-6)
+    one = model.forecast(**inputs, horizon=1)
+    assert one.codes.shape == (2, 2, 1, 2) and torch.equal(one.codes, whole.codes[:, :, :1])
 
 
 def test_forecaster_is_causal_in_time():
@@ -173,7 +194,7 @@ def test_num_quantizers_used_is_honoured():
     inputs = small_inputs()
     out = model(**inputs)
     assert out.logits.shape == (2, 2, 7, 1, 16) and out.targets.shape == (2, 2, 7, 1)
-    rollout = model.forecast(**inputs, steps=2)
+    rollout = model.forecast(**inputs, horizon=2 * model.tokenizer.hop_length)
     # the second level is carried over from the last context step
     assert torch.equal(rollout.codes[:, :, -2:, 1], out.codes[:, :, -1:, 1].expand(-1, -1, 2))
 
@@ -204,7 +225,7 @@ def test_tokenizer_is_saved_in_the_same_folder(tmp_path):
     saved.pop("dtype"), original.pop("dtype")  # loading records the weights' dtype
     assert saved == original
     inputs = small_inputs()
-    assert torch.equal(reloaded.forecast(**inputs, steps=3).codes, model.forecast(**inputs, steps=3).codes)
+    assert torch.equal(reloaded.forecast(**inputs, horizon=6).codes, model.forecast(**inputs, horizon=6).codes)
 
 
 def test_config_validation_errors():
@@ -214,5 +235,5 @@ def test_config_validation_errors():
         small_config(lm_head=3)
     with pytest.raises(ValueError, match="overlap_ratio"):
         small_config(overlap_ratio=0.5)
-    with pytest.raises(ValueError, match="steps"):
-        build().forecast(**small_inputs(), steps=0)
+    with pytest.raises(ValueError, match="horizon"):
+        build().forecast(**small_inputs(), horizon=0)

@@ -169,7 +169,7 @@ def test_collators_shapes_dtypes_and_masks():
     signal[~mask] = 0
     items = [{"signal": signal, "channel_mask": mask}] * 3
     batch = ContinuousCollator(layout, positions="3d")(items)
-    assert batch["inputs"].shape == (3, 4, 16) and batch["inputs"].dtype == torch.float32
+    assert batch["input_values"].shape == (3, 4, 16) and batch["input_values"].dtype == torch.float32
     assert batch["pos"].shape == (3, 4, 6) and batch["sensor_type"].dtype == torch.int64
     tokens = MuLawCollator()(items)
     assert tokens["input_ids"].shape == (3, 4, 15) and tokens["input_ids"].dtype == torch.int64
@@ -179,8 +179,8 @@ def test_collators_shapes_dtypes_and_masks():
     assert row.min() >= 0 and row.max() <= 7 and len(set(zip(row, col))) == 4
     image = ImageCollator(layout, image_size=8)
     out = image(items)
-    assert out["inputs"].shape == (3, 8, 8, 16)
-    torch.testing.assert_close(image.from_image(out["inputs"]), torch.from_numpy(np.stack([signal] * 3)))
+    assert out["input_values"].shape == (3, 8, 8, 16)
+    torch.testing.assert_close(image.from_image(out["input_values"]), torch.from_numpy(np.stack([signal] * 3)))
     quantized = ImageCollator(layout, image_size=8, quantize=True)(items)
     assert quantized["input_ids"].shape == (3, 8, 8, 15)
 

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, GenerationConfig
 
-from brain_gen_hf.layers.sampling import make_sampler
+from brain_gen_hf.models.flatgpt.modeling_flatgpt import sampler
 from tests.flatgpt_configs import V, embeds_config, flatgpt_config, mix_config, smollm3_backbone
 
 VARIANTS = {
@@ -37,7 +37,7 @@ def test_generate_with_and_without_cache_is_identical(name):
     assert with_cache.shape == (input_ids.shape[0], input_ids.shape[1] + new)
     assert torch.equal(with_cache, without)
     # generate() and the forecast loop are the same greedy process inside one window
-    rolled = model.generate_windowed(input_ids, new, make_sampler("argmax"), window=input_ids.shape[1] + new)
+    rolled = model.generate_windowed(input_ids, new, sampler(GenerationConfig(do_sample=False)), window=input_ids.shape[1] + new)
     assert torch.equal(rolled, with_cache[:, input_ids.shape[1]:])
 
 
@@ -46,22 +46,24 @@ def test_windowed_forecast_cache_equals_no_cache(name):
     model = _model(name)
     context = _context(model)
     kwargs = {"max_context_tokens": None, "sliding_window_overlap": 0.4}  # window = context: slides every step
-    cached = model.forecast(context, 3, **kwargs, use_cache=True)
-    uncached = model.forecast(context, 3, **kwargs, use_cache=False)
-    assert cached.shape == (2, 3, 3)
-    assert torch.equal(cached, uncached)
+    bins = context[..., 0].transpose(1, 2)  # forecast reads (B, C, T) bins
+    cached = model.forecast(bins, 3, GenerationConfig(do_sample=False, use_cache=True), **kwargs)
+    uncached = model.forecast(bins, 3, GenerationConfig(do_sample=False, use_cache=False), **kwargs)
+    assert cached.codes.shape == (2, 3, 3)
+    assert torch.equal(cached.codes, uncached.codes) and torch.equal(cached.tokens, uncached.tokens)
 
 
 def test_forecast_roulette_is_seeded_and_in_vocabulary():
     model = _model("embeds")
-    context = _context(model)
+    bins = _context(model)[..., 0].transpose(1, 2)
+    sampling = GenerationConfig(do_sample=True, temperature=0.8, top_k=5)
     torch.manual_seed(5)
-    a = model.forecast(context, 3, strategy="roulette", temperature=0.8, top_k=5)
+    a = model.forecast(bins, 3, sampling).codes
     torch.manual_seed(5)
-    b = model.forecast(context, 3, strategy="roulette", temperature=0.8, top_k=5)
+    b = model.forecast(bins, 3, sampling).codes
     assert torch.equal(a, b) and a.min() >= 0 and a.max() < V
-    with pytest.raises(ValueError, match="strategy"):
-        model.forecast(context, 3, strategy="beam")
+    with pytest.raises(ValueError, match="num_beams"):
+        model.forecast(bins, 3, GenerationConfig(num_beams=2))
 
 
 def test_generate_past_the_grid_needs_the_sliding_window():
@@ -69,16 +71,16 @@ def test_generate_past_the_grid_needs_the_sliding_window():
     input_ids = model.tokenize(_context(model, steps=7))  # 21 of the 24 grid cells
     with pytest.raises(ValueError, match="exceed the 24 cells"):
         model.generate(input_ids, max_new_tokens=6, do_sample=False)
-    rolled = model.generate_windowed(input_ids, 12, make_sampler("argmax"), window=24)
+    rolled = model.generate_windowed(input_ids, 12, sampler(GenerationConfig(do_sample=False)), window=24)
     assert rolled.shape == (2, 12)
 
 
 def test_forecast_argument_errors():
     model = _model("flatgpt_qwen")
-    context = _context(model)
+    bins = _context(model)[..., 0].transpose(1, 2)
     with pytest.raises(ValueError, match="horizon"):
-        model.forecast(context, -1)
-    with pytest.raises(ValueError, match="integer token ids"):
-        model.forecast(context.float(), 2)
+        model.forecast(bins, -1)
+    with pytest.raises(ValueError, match="int64 \\(or int32\\) ids"):  # a float context is a signal; bins are ids
+        model.forecast(bins.short(), 2)
     with pytest.raises(ValueError, match="at least one time step"):
-        model.forecast(context, 2, max_context_tokens=2)
+        model.forecast(bins, 2, max_context_tokens=2)

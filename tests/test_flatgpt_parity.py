@@ -6,6 +6,7 @@ Every constructor argument comes from the case's config.json; the reference's ba
 
 import pytest
 import torch
+from transformers import GenerationConfig
 
 from brain_gen_hf.conversion import convert_reference_checkpoint
 from tests.refvec import assert_float_close, discover_cases, require_case
@@ -84,15 +85,13 @@ def test_parity_flatgpt_rope(case):
 
 
 def _greedy_forecast(model, context, args):
-    sampled = []
-
-    def argmax(logits):
-        sampled.append(logits.argmax(-1))
-        return sampled[-1]
-
-    output = model.forecast(context, args["rollout_steps"], argmax, max_context_tokens=args["max_context_tokens"],
-                            use_cache=args["use_cache"], sliding_window_overlap=args["sliding_window_overlap"])
-    return output, torch.cat(sampled, dim=1)
+    """The reference's greedy rollout of a bin grid `(B, T, C, W)`: decoded steps `(B, steps, C)` and the sampled
+    tokens. `forecast` reads the bins as `(B, C, T)` and returns them as `codes` `(B, C, steps)`."""
+    bins = context.flatten(2).transpose(1, 2)
+    output = model.forecast(bins, args["rollout_steps"], GenerationConfig(do_sample=False, use_cache=args["use_cache"]),
+                            max_context_tokens=args["max_context_tokens"],
+                            sliding_window_overlap=args["sliding_window_overlap"])
+    return output.codes.transpose(1, 2), output.tokens.flatten(0, -2)  # FlatGPTMix: (B, C, t) -> (B*C, t) rows
 
 
 def _assert_same_decoded(output, expected, name):

@@ -2,13 +2,14 @@
 
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForCausalLM
+from transformers import AutoModel, AutoModelForCausalLM, GenerationConfig
 
 from brain_gen_hf.models.flatgpt.configuration_flatgpt_rvq import FlatGPTMixRVQConfig
-from brain_gen_hf.layers.sampling import make_sampler
+from brain_gen_hf.models.flatgpt.modeling_flatgpt import sampler
 from tests.flatgpt_configs import qwen_backbone, smollm3_backbone
 from tests.flatgpt_rvq_configs import BRAINOMNI, BRAINTOKMIX, K, build, rvq_config, signal
 
+GREEDY = GenerationConfig(do_sample=False)
 VARIANTS = {
     "embeds_rvq": lambda: build("flatgpt_embeds_rvq"),
     "embeds_rvq_smollm3": lambda: build("flatgpt_embeds_rvq", backbone=smollm3_backbone()),
@@ -42,7 +43,7 @@ def test_generate_with_and_without_cache_is_identical(name):
     assert with_cache.shape == (2, input_ids.shape[1] + new)
     assert torch.equal(with_cache, without)
     assert with_cache.min() >= 0 and with_cache.max() < K
-    rolled = model.generate_windowed(input_ids, new, make_sampler("argmax"), window=input_ids.shape[1] + new)
+    rolled = model.generate_windowed(input_ids, new, sampler(GREEDY), window=input_ids.shape[1] + new)
     assert torch.equal(rolled, with_cache[:, input_ids.shape[1]:])
 
 
@@ -51,10 +52,11 @@ def test_signal_forecast_cache_equals_no_cache_across_window_slides(name):
     model = VARIANTS[name]()
     x, pos, sensor_type = _context(model)
     kwargs = {"pos": pos, "sensor_type": sensor_type, "sliding_window_overlap": 0.5}  # window = context: slides
-    cached = model.forecast(x, 10, **kwargs, use_cache=True)
-    uncached = model.forecast(x, 10, **kwargs, use_cache=False)
-    assert cached.shape == (2, x.shape[1], 10) and torch.isfinite(cached).all()
-    torch.testing.assert_close(cached, uncached, rtol=0, atol=0)
+    cached = model.forecast(x, 10, GenerationConfig(do_sample=False, use_cache=True), **kwargs)
+    uncached = model.forecast(x, 10, GenerationConfig(do_sample=False, use_cache=False), **kwargs)
+    assert cached.values.shape == (2, x.shape[1], 10) and torch.isfinite(cached.values).all()
+    torch.testing.assert_close(cached.values, uncached.values, rtol=0, atol=0)
+    assert torch.equal(cached.tokens, uncached.tokens)
 
 
 def test_forecast_is_the_decoded_greedy_rollout_and_roulette_is_seeded():
@@ -62,15 +64,19 @@ def test_forecast_is_the_decoded_greedy_rollout_and_roulette_is_seeded():
     x, pos, sensor_type = _context(model)
     codes = model.encode(x)
     new = 2 * model.config.tokens_per_time_step
-    rolled = model.generate_windowed(codes, new, make_sampler("argmax"), window=codes.shape[1] + new)
+    rolled = model.generate_windowed(codes, new, sampler(GREEDY), window=codes.shape[1] + new)
     forecast = model.forecast(x, 8, max_context_tokens=codes.shape[1] + new)
-    torch.testing.assert_close(forecast, model.decode(rolled), rtol=0, atol=0)
+    torch.testing.assert_close(forecast.values, model.decode(rolled), rtol=0, atol=0)
+    assert torch.equal(forecast.tokens, rolled)
+    assert torch.equal(forecast.codes, model.tokenizer.unflatten_codes(rolled))
+    sampling = GenerationConfig(do_sample=True, temperature=0.7, top_k=5)
     torch.manual_seed(4)
-    a = model.forecast(x, 8, strategy="roulette", temperature=0.7, top_k=5)
+    a = model.forecast(x, 8, sampling)
     torch.manual_seed(4)
-    b = model.forecast(x, 8, strategy="roulette", temperature=0.7, top_k=5)
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert model.forecast(x, 0).shape == (2, x.shape[1], 0)
+    b = model.forecast(x, 8, sampling)
+    torch.testing.assert_close(a.values, b.values, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="horizon must be a positive int"):  # the forecast contract: no empty forecasts
+        model.forecast(x, 0)
 
 
 @pytest.mark.parametrize("name", ["rvq_joint", "mix_rvq", "mix_rvq_none_tied"])
@@ -190,7 +196,7 @@ def test_input_errors():
     long = signal(2, 24)
     with pytest.raises(ValueError, match="exceed"):  # a context longer than the grid, window = context
         model.forecast(long, 4)
-    assert model.forecast(long, 4, max_context_tokens=16).shape == (2, 4, 4)  # the sliding window takes it
+    assert model.forecast(long, 4, max_context_tokens=16).values.shape == (2, 4, 4)  # the sliding window takes it
     with pytest.raises(ValueError, match="whole number of token steps"):
         model.forecast(x, 4, max_context_tokens=10)
     with pytest.raises(ValueError, match="horizon"):

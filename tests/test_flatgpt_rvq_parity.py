@@ -13,6 +13,7 @@ import copy
 import pytest
 import torch
 from einops import rearrange
+from transformers import GenerationConfig
 
 from brain_gen_hf.conversion import config_from_reference, convert_reference_checkpoint
 from tests.refvec import assert_float_close, discover_cases, require_case
@@ -110,18 +111,14 @@ def test_parity_flatgpt_rvq_resize_context(case):
 
 
 def _greedy_forecast(model, case, args):
-    sampled = []
-
-    def argmax(logits):
-        sampled.append(logits.argmax(-1))
-        return sampled[-1]
-
+    """The decoded greedy rollout `(B, C, rollout_steps)` and the flat codes it sampled."""
     window = args["max_context_tokens"]
     window = window * model.prediction_block if window not in (None, -1) else window  # positions -> flat codes
-    output = model.forecast(case.inputs["forecast.initial_x"], args["rollout_steps"], argmax,
-                            pos=case.inputs["pos"], sensor_type=case.inputs["sensor_type"], max_context_tokens=window,
-                            use_cache=args["use_cache"], sliding_window_overlap=args["sliding_window_overlap"])
-    return output, torch.cat(sampled, dim=1)
+    output = model.forecast(case.inputs["forecast.initial_x"], args["rollout_steps"],
+                            GenerationConfig(do_sample=False, use_cache=args["use_cache"]), pos=case.inputs["pos"],
+                            sensor_type=case.inputs["sensor_type"], max_context_tokens=window,
+                            sliding_window_overlap=args["sliding_window_overlap"])
+    return output.values, output.tokens
 
 
 def _flat_sampled(model, sampled):

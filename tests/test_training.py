@@ -168,3 +168,32 @@ def test_checkpoints_pushed_to_the_hub_reload_by_repo_id_and_resume(tiny_meg_dat
         model = AutoModel.from_pretrained(hub_repo_id)  # the final model, by repo id
     assert model.config.in_channels == 102
     assert "final train loss" in (tmp_path / "elsewhere" / "final_model" / "README.md").read_text()
+
+
+def test_mfu_is_against_the_devices_peak_or_not_reported():
+    from brain_gen_hf.training.throughput import ThroughputMeter, device_peak, gpu_peak_flops, matmul_peak_flops
+
+    meter = ThroughputMeter(n_params=10, unit="tokens", window_seconds=0.5, peak_flops=1e9)
+    meter.add(units=400, windows=4, seconds=2.0)
+    assert meter.mfu() == pytest.approx(200 * 6 * 10 / 1e9)  # 200 tokens/s x 6 FLOPs per parameter
+    assert meter.metrics()["throughput/mfu"] == pytest.approx(1.2e-5) and meter.summary().endswith("MFU 0.00%")
+    unknown = ThroughputMeter(n_params=10, unit="tokens", window_seconds=0.5, peak_flops=None)
+    unknown.add(units=400, windows=4, seconds=2.0)
+    assert unknown.mfu() is None and "throughput/mfu" not in unknown.metrics() and "MFU" not in unknown.summary()
+
+    cpu = device_peak(torch.device("cpu"))  # measured: a torch.mm probe on this machine
+    assert cpu.flops == matmul_peak_flops(dtype=torch.float32) and cpu.flops > 0 and "measured on this CPU" in cpu.source
+    assert gpu_peak_flops("NVIDIA H200", torch.bfloat16, tf32=False) == 989e12
+    assert gpu_peak_flops("NVIDIA H100 PCIe", torch.float32, tf32=False) == 51.2e12
+    assert gpu_peak_flops("NVIDIA A100-SXM4-80GB", torch.float32, tf32=True) == 156e12
+    assert gpu_peak_flops("NVIDIA L40S", torch.float16, tf32=False) == 362e12
+    assert gpu_peak_flops("NVIDIA L40", torch.bfloat16, tf32=False) is None  # not an L4, and not in the table
+    assert device_peak(torch.device("meta")).flops is None
+
+
+def test_trainer_prints_mfu_against_the_measured_cpu_peak(tiny_meg_dataset, tmp_path, capsys):
+    train(*parse_run_config(run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None,
+                                       checkpoint_every=0)))
+    out = capsys.readouterr().out
+    assert "MFU is computed against the float32 torch.mm peak measured on this CPU" in out, out
+    assert "throughput over the last steps:" in out and "tokens/s, MFU " in out, out

@@ -1,5 +1,7 @@
 """Every trainable family goes through the same accelerate trainer: a few steps on SIMULATED MEG each."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -51,8 +53,10 @@ def test_flatgpt_rvq_trains_with_the_tokenizer_in_the_loop_and_on_pretokenized_c
     from transformers import AutoModel
 
     import brain_gen_hf  # noqa: F401
-    from brain_gen_hf.models.braintokmix.configuration_braintokmix import BrainTokMixConfig
-    from brain_gen_hf.training.pretokenize import load_token_datasets, pretokenize_dataset
+    from brain_gen_hf.data.pretokenize import load_token_datasets, pretokenize_dataset
+    from brain_gen_hf.models.braintokmix.configuration_braintokmix import (
+        BrainTokMixConfig,
+    )
 
     torch.manual_seed(0)
     tokenizer = AutoModel.from_config(BrainTokMixConfig(num_sensors=CHANNELS, sampling_rate=100.0, **BRAINTOKMIX))
@@ -84,7 +88,7 @@ def test_flatgpt_rvq_trains_with_the_tokenizer_in_the_loop_and_on_pretokenized_c
 def test_mistyped_model_config_key_is_named_before_any_work(tmp_path):
     config = dict(task="wavenet", dataset=str(tmp_path / "never-read"), model_config={"dilatons": [1, 2]},
                   output_dir=str(tmp_path / "run"), log_with="none")
-    from brain_gen_hf.training.tasks import check_config_keys
+    from brain_gen_hf.training.model_building import check_config_keys
 
     with pytest.raises(ValueError, match="dilatons"):
         check_config_keys("wavenet_full_channel", config["model_config"])
@@ -131,3 +135,110 @@ def test_bf16_mixed_precision_smoke(tiny_meg_dataset, tmp_path):
 
     weights = load_file(result.final_model_dir / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.float32}
+
+
+# ------------------------------------------------------------------ data contracts
+def test_every_contract_names_arguments_of_its_models_forward():
+    """A batch goes to `model(**batch)` unchanged: every key a family's collators may emit is a forward argument
+    of a model_type the contract trains (which collator serves which model is checked at every run, by
+    `check_batch_reaches_forward`), and every model_type reads one of them as its main input."""
+    import inspect
+
+    from brain_gen_hf.registration import model_class_for
+    from brain_gen_hf.training.tasks import TASKS, contract_for_model_type, get_task
+
+    for task in TASKS:
+        contract = get_task(task)
+        assert contract.task == task and contract.model_types and contract.inputs
+        taken = set()
+        for model_type in contract.model_types:
+            assert contract_for_model_type(model_type) is contract
+            model_class = model_class_for(model_type)
+            parameters = set(inspect.signature(model_class.forward).parameters)
+            assert model_class.main_input_name in parameters & set(contract.inputs), model_type
+            taken |= parameters
+        assert set(contract.inputs) <= taken, (task, sorted(set(contract.inputs) - taken))
+
+
+def test_collators_emit_what_they_declare_and_the_trainer_checks_it_against_forward():
+    import numpy as np
+
+    from brain_gen_hf.data.collators import (
+        ClassLabelCollator,
+        CodesCollator,
+        ContinuousCollator,
+        ImageCollator,
+        MuLawCollator,
+    )
+    from brain_gen_hf.data.layouts import build_canonical_layout
+    from brain_gen_hf.models.bendr.training_bendr import BENDR_TRAINING
+    from brain_gen_hf.training.model_building import check_batch_reaches_forward
+
+    names = ["a", "b", "c"]
+    positions = np.array([[0.1, 0, 0.05], [0, 0.1, 0.05], [-0.1, 0, 0.05]], dtype=np.float32)
+    layout = build_canonical_layout([{"dataset": "A", "session": "s", "sfreq": 100.0, "ch_names": names,
+                                      "ch_types": ["mag"] * 3, "pos_3d": positions, "ori_3d": np.zeros_like(positions),
+                                      "pos_2d": positions[:, :2]}])
+    signal = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    items = [{"signal": signal, "channel_mask": np.ones(3, bool), "label": i, "codes": torch.arange(6)}
+             for i in range(2)]
+    collators = [ContinuousCollator(layout), ContinuousCollator(layout, positions="3d"),
+                 ContinuousCollator(layout, positions=None, labels=True), MuLawCollator(),
+                 MuLawCollator(shift=False, labels=False), CodesCollator(), ImageCollator(layout, image_size=4),
+                 ImageCollator(layout, image_size=4, quantize=True),
+                 ClassLabelCollator(ContinuousCollator(layout, positions=None))]
+    for collate in collators:
+        batch = collate(items)
+        assert tuple(batch) == collate.model_inputs, type(collate).__name__
+    bendr_batch = collators[2](items)
+    assert torch.equal(bendr_batch["labels"], bendr_batch["input_values"])
+    assert ClassLabelCollator(MuLawCollator(shift=False, labels=False))(items)["labels"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="already emits labels"):
+        ClassLabelCollator(MuLawCollator())
+    with pytest.raises(ValueError, match="needs labels=True"):
+        MuLawCollator(shift=True, labels=False)
+
+    from brain_gen_hf.models.bendr.configuration_bendr import BENDRForecastConfig
+    from brain_gen_hf.models.bendr.modeling_bendr import BENDRForecastModel
+
+    bendr = BENDRForecastModel(BENDRForecastConfig(channels=3, samples=8, encoder_h=8, enc_width=[3, 2],
+                                                   enc_downsample=[2, 2], transformer_layers=1, attn_heads=2,
+                                                   position_groups=4))
+    check_batch_reaches_forward(bendr, collators[2], BENDR_TRAINING)
+    with pytest.raises(ValueError, match=r"not in the contract's inputs \['input_values', 'labels'\]"):
+        check_batch_reaches_forward(bendr, collators[0], BENDR_TRAINING)  # pos / sensor_type
+    widened = dataclasses.replace(BENDR_TRAINING, inputs=("input_values", "labels", "pos", "sensor_type"))
+    with pytest.raises(ValueError, match=r"BENDRForecastModel.forward takes no \['pos', 'sensor_type'\]"):
+        check_batch_reaches_forward(bendr, collators[0], widened)
+
+
+def test_contract_lookup_by_task_or_model_type():
+    from brain_gen_hf.training.tasks import resolve_contract
+
+    assert resolve_contract(None, "flatgpt_mix").task == "flatgpt"
+    assert resolve_contract("brain_tokenizer", "brainomni_causal_tokenizer").task == "brain_tokenizer"
+    assert resolve_contract("wavenet", None).default_model_type == "wavenet_full_channel"
+    with pytest.raises(ValueError, match="task 'wavenet' trains .* not model_type 'braintokmix'; braintokmix is "
+                                         "trained by task 'brain_tokenizer'"):
+        resolve_contract("wavenet", "braintokmix")
+    with pytest.raises(ValueError, match="no training task trains model_type 'tasa3d'"):
+        resolve_contract(None, "tasa3d")
+    with pytest.raises(ValueError, match="needs `task`"):
+        resolve_contract(None, None)
+    # A run config may name the model alone: its family's task trains it.
+    model_args, _, _ = parse_run_config({"model_type": "bendr_forecast", "dataset": "d"})
+    assert model_args.task is None and resolve_contract(model_args.task, model_args.model_type).task == "bendr"
+
+
+def test_contracts_import_without_datasets_or_mne():
+    """Model folders must import where only torch/transformers/safetensors/tokenizers exist: their training
+    contracts too (collators and data loading are imported when a run builds them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['datasets'] = None; sys.modules['mne'] = None\n"
+            "from brain_gen_hf.training.tasks import TASKS, get_task\n"
+            "print(sorted(get_task(t).task for t in TASKS))")
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'wavenet'" in result.stdout and "'flatgpt'" in result.stdout

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def pretokenize(args: argparse.Namespace) -> None:
-    from brain_gen_hf.training.pretokenize import (
+    from brain_gen_hf.data.pretokenize import (
         load_frozen_tokenizer,
         pretokenize_dataset,
     )

@@ -22,7 +22,8 @@ _LAZY = {
     "build_window_index": "windows", "load_segments": "windows", "load_window_datasets": "windows",
     "ChannelLayout": "layouts", "build_canonical_layout": "layouts", "SENSOR_TYPE_IDS": "layouts",
     "ContinuousCollator": "collators", "MuLawCollator": "collators", "ImageCollator": "collators",
-    "grid_indices": "collators",
+    "CodesCollator": "collators", "ClassLabelCollator": "collators", "grid_indices": "collators",
+    "pretokenize_dataset": "pretokenize", "load_token_datasets": "pretokenize",
     "simulate_meg_raw": "simulate", "SimulationConfig": "simulate",
 }
 

@@ -1,11 +1,19 @@
-"""Batch collators: window items -> the inputs each model family expects.
+"""Batch collators: window items -> keyword arguments of the model's `forward`, named as it names them.
 
-- `ContinuousCollator`: `inputs (B, C, T)` float32, `pos (B, C, 2|6)`, `sensor_type (B, C)`
-  int64, `channel_mask (B, C)` (tokenizers, BrainOmni/BrainTokMix, FlatGPT RVQ, NTD).
-- `MuLawCollator`: `input_ids`/`labels` int64 mu-law bins (mu=255), labels aligned so position t
-  holds the token at t+1 (STGPT2MEG, WaveNet).
-- `ImageCollator`: sensors scattered on an `(H, W)` grid, `(B, H, W, T)` float32 or mu-law token
-  images, plus `row_idx`/`col_idx` of every channel (TASA3D, Wavenet3D, image classifiers).
+A batch goes to `model(**batch)` unchanged; each collator lists its keys in `model_inputs`.
+
+- `ContinuousCollator`: `input_values (B, C, T)` float32, with `pos (B, C, 2|6)` and `sensor_type (B, C)` int64
+  for models that read sensor metadata (brain tokenizers, BrainOmni forecaster, FlatGPT RVQ), and optionally
+  `labels` = the window itself (BENDR, whose prediction at t only sees samples before t).
+- `MuLawCollator`: `input_ids`/`labels` int64 mu-law bins (mu=255); with `shift=True` labels are aligned so
+  position t holds the token at t+1 (WaveNet).
+- `CodesCollator`: pretokenized brain-tokenizer `codes` -> `input_ids` and `labels` (FlatGPT RVQ; the LM shifts).
+- `ClassLabelCollator`: another collator's inputs plus `labels` = each item's class index (classifiers).
+- `ImageCollator`: sensors scattered on an `(H, W)` grid: `input_values (B, H, W, T)` float32 or mu-law token
+  images `input_ids`/`labels` (TASA3D, Wavenet3D, image classifiers); the pixel of every channel is
+  `row_idx`/`col_idx` on the collator.
+
+Missing channels of a window are zeros in the signal; token labels mask them with -100.
 """
 
 from __future__ import annotations
@@ -25,24 +33,31 @@ def _stack(items, key: str) -> torch.Tensor:
 
 
 class ContinuousCollator:
-    """`positions`: "2d" (layout coordinates, `(C, 2)`) or "3d" (position ++ orientation, `(C, 6)`)."""
+    """`positions`: "2d" (layout coordinates, `(C, 2)`), "3d" (position ++ orientation, `(C, 6)`) or None (no
+    `pos`/`sensor_type`: the model reads the signal only). `labels=True` adds `labels`, a copy of the window."""
 
-    def __init__(self, layout: ChannelLayout, positions: str = "2d"):
-        if positions not in ("2d", "3d"):
-            raise ValueError(f"positions must be '2d' or '3d', got {positions!r}")
-        pos = layout.pos_2d if positions == "2d" else layout.pos_ori
-        self.pos = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32))
-        self.sensor_type = torch.from_numpy(layout.sensor_type_ids)
+    def __init__(self, layout: ChannelLayout, positions: str | None = "2d", labels: bool = False):
+        if positions not in ("2d", "3d", None):
+            raise ValueError(f"positions must be '2d', '3d' or None, got {positions!r}")
+        self.pos = self.sensor_type = None
+        if positions is not None:
+            pos = layout.pos_2d if positions == "2d" else layout.pos_ori
+            self.pos = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32))
+            self.sensor_type = torch.from_numpy(layout.sensor_type_ids)
+        self.labels = labels
+        self.model_inputs = (("input_values",) + (("pos", "sensor_type") if positions is not None else ())
+                             + (("labels",) if labels else ()))
 
     def __call__(self, items: list[dict]) -> dict:
-        inputs = _stack(items, "signal")
-        batch = inputs.shape[0]
-        return {
-            "inputs": inputs,
-            "pos": self.pos.unsqueeze(0).expand(batch, -1, -1),
-            "sensor_type": self.sensor_type.unsqueeze(0).expand(batch, -1),
-            "channel_mask": _stack(items, "channel_mask"),
-        }
+        signal = _stack(items, "signal")
+        batch = {"input_values": signal}
+        if self.pos is not None:
+            size = signal.shape[0]
+            batch["pos"] = self.pos.unsqueeze(0).expand(size, -1, -1)
+            batch["sensor_type"] = self.sensor_type.unsqueeze(0).expand(size, -1)
+        if self.labels:
+            batch["labels"] = signal.clone()
+        return batch
 
 
 class MuLawCollator:
@@ -50,22 +65,49 @@ class MuLawCollator:
 
     `shift=True` returns `input_ids = q[..., :-1]`, `labels = q[..., 1:]` (next-token targets);
     `shift=False` returns the full `q` as both. Missing channels are masked out of the labels
-    with -100."""
+    with -100. `labels=False` returns `input_ids` only (the full `q`)."""
 
-    def __init__(self, mu: int = 255, max_value: float = 5.0, shift: bool = True):
+    def __init__(self, mu: int = 255, max_value: float = 5.0, shift: bool = True, labels: bool = True):
         if max_value <= 0:
             raise ValueError(f"max_value must be positive, got {max_value}")
-        self.mu, self.max_value, self.shift = mu, max_value, shift
+        if shift and not labels:
+            raise ValueError("shift=True aligns next-token labels: it needs labels=True")
+        self.mu, self.max_value, self.shift, self.labels = mu, max_value, shift, labels
+        self.model_inputs = ("input_ids", "labels") if labels else ("input_ids",)
 
     def __call__(self, items: list[dict]) -> dict:
         signal = _stack(items, "signal")
-        mask = _stack(items, "channel_mask")
         tokens = mulaw_encode(signal / self.max_value, mu=self.mu)
-        labels = tokens.masked_fill(~mask.unsqueeze(-1), -100)
+        if not self.labels:
+            return {"input_ids": tokens}
+        labels = tokens.masked_fill(~_stack(items, "channel_mask").unsqueeze(-1), -100)
         if self.shift:
-            return {"input_ids": tokens[..., :-1].contiguous(), "labels": labels[..., 1:].contiguous(),
-                    "channel_mask": mask}
-        return {"input_ids": tokens, "labels": labels, "channel_mask": mask}
+            return {"input_ids": tokens[..., :-1].contiguous(), "labels": labels[..., 1:].contiguous()}
+        return {"input_ids": tokens, "labels": labels}
+
+
+class CodesCollator:
+    """Pretokenized windows (`codes`: flat brain-tokenizer codes) -> `input_ids` and `labels`, both the codes:
+    a causal LM shifts its labels itself."""
+
+    model_inputs = ("input_ids", "labels")
+
+    def __call__(self, items: list[dict]) -> dict:
+        codes = torch.stack([torch.as_tensor(item["codes"]) for item in items]).long()
+        return {"input_ids": codes, "labels": codes}
+
+
+class ClassLabelCollator:
+    """`inputs`'s batch plus `labels`: the class index each item carries under `label_key`."""
+
+    def __init__(self, inputs, label_key: str = "label"):
+        if "labels" in inputs.model_inputs:
+            raise ValueError(f"{type(inputs).__name__} already emits labels; build it without them")
+        self.inputs, self.label_key = inputs, label_key
+        self.model_inputs = (*inputs.model_inputs, "labels")
+
+    def __call__(self, items: list[dict]) -> dict:
+        return {**self.inputs(items), "labels": torch.tensor([item[self.label_key] for item in items])}
 
 
 def grid_indices(pos_2d: np.ndarray, image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +136,7 @@ class ImageCollator:
         row, col = grid_indices(layout.pos_2d, image_size)
         self.row_idx, self.col_idx = torch.from_numpy(row), torch.from_numpy(col)
         self.quantize, self.mu, self.max_value = quantize, mu, max_value
+        self.model_inputs = ("input_ids", "labels") if quantize else ("input_values",)
 
     def to_image(self, signal: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> (B, H, W, T), zeros off-sensor."""
@@ -108,11 +151,7 @@ class ImageCollator:
 
     def __call__(self, items: list[dict]) -> dict:
         image = self.to_image(_stack(items, "signal"))
-        out = {"row_idx": self.row_idx, "col_idx": self.col_idx, "channel_mask": _stack(items, "channel_mask")}
         if not self.quantize:
-            out["inputs"] = image
-            return out
+            return {"input_values": image}
         tokens = mulaw_encode(image / self.max_value, mu=self.mu)
-        out["input_ids"] = tokens[..., :-1].contiguous()
-        out["labels"] = tokens[..., 1:].contiguous()
-        return out
+        return {"input_ids": tokens[..., :-1].contiguous(), "labels": tokens[..., 1:].contiguous()}

@@ -11,22 +11,14 @@ keep working when brain_gen_hf is not installed.
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.util
 import json
 import os
 from pathlib import Path
 
-from ..registration import MODELS, ModelEntry
+from ..registration import MODELS, config_class_for, model_entry
 
 PACKAGE = "brain_gen_hf"
-
-
-def _entry(model_type: str) -> ModelEntry:
-    for entry in MODELS:
-        if entry.model_type == model_type:
-            return entry
-    raise ValueError(f"unknown model_type {model_type!r}; registered: {sorted(e.model_type for e in MODELS)}")
 
 
 def _source_path(module: str) -> Path:
@@ -167,7 +159,7 @@ def export_remote_code(model_type: str, output_dir: str | os.PathLike, extra_mod
     Returns the `auto_map` to store in config.json. `extra_model_types` bundles the families of nested
     sub-models (e.g. a classifier's base model) into the same files.
     """
-    entries = [_entry(model_type)] + [_entry(t) for t in extra_model_types if t != model_type]
+    entries = [model_entry(model_type)] + [model_entry(t) for t in extra_model_types if t != model_type]
     config_modules = _dependency_order([e.config_module for e in entries])
     config_side = set(config_modules)
     model_modules = [m for m in _dependency_order([e.model_module for e in entries]) if m not in config_side]
@@ -212,7 +204,5 @@ def nested_model_types(config) -> tuple[str, ...]:
     for value in config.to_dict().values():
         if isinstance(value, dict) and value.get("model_type") in known:
             found.append(value["model_type"])
-            sub = importlib.import_module(_entry(value["model_type"]).config_module)
-            sub_config = getattr(sub, _entry(value["model_type"]).config_class).from_dict(value)
-            found.extend(nested_model_types(sub_config))
+            found.extend(nested_model_types(config_class_for(value["model_type"]).from_dict(value)))
     return tuple(dict.fromkeys(found))

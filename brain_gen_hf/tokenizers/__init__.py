@@ -1,4 +1,4 @@
-"""Signal tokenizers built on HF `tokenizers`, mu-law quantisation and token sampling.
+"""Signal tokenizers built on HF `tokenizers` and mu-law quantisation (token sampling: `brain_gen_hf.forecasting`).
 
 Names are resolved lazily so importing this package stays free of torch and transformers.
 """
@@ -10,7 +10,6 @@ from ..lazy import lazy_exports
 _LAZY = {
     "mulaw_encode": "mulaw",
     "mulaw_decode": "mulaw",
-    "sample": "sampling",
     "FlatSignalTokenizer": "tokenization_flat_utils",
     "AmplitudeTokenizer": "tokenization_amplitude",
     "AmplitudeMixTokenizer": "tokenization_amplitude",

@@ -45,6 +45,10 @@ class AmplitudeTokenizer(FlatSignalTokenizer):
         """Generated ids (B, n) -> (B, n / C, C); `tokens_per_step` (= C) overrides the configured C."""
         return self.unflatten(seq, tokens_per_step)
 
+    def continuation_to_bins(self, ids: torch.Tensor, num_channels: int | None = None) -> torch.Tensor:
+        """Generated ids (B, n) -> bins (B, n / C, C)."""
+        return self._unflatten_ids(ids, self.resolve_num_channels(num_channels))
+
 
 class AmplitudeMixTokenizer(FlatSignalTokenizer):
     """One sequence per channel: a (B, T, C, W) bin grid becomes (B*C*W, T) token ids."""
@@ -73,3 +77,7 @@ class AmplitudeMixTokenizer(FlatSignalTokenizer):
         if tensor.ndim != 2:
             raise ValueError(f"Expected generated ids of shape (B*C, t), got shape {tuple(tensor.shape)}.")
         return to_family(self.unflatten(tensor), was_torch)
+
+    def continuation_to_bins(self, ids: torch.Tensor, num_channels: int | None = None) -> torch.Tensor:
+        """Generated channel rows (B*C, t) -> bins (B, t, C)."""
+        return self._unflatten_ids(ids, self.resolve_num_channels(num_channels))

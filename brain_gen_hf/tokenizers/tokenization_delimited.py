@@ -118,6 +118,17 @@ class DelimitedTokenizer(FlatSignalTokenizer):
             raise ValueError(f"tokens_per_step must be >= 2 (channels + delimiter), an int, got {tokens_per_step!r}.")
         return int(tokens_per_step)
 
+    def continuation_to_bins(self, ids: torch.Tensor, num_channels: int | None = None) -> torch.Tensor:
+        """Generated ids `[x_0, D, x_1, D, ...]` (B, n) -> bins (B, n / (C + 1), C).
+
+        A continuation starts right after the context's final delimiter, so every `C + 1` group is one step
+        whose last slot is the delimiter's: it is dropped by position, whatever the model put there.
+        """
+        group = self.resolve_num_channels(num_channels) + 1
+        if ids.shape[1] % group:
+            raise ValueError(f"generated length {ids.shape[1]} is not a whole number of {group}-token steps")
+        return ids.reshape(ids.shape[0], -1, group)[..., : group - 1]
+
     def strip_forecast_steps(self, seq, tokens_per_step: int | None = None):
         """Like `strip_forecast`, shaped per step: (B, steps, C)."""
         group = self._group(tokens_per_step)

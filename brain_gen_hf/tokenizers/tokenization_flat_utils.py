@@ -14,7 +14,9 @@ identical ids.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -103,7 +105,27 @@ class FlatSignalTokenizer(NamedFileErrorsMixin, TokenizersBackend):
         """Generated token ids -> the reference's forecast layout for this tokenizer."""
         raise NotImplementedError
 
+    def continuation_to_bins(self, ids: torch.Tensor, num_channels: int | None = None) -> torch.Tensor:
+        """Token ids generated right after an encoded context -> bins `(B, steps, C)`, on the ids' device.
+
+        The tensor fast path a language model decodes its rollout with: whole time steps only (a partial step
+        raises), regrouped by position; `num_channels` comes from the argument or the tokenizer's config, never
+        from an earlier call.
+        """
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- construction helpers
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`transformers`' loading, plus: a FlatGPT LM folder saved without tokenizer files gives the tokenizer its
+        config describes (the class, mu and channel count it was trained with), not this class's defaults."""
+        lm_config = _amplitude_lm_config(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+        if lm_config is not None:
+            from ..models.flatgpt.tokenization_flatgpt import tokenizer_from_lm_config
+
+            return tokenizer_from_lm_config(lm_config)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
     def from_model_kwargs(cls, **model_kwargs):
@@ -160,6 +182,7 @@ class FlatSignalTokenizer(NamedFileErrorsMixin, TokenizersBackend):
         if tensor.ndim != 4 or tensor.numel() == 0:
             raise ValueError(f"flatten expects a non-empty bin grid (B, T, C, W) or (B, T, C), got shape {tuple(tensor.shape)}.")
         check_bin_range(tensor, self.mu)
+        self._check_grid_channels(tensor)
         return to_family(self._flatten_grid(tensor.long()), was_torch)
 
     def unflatten(self, ids, num_channels: int | None = None):
@@ -211,3 +234,22 @@ class FlatSignalTokenizer(NamedFileErrorsMixin, TokenizersBackend):
     def forecast_strip_tokens(self, seq, tokens_per_step: int | None = None):
         """The reference FlatGPT hook; one argument is enough (the reference's Delimited needed two)."""
         return self.strip_forecast(seq, tokens_per_step)
+
+
+def _amplitude_lm_config(name_or_path, subfolder: str):
+    """The config of an amplitude FlatGPT LM saved in a local folder without tokenizer files, else None."""
+    folder = Path(name_or_path, subfolder)
+    config_file = folder / "config.json"
+    if not folder.is_dir() or (folder / "tokenizer_config.json").is_file() or not config_file.is_file():
+        return None
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None  # not ours to judge: transformers' own loading names the problem
+    from ..models.flatgpt.tokenization_flatgpt import AMPLITUDE_LM_TYPES
+
+    if model_type not in AMPLITUDE_LM_TYPES:
+        return None
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(folder)

@@ -21,7 +21,9 @@ import yaml
 class ModelArguments:
     """Which model to train and how to build it."""
 
-    task: str = field(metadata={"help": "family switch: wavenet | brain_tokenizer | flatgpt | classifier | bendr"})
+    task: str | None = field(default=None, metadata={
+        "help": "wavenet | brain_tokenizer | flatgpt | brainomni_forecast | classifier | bendr; default: the task "
+                "that trains model_type"})
     model_type: str | None = field(default=None, metadata={"help": "registered model_type to build from config"})
     model_config: dict | None = field(default=None, metadata={"help": "config fields for model_type"})
     pretrained: str | None = field(default=None, metadata={"help": "folder or Hub repo to start from"})
@@ -230,13 +232,15 @@ def parse_run_config(config: dict) -> tuple[ModelArguments, DataArguments, RunAr
 def read_run_config(config_file: str | Path, overrides: list[str] | None = None
                     ) -> tuple[ModelArguments, DataArguments, RunArguments]:
     """`load_run_config` + `parse_run_config`; every error names the file (and the overrides, if any)."""
-    from .tasks import check_config_keys, get_task
+    from .model_building import check_config_keys
+    from .tasks import resolve_contract
 
     config = load_run_config(config_file, overrides)
     try:
         model_args, data_args, run_args = parse_run_config(config)
         # `train` checks these too, but only here is the file known that holds the typo.
-        model_type = model_args.model_type or get_task(model_args.task).default_model_type
+        contract = resolve_contract(model_args.task, model_args.model_type)
+        model_type = model_args.model_type or contract.default_model_type
         check_config_keys(model_type, model_args.model_config or {})
         return model_args, data_args, run_args
     except ValueError as err:

@@ -1,10 +1,11 @@
 """The family-agnostic accelerate training loop shared by `training_scripts/train.py` and the quickstart.
 
-Single process, DDP or FSDP (whatever `accelerate launch` set up), mixed precision, gradient
-accumulation and clipping, the reference's AdamW groups and warmup schedule, periodic evaluation
-with early stopping, atomic keep-last-N checkpoints with exact resume, trackers, tqdm with ETA and
-logged throughput (windows/s, signal-seconds/s, tokens/s) and MFU. Resuming from step k reproduces
-the uninterrupted run's later losses exactly: model, optimiser, scheduler and RNG states come back through `accelerator.load_state`,
+Each family's `DataContract` (looked up in `tasks.py`) builds its model and its collator; batches go to
+`model(**batch)` unchanged. Single process, DDP or FSDP (whatever `accelerate launch` set up), mixed
+precision, gradient accumulation and clipping, the reference's AdamW groups and warmup schedule, periodic
+evaluation with early stopping, atomic keep-last-N checkpoints with exact resume, trackers, tqdm with ETA and
+logged throughput (windows/s, signal-seconds/s, tokens/s) and MFU against the device's peak (`throughput.py`).
+Resuming from step k reproduces the uninterrupted run's later losses exactly: model, optimiser, scheduler and RNG states come back through `accelerator.load_state`,
 the data order from a seedable sampler and `skip_first_batches`; TensorBoard drops the events the
 interrupted run logged after the checkpoint, so the replayed steps appear once.
 """
@@ -29,14 +30,17 @@ from .checkpointing import (
     resume_notice,
     save_checkpoint,
 )
+from .model_building import build_model, check_batch_reaches_forward, check_config_keys
 from .optim import build_optimizer, build_scheduler
-from .tasks import (
-    check_config_keys,
-    get_task,
-    load_training_data,
+from .tasks import resolve_contract
+from .throughput import (
+    ThroughputMeter,
+    batch_units,
+    device_peak,
+    throughput_unit,
     trainable_parameter_count,
 )
-from .throughput import ThroughputMeter
+from .training_data import load_training_data
 
 
 @dataclass
@@ -50,22 +54,22 @@ class TrainResult:
     final_model_dir: Path | None = None
 
 
-def _loss_of(model, batch) -> torch.Tensor:
-    out = model(**batch)
-    loss = out["loss"] if not isinstance(out, torch.Tensor) else out
+def _loss_of(model, batch, loss_key: str = "loss") -> torch.Tensor:
+    out = model(**batch)  # the collator names its keys as the model's forward does
+    loss = out[loss_key] if not isinstance(out, torch.Tensor) else out
     if loss is None:
-        raise ValueError(f"{type(model).__name__} returned no loss: the task's collator must provide labels")
+        raise ValueError(f"{type(model).__name__} returned no {loss_key}: the task's collator must provide labels")
     return loss
 
 
 @torch.no_grad()
-def evaluate(model, loader, accelerator, max_batches: int | None) -> float:
+def evaluate(model, loader, accelerator, max_batches: int | None, loss_key: str = "loss") -> float:
     model.eval()
     total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
-        loss = _loss_of(model, batch).detach()
+        loss = _loss_of(model, batch, loss_key).detach()
         total += loss
         count += 1
     model.train()
@@ -93,9 +97,9 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
         set_seed,
     )
 
-    task = get_task(model_args.task)
+    contract = resolve_contract(model_args.task, model_args.model_type)
     # Fail on a mistyped model_config key before any data is read or anything is written.
-    check_config_keys(model_args.model_type or task.default_model_type, model_args.model_config or {})
+    check_config_keys(model_args.model_type or contract.default_model_type, model_args.model_config or {})
     output_dir = Path(run_args.output_dir)
     _check_output_dir(output_dir)
     log_with = None if (run_args.log_with in (None, "none", "")) else run_args.log_with
@@ -109,13 +113,14 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
     )
     set_seed(run_args.seed)
 
-    splits, data = load_training_data(data_args, model_args.task)
+    splits, data = load_training_data(data_args, contract.task)
     if data_args.train_split not in splits:
         raise ValueError(f"dataset {data_args.dataset} has no split {data_args.train_split!r} (has {sorted(splits)})")
     train_set = splits[data_args.train_split]
     if model is None:
-        model = task.build_model(model_args, data)
-    collate = task.make_collator(data, model)
+        model = build_model(contract, model_args, data)
+    collate = contract.make_collator(data, model)
+    check_batch_reaches_forward(model, collate, contract)
     generator = torch.Generator().manual_seed(run_args.seed)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=data_args.batch_size, shuffle=True,
                                                drop_last=True, collate_fn=collate, generator=generator,
@@ -162,8 +167,13 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
     accelerator.print(_outputs_line(output_dir, log_with))
 
     window_seconds = data.window_length / float(data.sampling_rate)
+    peak = device_peak(accelerator.device, run_args.mixed_precision)
+    accelerator.print(f"MFU is computed against {peak.source}" + (f" (x {accelerator.num_processes} processes)"
+                      if peak.flops is not None and accelerator.num_processes > 1 else ""))
+    # Units are counted over every process, so the peak is too.
     meter = ThroughputMeter(n_params=trainable_parameter_count(accelerator.unwrap_model(model)),
-                            unit=task.unit_for(data, accelerator.unwrap_model(model)), window_seconds=window_seconds)
+                            unit=throughput_unit(collate.model_inputs), window_seconds=window_seconds,
+                            peak_flops=None if peak.flops is None else peak.flops * accelerator.num_processes)
     stop_at = min(run_args.max_steps, stop_after_steps or run_args.max_steps)
     bar = tqdm(total=run_args.max_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True,
                disable=not (run_args.progress_bar and accelerator.is_main_process))
@@ -192,7 +202,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
             state["batch_in_epoch"] += 1
             started = time.perf_counter()
             with accelerator.accumulate(model):
-                loss = _loss_of(model, batch)
+                loss = _loss_of(model, batch, contract.loss)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and run_args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), run_args.max_grad_norm)
@@ -200,7 +210,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             window_losses.append(loss.detach())
-            meter.add(task.count_units(batch) * accelerator.num_processes, data_args.batch_size * accelerator.num_processes,
+            meter.add(batch_units(batch) * accelerator.num_processes, data_args.batch_size * accelerator.num_processes,
                       time.perf_counter() - started)
             if not accelerator.sync_gradients:
                 continue
@@ -216,7 +226,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                 accelerator.log({"train/loss": step_loss, "train/lr": scheduler.get_last_lr()[0], **meter.metrics()},
                                 step=state["step"])
             if eval_loader is not None and state["step"] % run_args.eval_every == 0:
-                val = evaluate(model, eval_loader, accelerator, data_args.max_eval_batches)
+                val = evaluate(model, eval_loader, accelerator, data_args.max_eval_batches, contract.loss)
                 result.eval_losses[state["step"]] = val
                 accelerator.log({"val/loss": val}, step=state["step"])
                 if val < state["best_eval"]:
@@ -225,7 +235,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                     state["bad_evals"] += 1
                 if accelerator.is_main_process:
                     tqdm.write(f"step {state['step']}: train loss {step_loss:.4f}, validation loss {val:.4f} "
-                               f"(best {state['best_eval']:.4f})")
+                               f"(best {state['best_eval']:.4f}); {meter.summary()}")
                 if run_args.early_stopping_patience and state["bad_evals"] >= run_args.early_stopping_patience:
                     result.stopped_early = True
             if run_args.checkpoint_every and state["step"] % run_args.checkpoint_every == 0:
@@ -238,6 +248,8 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
             continue
         break
     bar.close()
+    if result.step_seconds:
+        accelerator.print(f"throughput over the last steps: {meter.summary()}")
 
     result.step = state["step"]
     if not (run_args.checkpoint_every and state["step"] % run_args.checkpoint_every == 0):

@@ -17,9 +17,10 @@ from einops.layers.torch import Rearrange
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
+from transformers import GenerationConfig, LogitsProcessorList
 from transformers import initialization as init
 
-from .causal_norm import CumulativeGroupNorm
+from ...forecasting import ForecastMixin, ForecastOutput, forecast_progress
 from ...layers.transformer import TransformerBlock
 from ...modeling_outputs import SignalPredictionOutput
 from ...modeling_utils import (
@@ -27,6 +28,7 @@ from ...modeling_utils import (
     BrainGenPreTrainedModel,
     reject_unknown_kwargs,
 )
+from .causal_norm import CumulativeGroupNorm
 from .configuration_bendr import BENDRForecastConfig
 
 
@@ -140,7 +142,7 @@ class BENDRForecastPreTrainedModel(BrainGenPreTrainedModel):
             super()._init_module(module)
 
 
-class BENDRForecastModel(BENDRForecastPreTrainedModel):
+class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
     """One-step-ahead forecaster of continuous `(B, C, T)` signals.
 
     * `encode(x)` -> contextualised features `(B, encoder_h, T' + 1)` of the first `config.context_length`
@@ -149,7 +151,8 @@ class BENDRForecastModel(BENDRForecastPreTrainedModel):
     * `forward(input_values, labels=None)` -> `SignalPredictionOutput(loss, prediction (B, C, (T' + 1) *
       downsampling), features)`. `prediction[..., t]` depends only on samples before t (see
       `docs/reference-differences.md`); `loss` is the MSE against `labels` of the same shape.
-    * `forecast(context, horizon)` rolls the one-step prediction forward.
+    * `forecast(input_values, horizon)` -> `ForecastOutput(values (B, C, horizon))`: the one-step prediction
+      rolled forward (deterministic).
     """
 
     def __init__(self, config: BENDRForecastConfig):
@@ -196,26 +199,29 @@ class BENDRForecastModel(BENDRForecastPreTrainedModel):
             loss = F.mse_loss(prediction, labels)
         return SignalPredictionOutput(loss=loss, prediction=prediction, features=features)
 
-    @torch.no_grad()
-    def forecast(self, context: torch.Tensor, horizon: int, sample_fn=None, *, return_context: bool = True,
-                 channel_names: list[str] | None = None, **protocol_kwargs) -> torch.Tensor:
+    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config: GenerationConfig,
+                  logits_processor: LogitsProcessorList, *, progress: bool | None = None,
+                  channel_names: list[str] | None = None) -> ForecastOutput:
         """Roll the one-step prediction forward `horizon` samples.
 
-        Every step reads the latest window of whole encoder steps (at most `config.context_length`
-        samples) and appends the prediction of the sample right after it. Deterministic: `sample_fn` and
-        the shared forecast protocol's other keywords (`use_cache`, `sliding_window_overlap`, ...) are
-        accepted and ignored.
-
-        Returns `(B, C, L + horizon)` (context then forecast), or only the `(B, C, horizon)` forecast with
-        `return_context=False`. `channel_names` (optional) must equal `config.channel_names`, as in `encode`.
+        Every step reads the latest window of whole encoder steps (at most `config.context_length` samples) and
+        appends the prediction of the sample right after it. BENDR regresses values: it is deterministic, so
+        `GenerationConfig(do_sample=True)` and logits processors raise `ValueError` (there is nothing to
+        sample). `channel_names` (optional) must equal `config.channel_names`, as in `encode`.
         """
+        if generation_config.do_sample:
+            raise ValueError(f"{type(self).__name__} predicts continuous values and has no distribution to sample: "
+                             "forecast with do_sample=False (the default)")
+        if logits_processor:
+            raise ValueError(f"{type(self).__name__} predicts continuous values: logits processors do not apply; "
+                             "pass logits_processor=None")
         cfg = self.config
-        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-            raise ValueError(f"`horizon` must be a positive number of samples, got {horizon!r}")
-        context = self._check_input(context, "context", channel_names).to(self.device)
+        context = self._check_input(input_values, "input_values", channel_names).to(self.device)
         sequence = context
-        for _ in range(horizon):
-            window = min(sequence.shape[-1], cfg.context_length) // cfg.downsampling * cfg.downsampling
-            prediction = self(sequence[..., -window:]).prediction
-            sequence = torch.cat([sequence, prediction[..., window: window + 1]], dim=-1)
-        return sequence if return_context else sequence[..., context.shape[-1]:]
+        with forecast_progress(horizon, f"{type(self).__name__} forecast", progress, unit="sample") as bar:
+            for _ in range(horizon):
+                window = min(sequence.shape[-1], cfg.context_length) // cfg.downsampling * cfg.downsampling
+                prediction = self(sequence[..., -window:]).prediction
+                sequence = torch.cat([sequence, prediction[..., window: window + 1]], dim=-1)
+                bar.update(1)
+        return ForecastOutput(values=sequence[..., context.shape[-1]:])

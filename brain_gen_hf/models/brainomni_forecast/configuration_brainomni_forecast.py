@@ -25,7 +25,8 @@ class BrainOmniCausalForecastConfig(BrainGenConfig):
     """
 
     model_type = "brainomni_causal_forecast"
-    sub_configs_defaults = {"tokenizer_config": BrainOmniCausalTokenizerConfig}
+    # `tokenizer_config` is a plain field converted in `__post_init__` (transformers < 5.20 has no
+    # `sub_configs_defaults`; 5.20-5.23 take only `SubConfigSpec` entries there).
 
     tokenizer_config: dict | BrainOmniCausalTokenizerConfig | None = None
     lm_dim: int = 16

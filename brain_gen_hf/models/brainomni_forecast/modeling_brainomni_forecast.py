@@ -6,8 +6,9 @@ The model holds its tokenizer (`self.tokenizer`, a `BrainOmniCausalTokenizerMode
 * `forward(x, pos, sensor_type)` -> `BrainOmniForecastOutput`: codes of the input, logits `(B, C', W-1, Qu, K)`
   for steps 1..W-1 from steps 0..W-2, cross-entropy (+ the tokenizer's commitment loss when trained jointly).
 * `logits_from_embeddings(embeddings (B, C', W, D), cache=None)` -> `(B, C', W, Qu, K)`: the transformer alone.
-* `forecast(x, pos, sensor_type, steps)` -> decoded context + `steps` new token steps (`steps * hop` samples),
-  greedy or sampled, with a `DynamicCache` over the temporal attention (`use_cache=False` recomputes).
+* `forecast(x, horizon, generation_config=None, pos=..., sensor_type=...)` -> `BrainOmniForecastResult`: the
+  next `horizon` samples decoded from whole token steps, greedy or sampled per the `GenerationConfig`, with a
+  `DynamicCache` over the temporal attention (`GenerationConfig(use_cache=False)` recomputes).
 
 Differences from brain-gen's `BrainOmniCausalForecast` are listed in docs/reference-differences.md.
 """
@@ -20,11 +21,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from transformers import DynamicCache
+from transformers import DynamicCache, GenerationConfig, LogitsProcessorList
 from transformers.utils import ModelOutput
 
-from ...layers.sampling import make_sampler, rollout_progress
-from .spatiotemporal_attention import SpatialTemporalAttentionBlock
+from ...forecasting import ForecastMixin, ForecastOutput, choose_next, forecast_progress
 from ...modeling_utils import (
     COMMON_FORWARD_KWARGS,
     BrainGenPreTrainedModel,
@@ -32,6 +32,7 @@ from ...modeling_utils import (
     sub_model_from_config,
 )
 from .configuration_brainomni_forecast import BrainOmniCausalForecastConfig
+from .spatiotemporal_attention import SpatialTemporalAttentionBlock
 
 
 @dataclass
@@ -52,16 +53,16 @@ class BrainOmniForecastOutput(ModelOutput):
 
 
 @dataclass
-class BrainOmniForecastGeneration(ModelOutput):
-    """signal: decoded context and rollout `(B, C, (W + steps) * hop)`; rollout: its last `steps * hop` samples;
-    codes: `(B, C', W + steps, Q)` (levels not predicted are carried over from the last context step)."""
+class BrainOmniForecastResult(ForecastOutput):
+    """`forecast`: `values` `(B, C, horizon)`; `codes` `(B, C', ceil(horizon / hop), Q)` the generated steps
+    (levels not predicted carried over from the last context step); `context_reconstruction` `(B, C, W * hop)`
+    the decoded context codes, continuous with `values`; `context_codes` `(B, C', W, Q)` the codes of the input."""
 
-    signal: torch.Tensor | None = None
-    rollout: torch.Tensor | None = None
-    codes: torch.Tensor | None = None
+    context_reconstruction: torch.Tensor | None = None
+    context_codes: torch.Tensor | None = None
 
 
-class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
+class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
     """Autoregressive spatial/temporal transformer over BrainOmni tokenizer codes (see the module docstring)."""
 
     config_class = BrainOmniCausalForecastConfig
@@ -139,53 +140,44 @@ class BrainOmniCausalForecastModel(BrainGenPreTrainedModel):
                                        commitment_loss=commitment, accuracy=accuracy, codes=codes)
 
     # ------------------------------------------------------------ forecast
-    @torch.no_grad()
-    def forecast(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
-                 sensor_type: torch.Tensor | None = None, steps: int = 1, *, do_sample: bool = False,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, use_cache: bool = True,
-                 sampling_rate: float | None = None, channel_names: list[str] | None = None,
-                 allow_shorter_windows: bool = False, progress: bool | None = None) -> BrainOmniForecastGeneration:
-        """Roll the latent sequence out by `steps` token steps and decode context + rollout to signal space.
+    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config: GenerationConfig,
+                  logits_processor: LogitsProcessorList, *, progress: bool | None = None,
+                  pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None,
+                  sampling_rate: float | None = None, channel_names: list[str] | None = None,
+                  allow_shorter_windows: bool = False) -> BrainOmniForecastResult:
+        """Roll the latent sequence out by whole token steps and decode it to signal space.
 
-        Greedy by default; `do_sample=True` samples each level with temperature / top-k / top-p (global RNG).
-        Runs in eval mode (restored afterwards), so the tokenizer's codebooks are never updated. The context is
-        checked as in `forward` (`sampling_rate`, `channel_names`, `allow_shorter_windows`). `progress`: a
-        tqdm bar over the steps; `None` (default) shows it only for long rollouts in a terminal or notebook.
+        The rollout covers `ceil(horizon / hop)` token steps (the tokenizer's hop: `tokenizer.hop_length`
+        samples per step); `values` are the first `horizon` decoded samples after the context, so a horizon
+        that is not a multiple of the hop costs one step more and drops its tail. Each step chooses the codes of
+        every latent channel and predicted RVQ level at once (`choose_next` over the codebook); levels the model
+        does not predict are carried over from the last context step. `generation_config.use_cache=False`
+        recomputes the whole sequence at every step instead of extending a `DynamicCache` (same codes). Runs in
+        eval mode, so the tokenizer's codebooks are never updated. The context is checked as in `forward`.
         """
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"`steps` must be a positive integer (token steps of {self.tokenizer.hop_length} "
-                             f"samples), got {steps!r}")
-        was_training = self.training
-        self.eval()
-        try:
-            encoding = self.tokenizer.encode(input_values, pos, sensor_type, sampling_rate=sampling_rate,
-                                             channel_names=channel_names,
-                                             allow_shorter_windows=allow_shorter_windows)
-            codes = encoding.codes
-            used = codes[..., : self.config.num_quantizers_used]
-            choose = self._chooser(do_sample, temperature, top_k, top_p)
-            cache = DynamicCache() if use_cache else None
-            logits = self.logits_from_embeddings(self.embed_codes(used), cache)
-            new = []
-            with rollout_progress(steps, progress, desc=f"{type(self).__name__} rollout", unit="step") as bar:
-                for step in range(steps):
-                    new.append(choose(logits[:, :, -1]).unsqueeze(2))  # (B, C', 1, Qu)
-                    bar.update(1)
-                    if step + 1 < steps:
-                        if cache is not None:
-                            logits = self.logits_from_embeddings(self.embed_codes(new[-1]), cache)
-                        else:
-                            logits = self.logits_from_embeddings(self.embed_codes(torch.cat([used, *new], dim=2)))
-            generated = torch.cat(new, dim=2)
-            # levels the model does not predict are carried over from the last context step
-            carried = codes[:, :, -1:, generated.shape[-1]:].expand(-1, -1, steps, -1)
-            all_codes = torch.cat([codes, torch.cat([generated, carried], dim=-1)], dim=2)
-            hop = self.tokenizer.hop_length
-            signal = self.tokenizer.decode(all_codes, pos, sensor_type)[..., : all_codes.shape[2] * hop]
-        finally:
-            self.train(was_training)
-        return BrainOmniForecastGeneration(signal=signal, rollout=signal[..., codes.shape[2] * hop:], codes=all_codes)
-
-    @staticmethod
-    def _chooser(do_sample: bool, temperature: float, top_k: int, top_p: float):
-        return make_sampler("roulette" if do_sample else "argmax", temperature=temperature, top_k=top_k, top_p=top_p)
+        hop = self.tokenizer.hop_length
+        steps = -(-horizon // hop)
+        encoding = self.tokenizer.encode(input_values, pos, sensor_type, sampling_rate=sampling_rate,
+                                         channel_names=channel_names, allow_shorter_windows=allow_shorter_windows)
+        codes = encoding.codes
+        used = codes[..., : self.config.num_quantizers_used]
+        cache = DynamicCache() if generation_config.use_cache is not False else None
+        logits = self.logits_from_embeddings(self.embed_codes(used), cache)
+        new = []
+        with forecast_progress(steps, f"{type(self).__name__} rollout", progress) as bar:
+            for step in range(steps):
+                new.append(choose_next(logits[:, :, -1], generation_config, logits_processor).unsqueeze(2))
+                bar.update(1)
+                if step + 1 < steps:
+                    if cache is not None:
+                        logits = self.logits_from_embeddings(self.embed_codes(new[-1]), cache)
+                    else:
+                        logits = self.logits_from_embeddings(self.embed_codes(torch.cat([used, *new], dim=2)))
+        generated = torch.cat(new, dim=2)  # (B, C', steps, Qu)
+        carried = codes[:, :, -1:, generated.shape[-1]:].expand(-1, -1, steps, -1)
+        generated = torch.cat([generated, carried], dim=-1)
+        all_codes = torch.cat([codes, generated], dim=2)
+        context_len = codes.shape[2] * hop
+        signal = self.tokenizer.decode(all_codes, pos, sensor_type)
+        return BrainOmniForecastResult(values=signal[..., context_len: context_len + horizon], codes=generated,
+                                       context_reconstruction=signal[..., :context_len], context_codes=codes)

@@ -10,23 +10,7 @@ from typing import ClassVar
 
 from transformers import PreTrainedConfig
 
-from ...configuration_utils import BrainGenConfig, NestedConfigSpec, require, require_positive_int
-
-
-class _BaseModelSpec(NestedConfigSpec):
-    """`base_config` has no default model: it is resolved through AutoConfig from its own `model_type`.
-
-    When saving, transformers diffs a nested config against a default instance of its class; bases with
-    required fields (TASA3D's `input_hw`) have none. Reporting no defaults makes `config.json` hold the full
-    base config instead, and no other base family has to be importable (remote code bundles only the actual
-    base).
-    """
-
-    def __init__(self, model_types: tuple[str, ...]):
-        super().__init__(model_types[0])
-
-    def default_config_fields(self) -> None:
-        return None
+from ...configuration_utils import BrainGenConfig, require, require_positive_int, sub_config_from
 
 
 class _ClassifierConfigBase(BrainGenConfig):
@@ -44,6 +28,9 @@ class _ClassifierConfigBase(BrainGenConfig):
 
     # Base model types this head knows how to read; subclasses set them.
     base_model_types: ClassVar[tuple[str, ...]] = ()
+    # `base_config` is required, so there is no default instance (transformers < 5.20 builds one when saving
+    # unless told so).
+    has_no_defaults_at_init: ClassVar[bool] = True
 
     base_config: dict | PreTrainedConfig | None = None
     num_classes: int | None = None
@@ -57,6 +44,9 @@ class _ClassifierConfigBase(BrainGenConfig):
         if isinstance(self.base_config, dict):
             require("model_type" in self.base_config,
                     f"`base_config` dict needs a `model_type` (one of {list(self.base_model_types)})")
+        # A plain field, not a `sub_configs_defaults` spec: config.json then holds the full base config (bases
+        # such as TASA3D have required fields, so there is no default to diff against).
+        self.base_config = sub_config_from(self.base_config)
         self._resolve_num_classes(kwargs.pop("num_labels", None))
         require(0.0 <= float(self.label_smoothing) < 1.0,
                 f"`label_smoothing` must be in [0, 1), got {self.label_smoothing}")
@@ -91,7 +81,6 @@ class ClassifierContinuousConfig(_ClassifierConfigBase):
 
     model_type = "classifier_continuous"
     base_model_types: ClassVar[tuple[str, ...]] = ("bendr_forecast",)
-    sub_configs_defaults = {"base_config": _BaseModelSpec(base_model_types)}
 
 
 class ClassifierQuantizedConfig(_ClassifierConfigBase):
@@ -106,7 +95,6 @@ class ClassifierQuantizedConfig(_ClassifierConfigBase):
 
     model_type = "classifier_quantized"
     base_model_types: ClassVar[tuple[str, ...]] = ("wavenet_full_channel",)
-    sub_configs_defaults = {"base_config": _BaseModelSpec(base_model_types)}
 
     red_dim: int = 16
 
@@ -140,7 +128,6 @@ class ClassifierQuantizedImageConfig(_ClassifierConfigBase):
 
     model_type = "classifier_quantized_image"
     base_model_types: ClassVar[tuple[str, ...]] = ("tasa3d", "wavenet3d")
-    sub_configs_defaults = {"base_config": _BaseModelSpec(base_model_types)}
 
     row_idx: list[int] | None = None
     col_idx: list[int] | None = None

@@ -4,9 +4,12 @@ The decoder itself is never vendored. What FlatGPT adds around it:
 
 * positions: 3-D (t, h, w) ids of the flattened reduced grid for the Qwen video decoders (`grid_position_ids`),
   plain 1-D ids for SmolLM3; with a KV cache the offset is the cache length;
-* for the Qwen decoders, the rotary module is swapped for `GridRotaryEmbedding`, which reproduces what
-  brain-gen's trained checkpoints depend on (integer `mrope_section`, cos/sin rounded to bf16);
+* for the Qwen decoders, the decoder's `rotary_emb` submodule is replaced by `GridRotaryEmbedding`, which
+  reproduces what brain-gen's trained checkpoints depend on (integer `mrope_section`, cos/sin rounded to bf16);
+  a RoPE change (`resize_context`) updates the decoder config and builds a fresh rotary module from it;
 * a block-causal mask when `block_size > 1`.
+
+Every step, prefill or cached decode, goes through the transformers text model's own forward.
 """
 
 from __future__ import annotations
@@ -16,20 +19,14 @@ import importlib
 import torch
 from torch import nn
 
+from ...compat import CACHE_KWARG, cache_of
+
 # model_type -> (module, decoder class) of the transformers implementation
 _DECODERS = {
     "qwen2_5_vl_text": ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl", "Qwen2_5_VLTextModel"),
     "qwen3_vl_text": ("transformers.models.qwen3_vl.modeling_qwen3_vl", "Qwen3VLTextModel"),
     "smollm3": ("transformers.models.smollm3.modeling_smollm3", "SmolLM3Model"),
 }
-
-# Decoders whose text-model forward `FlatGPTBackbone._lean_decode_step` reproduces for a cached one-token step,
-# with the extra keyword arguments that forward hands each decoder layer.
-_LEAN_DECODE_LAYER_KWARGS = {
-    "qwen2_5_vl_text": {"use_cache": True},
-    "qwen3_vl_text": {},
-}
-
 
 def grid_position_ids(grid: tuple[int, int, int], start: int, length: int, batch_size: int,
                       device: torch.device | None = None) -> torch.Tensor:
@@ -74,17 +71,14 @@ class GridRotaryEmbedding(nn.Module):
         self.mrope_section = mrope_section
         self.interleaved = interleaved
         self.rope_dtype = rope_dtype
-        # (rope_theta, device, per-column inv_freq, per-column axis): plain attributes, not buffers (see below)
+        # (device, per-column inv_freq, per-column axis): plain attributes, not buffers (see below)
         self._columns = None
 
     # Computed on use rather than stored: a non-persistent buffer inside a transformers sub-model is re-created
-    # empty by `from_pretrained`, and resizing the context only has to change `rope_theta`.
+    # empty by `from_pretrained`.
     @property
     def inv_freq(self) -> torch.Tensor:
         return default_inv_freq(self.rope_theta, self.head_dim)
-
-    def set_rope_theta(self, rope_theta: float) -> None:
-        self.rope_theta = float(rope_theta)
 
     def axis_tables(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-axis `(3, B, L, head_dim)` cos/sin (before the axes are merged), in the rounding dtype."""
@@ -107,19 +101,19 @@ class GridRotaryEmbedding(nn.Module):
     def _column_tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Per merged column: its inverse frequency and the axis (0 t, 1 h, 2 w) its position comes from.
 
-        Derived by running `_merge_axes` on a tagged table, so the layout has one definition. Cached per
-        (rope_theta, device); `rope_theta` is part of the key because `resize_context` may change it.
+        Derived by running `_merge_axes` on a tagged table, so the layout has one definition. Cached per device
+        (a new `rope_theta` comes with a new module, see `FlatGPTBackbone.set_rope`).
         """
         cached = self._columns
-        if cached is not None and cached[0] == self.rope_theta and cached[1] == device:
-            return cached[2], cached[3]
+        if cached is not None and cached[0] == device:
+            return cached[1], cached[2]
         inv_freq = self.inv_freq
         half = inv_freq.shape[0]
         tags = torch.arange(3 * half, dtype=torch.float64).view(3, 1, 1, half)  # axis * half + frequency
         merged = self._merge_axes(tags).view(-1).long()
         axis, frequency = merged // half, merged % half
         tables = (inv_freq[frequency].to(device), axis.to(device))
-        self._columns = (self.rope_theta, device, *tables)
+        self._columns = (device, *tables)
         return tables
 
     def _merge_axes(self, freqs: torch.Tensor) -> torch.Tensor:
@@ -161,17 +155,25 @@ class FlatGPTBackbone(nn.Module):
         self.model = decoder_class(backbone_config)
         self.block_size = config.block_size
         self.grid = tuple(config.rope_grid) if config.uses_video_rope else None
+        self.rope_dtype = getattr(torch, config.rope_dtype) if config.rope_dtype else None
         if not keep_token_embedding:
             # The variant embeds tokens itself: do not keep a dead (V, hidden) table.
             self.model.embed_tokens = None
         if self.grid is not None:
-            rope = backbone_config.rope_parameters
-            head_dim = getattr(backbone_config, "head_dim", None) or (
-                backbone_config.hidden_size // backbone_config.num_attention_heads)
-            rope_dtype = getattr(torch, config.rope_dtype) if config.rope_dtype else None
-            self.model.rotary_emb = GridRotaryEmbedding(
-                head_dim, rope["rope_theta"], rope["mrope_section"],
-                interleaved=backbone_config.model_type == "qwen3_vl_text", rope_dtype=rope_dtype)
+            # The Qwen decoders' own rotary module cannot express brain-gen's numerics (see GridRotaryEmbedding),
+            # so it is replaced, as a submodule, by one that does.
+            self.model.rotary_emb = self.build_rotary()
+
+    def build_rotary(self) -> nn.Module:
+        """A rotary module built from the decoder's current config: ours for grid positions, else the decoder's own
+        class (SmolLM3's), constructed as transformers constructs it."""
+        config = self.model.config
+        if self.grid is None:
+            return type(self.model.rotary_emb)(config)
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        return GridRotaryEmbedding(head_dim, config.rope_parameters["rope_theta"],
+                                   config.rope_parameters["mrope_section"],
+                                   interleaved=config.model_type == "qwen3_vl_text", rope_dtype=self.rope_dtype)
 
     @property
     def max_positions(self) -> int:
@@ -191,47 +193,13 @@ class FlatGPTBackbone(nn.Module):
         batch, length = inputs_embeds.shape[:2]
         past = cache.get_seq_length() if cache is not None else 0
         position_ids = self.position_ids(past, length, batch, inputs_embeds.device)
-        if length == 1 and use_cache and cache is not None and self._can_decode_lean():
-            return self._lean_decode_step(inputs_embeds, position_ids, cache), cache
         mask = None
         if self.block_size > 1:
             mask = block_causal_mask(self.block_size, past, length, inputs_embeds.device)
             mask = {layer_type: mask for layer_type in set(self.model.config.layer_types)}
-        out = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, attention_mask=mask, cache=cache,
-                         use_cache=use_cache)
-        return out.last_hidden_state, out.cache
-
-    def _can_decode_lean(self) -> bool:
-        """Whether a cached one-token step may skip the text-model wrapper (see `_lean_decode_step`).
-
-        Checked per call, as the attention implementation, training mode and config flags can change.
-        """
-        config = self.model.config
-        return (config.model_type in _LEAN_DECODE_LAYER_KWARGS
-                and self.grid is not None  # 3-row grid positions, as the wrapper passes them on
-                and self.block_size == 1  # no block-causal mask
-                and config._attn_implementation == "sdpa"
-                and all(kind == "full_attention" for kind in getattr(config, "layer_types", None) or ())
-                and getattr(config, "is_causal", None) is None
-                and not torch.is_grad_enabled())  # no gradient-checkpointing override of use_cache
-
-    def _lean_decode_step(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, cache) -> torch.Tensor:
-        """The Qwen text model's forward for one new token with a KV cache, without its wrapper's overhead.
-
-        The wrapper's decorators, mask creation and output capture are a sizeable share (~0.5 ms) of a small
-        model's decode step, and under the conditions of `_can_decode_lean` they change nothing:
-        the mask of a one-token query without padding is `None` for SDPA (every cached key is visible), the grid
-        positions have 3 rows so the layers get no text `position_ids`, and no outputs are captured. Each decoder
-        layer is still the transformers module, called with what the wrapper would pass it.
-        """
-        model = self.model
-        layer_kwargs = _LEAN_DECODE_LAYER_KWARGS[model.config.model_type]
-        hidden = inputs_embeds
-        position_embeddings = model.rotary_emb(hidden, position_ids)
-        for layer in model.layers:
-            hidden = layer(hidden, attention_mask=None, position_ids=None, cache=cache,
-                           position_embeddings=position_embeddings, **layer_kwargs)
-        return model.norm(hidden)
+        out = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, attention_mask=mask,
+                         use_cache=use_cache, **{CACHE_KWARG: cache})
+        return out.last_hidden_state, cache_of(out)
 
     # ---------------------------------------------------------------- context resizing
     def set_grid(self, grid: tuple[int, int, int]) -> None:
@@ -239,19 +207,13 @@ class FlatGPTBackbone(nn.Module):
             self.grid = tuple(grid)
 
     def set_rope(self, rope_theta: float | None = None, max_position_embeddings: int | None = None) -> None:
+        """Update the decoder config's RoPE fields and rebuild the rotary module from it (nothing inside a
+        transformers module is edited; a fresh one replaces it)."""
         config = self.model.config
         if max_position_embeddings is not None:
             config.max_position_embeddings = int(max_position_embeddings)
         if rope_theta is not None:
             config.rope_parameters["rope_theta"] = float(rope_theta)
-            rotary = self.model.rotary_emb
-            if isinstance(rotary, GridRotaryEmbedding):
-                rotary.set_rope_theta(rope_theta)
-            else:  # transformers' own rotary module (SmolLM3)
-                inv_freq, scaling = rotary.compute_default_rope_parameters(config, device=rotary.inv_freq.device)
-                rotary.inv_freq = inv_freq
-                rotary.original_inv_freq = inv_freq.clone()
-                rotary.attention_scaling = scaling
-        if max_position_embeddings is not None and hasattr(self.model.rotary_emb, "max_seq_len_cached"):
-            self.model.rotary_emb.max_seq_len_cached = config.max_position_embeddings
-            self.model.rotary_emb.original_max_seq_len = config.max_position_embeddings
+        if rope_theta is not None or max_position_embeddings is not None:
+            device = next(self.parameters()).device
+            self.model.rotary_emb = self.build_rotary().to(device)

@@ -4,7 +4,9 @@ A FlatGPT config composes two sub-configs, the way transformers nests `text_conf
 
 * `backbone_config`: the transformers decoder (Qwen2.5-VL text, Qwen3-VL text or SmolLM3), stored as
   its own config so one `save_pretrained` folder rebuilds everything;
-* `tokenizer_config`: how signals become the flat token sequence (a flat tokenizer layout).
+* `tokenizer_config`: the tokenizer that turns signals into the LM's `input_ids`. In every variant it is a nested
+  config resolved by its `model_type`: a `FlatTokenizerConfig` (which HF flat tokenizer lays the mu-law bins
+  out, see `tokenization_flatgpt.py`) here, the brain tokenizer's config for the RVQ variants.
 
 The token grid is `input_shape = (T, H, W)` raw samples/channels/levels; the language model sees the
 reduced grid `(T // temporal_reduction, H // spatial_reduction[0], W // spatial_reduction[1])`
@@ -17,7 +19,8 @@ import math
 
 from transformers import PreTrainedConfig
 
-from ...configuration_utils import BrainGenConfig, require, require_int_list, require_positive_int
+from ...configuration_utils import (SUB_CONFIG_CLASSES, BrainGenConfig, require, require_int_list,
+                                    require_positive_int, sub_config_from)
 
 # backbone model_type -> how positions are fed to it
 VIDEO_ROPE_BACKBONES = ("qwen2_5_vl_text", "qwen3_vl_text")
@@ -25,6 +28,7 @@ SEQUENCE_ROPE_BACKBONES = ("smollm3",)
 SUPPORTED_BACKBONES = VIDEO_ROPE_BACKBONES + SEQUENCE_ROPE_BACKBONES
 
 FLAT_TOKENIZERS = ("AmplitudeTokenizer", "AmplitudeMixTokenizer", "DelimitedTokenizer")
+FLAT_TOKENIZER_TYPE = "flat_signal_tokenizer"
 
 # Backbone fields that FlatGPT owns (set from the top-level config, never independently).
 _OWNED_BACKBONE_FIELDS = ("hidden_size", "vocab_size")
@@ -43,17 +47,37 @@ def _backbone_config_from_dict(data: dict) -> PreTrainedConfig:
     return AutoConfig.for_model(model_type, **data)
 
 
-class FlatGPTConfig(BrainGenConfig):
+class FlatTokenizerConfig(PreTrainedConfig):
     r"""
-    FlatGPT: one token per flattened (t, h, w) grid cell, embedded with the backbone's token table and scored
-    with the tied head.
+    The flat tokenizer of an amplitude FlatGPT: which `brain_gen_hf.tokenizers` class lays a mu-law bin grid out
+    as the LM's sequence. Its mu (`vocab_size - 1`, or `delimiter_id - 1`) and channel count (`input_shape`) come
+    from the LM config, so the tokenizer never disagrees with the model.
+
+    Args:
+        tokenizer_class (`str`): `"AmplitudeTokenizer"`, `"AmplitudeMixTokenizer"` or `"DelimitedTokenizer"`.
+        delimiter_id (`int`, *optional*): the DelimitedTokenizer's step delimiter; the last id of the vocabulary.
+    """
+
+    model_type = FLAT_TOKENIZER_TYPE
+
+    tokenizer_class: str | None = None
+    delimiter_id: int | None = None
+
+
+SUB_CONFIG_CLASSES.setdefault(FLAT_TOKENIZER_TYPE, FlatTokenizerConfig)
+
+
+class FlatGPTBaseConfig(BrainGenConfig):
+    r"""
+    What every FlatGPT variant shares: the backbone, the token grid and its reductions, block prediction and
+    corruption. A variant adds its `tokenizer_config` (`_init_tokenizer_config`) and its own checks
+    (`_validate_variant`).
 
     Args:
         backbone_config (`dict` or `PreTrainedConfig`): the decoder. `model_type` is one of `qwen2_5_vl_text`
             (3-D multimodal RoPE over the reduced grid), `qwen3_vl_text` (interleaved 3-D RoPE) or `smollm3`
             (1-D RoPE, optional NoPE layers). `hidden_size` / `vocab_size` are taken from this config.
-        tokenizer_config (`dict`): `{"tokenizer_class": "AmplitudeTokenizer" | "AmplitudeMixTokenizer" |
-            "DelimitedTokenizer", ...}`; `DelimitedTokenizer` also takes `delimiter_id`.
+        tokenizer_config (`dict` or `PreTrainedConfig`): the tokenizer's nested config (see the module docstring).
         vocab_size (`int`): token vocabulary V (256 mu-law bins, +1 for a delimiter).
         hidden_size (`int`): model width.
         input_shape (`list[int]`): raw grid `(T, H, W)` of one training example.
@@ -68,10 +92,8 @@ class FlatGPTConfig(BrainGenConfig):
             activation dtype.
     """
 
-    model_type = "flatgpt"
-
     backbone_config: dict | PreTrainedConfig | None = None
-    tokenizer_config: dict | None = None
+    tokenizer_config: dict | PreTrainedConfig | None = None
     vocab_size: int = 256
     hidden_size: int = 64
     input_shape: list[int] | None = None
@@ -138,10 +160,6 @@ class FlatGPTConfig(BrainGenConfig):
     def uses_video_rope(self) -> bool:
         return self.backbone_type in VIDEO_ROPE_BACKBONES
 
-    @property
-    def tokenizer_class(self) -> str:
-        return self.tokenizer_config["tokenizer_class"]
-
     def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
         # The backbone is the text decoder: caches and generation read layer types from it.
         if encoder:
@@ -150,20 +168,10 @@ class FlatGPTConfig(BrainGenConfig):
 
     # ------------------------------------------------------------------ validation pieces
     def _init_tokenizer_config(self) -> None:
-        tok = dict(self.tokenizer_config or {"tokenizer_class": self.default_tokenizer_class})
-        require(tok.get("tokenizer_class") in FLAT_TOKENIZERS,
-                f"`tokenizer_config.tokenizer_class` must be one of {list(FLAT_TOKENIZERS)}, got "
-                f"{tok.get('tokenizer_class')!r}")
-        if tok["tokenizer_class"] == "DelimitedTokenizer":
-            tok.setdefault("delimiter_id", 256)
-            require(isinstance(tok["delimiter_id"], int) and 0 <= tok["delimiter_id"] < self.vocab_size,
-                    f"the DelimitedTokenizer's delimiter id {tok['delimiter_id']} must lie inside the vocabulary "
-                    f"[0, {self.vocab_size - 1}]: raise `vocab_size` (256 bins + 1 delimiter = 257)")
-        unknown = set(tok) - {"tokenizer_class", "delimiter_id"}
-        require(not unknown, f"unknown `tokenizer_config` keys {sorted(unknown)}")
-        self.tokenizer_config = tok
+        raise NotImplementedError(f"{type(self).__name__} must resolve its tokenizer_config")
 
-    default_tokenizer_class = "AmplitudeTokenizer"
+    def _validate_variant(self) -> None:
+        """A variant's own checks (embedding widths, slot counts), run once the shared fields are valid."""
 
     def _init_backbone_config(self) -> None:
         backbone = self.backbone_config
@@ -220,13 +228,72 @@ class FlatGPTConfig(BrainGenConfig):
         cfg["enabled"] = bool(cfg["enabled"]) and (cfg["p_start"] > 0 or cfg["p_end"] > 0)
         self.token_corruption = cfg
 
-    def _validate_variant(self) -> None:
-        require(self.tokenizer_class != "AmplitudeMixTokenizer",
-                f"{type(self).__name__} flattens the grid into one sequence; AmplitudeMixTokenizer belongs to "
-                "FlatGPTMix")
+
+class _AmplitudeLMConfig(FlatGPTBaseConfig):
+    """The amplitude variants: mu-law bins in, through a flat HF tokenizer (`tokenizer_config.tokenizer_class`)."""
+
+    default_tokenizer_class = "AmplitudeTokenizer"
+    tokenizer_classes = FLAT_TOKENIZERS
+
+    @property
+    def tokenizer_class(self) -> str:
+        # Also what `AutoTokenizer.from_pretrained(folder)` reads when a folder has no tokenizer files.
+        return self.tokenizer_config.tokenizer_class
+
+    @property
+    def grid_channels(self) -> int:
+        """Channels per time step of the bin grid (`H * W` of `input_shape`): the tokenizer's `num_channels`."""
+        return self.input_shape[1] * self.input_shape[2]
+
+    @property
+    def tokenizer_mu(self) -> int:
+        """The flat tokenizer's mu: bins are ids `0 .. mu` (the DelimitedTokenizer's delimiter is `mu + 1`)."""
+        tok = self.tokenizer_config
+        return tok.delimiter_id - 1 if tok.tokenizer_class == "DelimitedTokenizer" else self.vocab_size - 1
+
+    def _init_tokenizer_config(self) -> None:
+        given = self.tokenizer_config
+        if given is None:
+            given = {"tokenizer_class": self.default_tokenizer_class}
+        if isinstance(given, dict) and "model_type" not in given:
+            # The short form a user writes; a saved config.json holds the nested config in full.
+            unknown = set(given) - {"tokenizer_class", "delimiter_id"}
+            require(not unknown, f"unknown `tokenizer_config` keys {sorted(unknown)}")
+            given = {"model_type": FLAT_TOKENIZER_TYPE, **given}
+        tok = sub_config_from(given)
+        require(tok.model_type == FLAT_TOKENIZER_TYPE,
+                f"{type(self).__name__} reads mu-law bins through a flat tokenizer; `tokenizer_config.model_type` "
+                f"must be {FLAT_TOKENIZER_TYPE!r}, got {tok.model_type!r} (brain tokenizers belong to the RVQ "
+                "variants)")
+        require(tok.tokenizer_class in self.tokenizer_classes,
+                f"`tokenizer_config.tokenizer_class` must be one of {list(self.tokenizer_classes)}, got "
+                f"{tok.tokenizer_class!r}")
+        if tok.tokenizer_class == "DelimitedTokenizer":
+            if tok.delimiter_id is None:
+                tok.delimiter_id = 256
+            # The tokenizer's bins are the ids below the delimiter: it must be the last id of the vocabulary.
+            require(isinstance(tok.delimiter_id, int) and tok.delimiter_id == self.vocab_size - 1,
+                    f"the DelimitedTokenizer's delimiter id {tok.delimiter_id} must be the last id of the vocabulary "
+                    f"(vocab_size - 1 = {self.vocab_size - 1}): set `vocab_size` to bins + 1 (256 bins + 1 delimiter "
+                    "= 257)")
+        else:
+            require(tok.delimiter_id is None, f"`tokenizer_config.delimiter_id` belongs to the DelimitedTokenizer, "
+                    f"not {tok.tokenizer_class}")
+        self.tokenizer_config = tok
 
 
-class FlatGPTEmbedsConfig(FlatGPTConfig):
+class FlatGPTConfig(_AmplitudeLMConfig):
+    r"""
+    FlatGPT: one token per flattened (t, h, w) grid cell, embedded with the backbone's token table and scored
+    with the tied head. `tokenizer_config`: `{"tokenizer_class": "AmplitudeTokenizer"}` (default) or
+    `{"tokenizer_class": "DelimitedTokenizer", "delimiter_id": vocab_size - 1}`.
+    """
+
+    model_type = "flatgpt"
+    tokenizer_classes = ("AmplitudeTokenizer", "DelimitedTokenizer")
+
+
+class FlatGPTEmbedsConfig(_AmplitudeLMConfig):
     r"""
     FlatGPTEmbeds: like FlatGPT, but every channel slot `h` of the reduced grid has its own embedding table and
     the head scoring position p is tied to the table of the *next* slot (the slot of the token it predicts).
@@ -234,21 +301,19 @@ class FlatGPTEmbedsConfig(FlatGPTConfig):
     """
 
     model_type = "flatgpt_embeds"
+    tokenizer_classes = ("AmplitudeTokenizer",)
 
     @property
     def num_slots(self) -> int:
         return self.reduced_shape[1]
 
     def _validate_variant(self) -> None:
-        super()._validate_variant()
-        require(self.tokenizer_class == "AmplitudeTokenizer",
-                f"FlatGPTEmbeds needs the AmplitudeTokenizer layout (one token per slot), got {self.tokenizer_class}")
         require(self.reduced_shape[2] == 1,
                 f"FlatGPTEmbeds assigns one table per channel slot and needs a reduced grid with W' = 1, got "
                 f"{self.reduced_shape}")
 
 
-class FlatGPTMixConfig(FlatGPTConfig):
+class FlatGPTMixConfig(_AmplitudeLMConfig):
     r"""
     FlatGPTMix: one sequence position per time step. The C channel tokens of a step are embedded (shared token
     table + channel embedding) and concatenated into one hidden vector (`mix_method="mix"`), or each channel is
@@ -260,6 +325,7 @@ class FlatGPTMixConfig(FlatGPTConfig):
 
     model_type = "flatgpt_mix"
     default_tokenizer_class = "AmplitudeMixTokenizer"
+    tokenizer_classes = ("AmplitudeMixTokenizer",)
 
     mix_method: str = "mix"
 
@@ -277,8 +343,6 @@ class FlatGPTMixConfig(FlatGPTConfig):
 
     def _validate_variant(self) -> None:
         require(self.mix_method in ("mix", "none"), f"`mix_method` must be 'mix' or 'none', got {self.mix_method!r}")
-        require(self.tokenizer_class == "AmplitudeMixTokenizer",
-                f"FlatGPTMix needs the AmplitudeMixTokenizer layout, got {self.tokenizer_class}")
         if self.mix_method == "mix":
             require(self.hidden_size % self.num_channels == 0,
                     f"`hidden_size` ({self.hidden_size}) must be divisible by the {self.num_channels} channels "

@@ -20,24 +20,13 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
-from ...configuration_utils import NestedConfigSpec, require, require_positive_int, sub_config_from
-from .configuration_flatgpt import FlatGPTConfig
+from ...configuration_utils import require, require_positive_int, sub_config_from
+from .configuration_flatgpt import FlatGPTBaseConfig
 
 BRAIN_TOKENIZERS = ("braintokmix", "brainomni_causal_tokenizer")
 QUANTIZER_HEADS = ("joint", "tied")
 # brain-gen's EmbeddingCorruptor default: per-level corruption probability for a 4-level RVQ.
 DEFAULT_CORRUPTION_P_LEVELS = (0.01, 0.02, 0.05, 0.1)
-
-
-class _BrainTokenizerSpec(NestedConfigSpec):
-    """`tokenizer_config` resolves by its own `model_type` (BrainTokMix by default). No default fields: config.json
-    holds the full tokenizer config, never a diff against another tokenizer family's defaults."""
-
-    def __init__(self):
-        super().__init__(BRAIN_TOKENIZERS[0])
-
-    def default_config_fields(self) -> None:
-        return None
 
 
 def _tokenizer_config_from(value) -> PreTrainedConfig:
@@ -47,7 +36,7 @@ def _tokenizer_config_from(value) -> PreTrainedConfig:
     return value
 
 
-class _FlatGPTBrainTokenizerConfig(FlatGPTConfig):
+class _FlatGPTBrainTokenizerConfig(FlatGPTBaseConfig):
     r"""
     Shared fields of the RVQ FlatGPT variants (see the module docstring for the token layout).
 
@@ -64,8 +53,6 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTConfig):
             must equal the tokenizer's `n_neuro`.
         temporal_reduction (`int`, *optional*): defaults to, and must equal, the tokenizer's hop.
     """
-
-    sub_configs_defaults = {"tokenizer_config": _BrainTokenizerSpec()}
 
     tokenizer_config: dict | PreTrainedConfig | None = None
     train_tokenizer: bool = False
@@ -111,10 +98,6 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTConfig):
         # Token corruption counts flat codes: a step is one token step of the tokenizer.
         return self.tokens_per_time_step
 
-    @property
-    def tokenizer_class(self) -> str:
-        return self.tokenizer_config.model_type
-
     # ------------------------------------------------------------------ validation
     def _init_tokenizer_config(self) -> None:
         tok = self.tokenizer_config
@@ -136,9 +119,6 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTConfig):
         require(self.block_size == 1,
                 f"{type(self).__name__} predicts whole positions jointly; `block_size` must be 1, got "
                 f"{self.block_size}")
-
-    def _validate_variant(self) -> None:
-        pass
 
 
 class FlatGPTEmbedsRVQConfig(_FlatGPTBrainTokenizerConfig):

@@ -1,19 +1,28 @@
 """FlatGPT language models over flattened brain-token grids (brain-gen `models/flatgpt.py`).
 
-Every variant is a `PreTrainedModel` + `GenerationMixin` over token ids:
+All six variants (the amplitude LMs here, the brain-tokenizer LMs in `modeling_flatgpt_rvq.py`) are composed
+the same way. Each `...ForCausalLM.__init__` builds, from the shared modules:
 
-* `forward(input_ids, cache=None, use_cache=None, labels=None)` -> `FlatGPTOutput` with next-token logits for
-  every position (position p predicts token p + block_size) and brain-gen's CrossEntropyWithCodes loss when
-  `labels` (the clean codes, usually `input_ids` itself) are given;
-* `generate()` works with transformers' `DynamicCache`;
-* `tokenize(grid)` / `forecast(context, horizon)` go from a token grid to codes and from a context to a
-  decoded rollout, with brain-gen's sliding window.
+* `transformer`: the backbone (`backbones.FlatGPTBackbone`, a transformers decoder fed with FlatGPT's positions);
+* its input embedding and head (`flatgpt_layers` / `rvq_layers`, or the backbone's own token table, tied),
+  which its `embed(input_ids, offset)` / `score(hidden, offset)` call with the sequence offset of the first token;
+* its sequence geometry: `prediction_block` (position p's logits score the tokens p + 1 .. p + prediction_block,
+  brain-gen's block_size or a whole RVQ stack), `codes_per_position` (ids one backbone position reads) and
+  `sequence_step` (ids per time step: sliding windows keep this alignment).
+
+What they share once built lives in `FlatGPTLanguageModel`: `forward` (embed -> backbone -> head ->
+CrossEntropyWithCodes), `generate()` (transformers' loop; whole blocks through the windowed rollout), the
+sliding-window rollout (`rollout.py`), `forecast` (`brain_gen_hf.forecasting.ForecastMixin`) and
+`resize_context`. The amplitude LMs read mu-law bins through their flat HF tokenizer (`AmplitudeLMMixin`,
+`tokenization_flatgpt.py`); the RVQ LMs through their brain tokenizer (`BrainTokenizerLMMixin`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,27 +34,37 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
 from transformers.utils import ModelOutput
 
-from ...modeling_utils import (GENERATION_FORWARD_KWARGS, BrainGenPreTrainedModel, check_labels,
-                               reject_unknown_kwargs)
+from ...compat import CACHE_KWARG, cache_from_kwargs
+from ...forecasting import ForecastMixin, ForecastOutput, choose_next, resolve_generation_config
+from ...forecasting.sampling import build_logits_processor
+from ...modeling_utils import (GENERATION_FORWARD_KWARGS, BrainGenPreTrainedModel, _check_index_dtype,
+                               check_has_data, check_labels, reject_unknown_kwargs)
+from ...tokenizers.mulaw import mulaw_decode, mulaw_encode
 from .backbones import FlatGPTBackbone
 from .configuration_flatgpt import FlatGPTConfig, FlatGPTEmbedsConfig, FlatGPTMixConfig
 from .flatgpt_layers import ChannelHead, ListEmbedding, MixEmbedding, MixHead, corrupt_tokens
-from ...layers.sampling import make_sampler, rollout_progress
-from .token_layouts import build_layout
+from .rollout import windowed_rollout
+from .tokenization_flatgpt import layout_tokenizer, tokenizer_from_lm_config
 
 
 @dataclass
 class FlatGPTOutput(ModelOutput):
     """loss: CrossEntropyWithCodes (mean next-token CE) when `labels` are given.
     logits: `(B, L, V)` (`(B*C, T, V)` for FlatGPTMix); position p predicts token p + block_size.
-    cache: the KV cache when `use_cache` (transformers `Cache`).
+    cache: the KV cache when `use_cache` (transformers `Cache`); named `past_key_values` on transformers < 5.24,
+        whose `generate()` reads it under that name (`compat.cache_of(output)` reads either).
     embeddings: the token embeddings fed to the backbone (what causality checks differentiate against).
     last_hidden_state: the backbone output before the head.
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    cache: Cache | None = None
+    # One field under the installed release's name: 5.24's ModelOutput maps `past_key_values` onto `cache`, so
+    # declaring both would let the second overwrite the first.
+    if CACHE_KWARG == "cache":
+        cache: Cache | None = None
+    else:
+        past_key_values: Cache | None = None
     embeddings: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None
 
@@ -91,74 +110,61 @@ class FlatGPTPreTrainedModel(BrainGenPreTrainedModel):
             init.copy_(module.original_inv_freq, inv_freq)
 
 
-class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
-    """Shared machinery: backbone, input checks, loss, corruption, generation and forecasting."""
+class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixin):
+    """What every FlatGPT variant shares once its `__init__` has built `transformer`, its embedding and head
+    (`embed` / `score`) and set `prediction_block`, `codes_per_position` and `sequence_step`."""
 
-    keep_backbone_token_embedding = False
-
-    def __init__(self, config: FlatGPTConfig):
-        super().__init__(config)
-        self.transformer = FlatGPTBackbone(config, keep_token_embedding=self.keep_backbone_token_embedding)
-        self.build_embedding_and_head(config)
-        self.layout = self.build_layout(config)
-        self.post_init()
-
-    # ---------------------------------------------------------------- variant hooks
-    def build_embedding_and_head(self, config) -> None:
-        raise NotImplementedError
-
-    def build_layout(self, config):
-        return build_layout(config)
-
-    @property
-    def prediction_block(self) -> int:
-        """Tokens predicted in parallel: position p's logits score token p + prediction_block."""
-        return self.config.block_size
+    codes_per_position = 1
+    rows_per_example = 1  # FlatGPTMix: one input row per channel
 
     def embed(self, input_ids: torch.Tensor, offset: int) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define embed()")
 
     def score(self, hidden: torch.Tensor, offset: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    @property
-    def sequence_step(self) -> int:
-        """Sequence positions per time step (window slides keep this alignment)."""
-        if self.config.tokenizer_class == "DelimitedTokenizer":
-            return self.layout.channels + 1
-        return self.config.tokens_per_grid_step
-
-    def check_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.check_tokens(input_ids, vocab_size=self.config.vocab_size, ndim=2)
+        raise NotImplementedError(f"{type(self).__name__} must define score()")
 
     # ---------------------------------------------------------------- forward
+    def check_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        self.check_tokens(input_ids, vocab_size=self.config.vocab_size, ndim=2)
+        if input_ids.shape[0] % self.rows_per_example:
+            raise ValueError(f"{type(self).__name__} input_ids are (B*C, T) channel rows: {input_ids.shape[0]} rows "
+                             f"is not a multiple of the {self.rows_per_example} channels")
+        if input_ids.shape[1] % self.codes_per_position:
+            raise ValueError(f"input_ids must hold whole positions of {self.codes_per_position} codes (flat codes in "
+                             f"(time, latent, level) order), got length {input_ids.shape[1]}")
+        return input_ids
+
     def forward(self, input_ids: torch.Tensor | None = None, cache: Cache | None = None, use_cache: bool | None = None,
                 labels: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 **kwargs) -> FlatGPTOutput:
-        """Next-token logits of `input_ids` (see the module docstring).
+        """Next-token logits of `input_ids` (see the module docstring) and, with `labels` (the clean codes, usually
+        `input_ids` itself), brain-gen's CrossEntropyWithCodes loss.
 
         Accepts the keywords transformers' generation passes (`past_key_values` is the old name of `cache`;
         `cache_position`, `logits_to_keep`, `return_dict`, ... are ignored); any other keyword raises `TypeError`.
         """
-        if cache is None:
-            cache = kwargs.pop("past_key_values", None)
+        cache = cache_from_kwargs(cache, kwargs.pop("past_key_values", None))
         reject_unknown_kwargs(kwargs, GENERATION_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         if input_ids is None:
             raise ValueError("FlatGPT needs `input_ids` (token codes); use `model.tokenize(grid)` for a token grid")
+        return self.lm_forward(input_ids, cache=cache, use_cache=use_cache, labels=labels,
+                               attention_mask=attention_mask)
+
+    def lm_forward(self, input_ids: torch.Tensor, *, cache: Cache | None, use_cache: bool | None,
+                   labels: torch.Tensor | None, attention_mask: torch.Tensor | None) -> FlatGPTOutput:
+        """embed -> backbone -> head (-> loss) for checked keywords."""
         self.check_input_ids(input_ids)
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             raise ValueError("FlatGPT sequences are unpadded token grids: an attention_mask with zeros is not "
                              "supported")
-        block = self.prediction_block
         self._check_cache_extension(input_ids, cache)
         offset = cache.get_seq_length() if cache is not None else 0
-        model_ids = self.maybe_corrupt(input_ids)
-        embeddings = self.embed(model_ids, offset)
+        embeddings = self.embed(self.maybe_corrupt(input_ids), offset)
         hidden, cache = self.transformer(embeddings, cache=cache, use_cache=bool(use_cache))
         logits = self.score(hidden, offset)
-        loss = codes_cross_entropy(logits, labels, block) if labels is not None else None
-        return FlatGPTOutput(loss=loss, logits=logits, cache=cache if use_cache else None, embeddings=embeddings,
-                             last_hidden_state=hidden)
+        loss = codes_cross_entropy(logits, labels, self.prediction_block) if labels is not None else None
+        return FlatGPTOutput(loss=loss, logits=logits, embeddings=embeddings, last_hidden_state=hidden,
+                             **{CACHE_KWARG: cache if use_cache else None})
 
     def _check_cache_extension(self, input_ids: torch.Tensor, cache: Cache | None) -> None:
         block = self.prediction_block
@@ -167,24 +173,23 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
                              "`forecast()` for generation")
 
     def _next_block_logits(self, input_ids: torch.Tensor, cache: Cache | None, *, decode: bool) -> torch.Tensor:
-        """The logits of the last prediction block for `generate_windowed`, as an ordinary tensor.
+        """The logits of the last prediction block for the windowed rollout, as an ordinary tensor.
 
         `input_ids` is a whole context (`decode=False`, prefilling `cache` if one is given) or, with `decode`, the
         new block extending `cache`. The model runs in inference mode: without any autograd bookkeeping a small
         model's decode step is noticeably faster (~15%), on the same kernels. The logits are cloned out of it so that
-        `sample_fn` gets a tensor it may edit in place, and the ids it returns are ordinary tensors.
+        a sampler gets a tensor it may edit in place, and the ids it returns are ordinary tensors.
         """
         with torch.inference_mode():
             if decode:
                 # forward() minus its per-call id-range check (two reductions and host syncs) and output
-                # containers, a noticeable share of a small model's step: the context was validated up front and
-                # new ids are drawn from logits over the vocabulary.
+                # containers: the context was validated up front and new ids are drawn over the vocabulary.
                 self._check_cache_extension(input_ids, cache)
                 offset = cache.get_seq_length()
                 hidden, _ = self.transformer(self.embed(input_ids, offset), cache=cache, use_cache=True)
                 logits = self.score(hidden, offset)
             else:
-                logits = self(input_ids, cache=cache, use_cache=cache is not None).logits
+                logits = self(input_ids, use_cache=cache is not None, **{CACHE_KWARG: cache}).logits
         return logits[:, -self.prediction_block:].clone()
 
     def maybe_corrupt(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -195,162 +200,75 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
                               tokens_per_step=cfg["tokens_per_step"], block_len_steps=cfg["block_len_steps"])
 
     # ---------------------------------------------------------------- generation
-    def generate(self, *args, **kwargs):
-        if self.config.block_size > 1:
+    def generate(self, input_ids: torch.Tensor | None = None, generation_config=None, **kwargs):
+        """transformers' `generate()`. A model that predicts several codes per position (stacked RVQ variants)
+        emits whole positions through the KV-cached windowed rollout instead, sampled from the same
+        GenerationConfig fields (do_sample, temperature, top_k, top_p, min_p, use_cache)."""
+        if self.prediction_block == 1:
+            return super().generate(input_ids, generation_config=generation_config, **kwargs)
+        if self.codes_per_position == 1:
             raise ValueError(f"generate() emits one token per step, but this model predicts blocks of "
-                             f"{self.config.block_size}; use `forecast()`/`generate_windowed()`")
-        return super().generate(*args, **kwargs)
+                             f"{self.prediction_block}; use `forecast()`/`generate_windowed()`")
+        # Several codes per position are sampled together from one hidden state: transformers' one-token loop
+        # cannot express that.
+        config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
+        rest = config.update(**kwargs)
+        mask = rest.pop("attention_mask", None)
+        if mask is not None and not bool(mask.bool().all()):
+            raise ValueError("FlatGPT sequences are unpadded: an attention_mask with zeros is not supported")
+        if rest:
+            raise ValueError(f"generate() of {type(self).__name__} does not support {sorted(rest)}")
+        new_tokens = config.max_new_tokens
+        if new_tokens is None or new_tokens % self.prediction_block:
+            raise ValueError(f"{type(self).__name__} generates whole positions of {self.prediction_block} codes: "
+                             f"max_new_tokens must be a multiple of it, got {new_tokens}")
+        config = resolve_generation_config(self, config)
+        self.check_input_ids(input_ids)
+        generated = self.generate_windowed(input_ids, new_tokens, sampler(config),
+                                           window=input_ids.shape[1] + new_tokens,
+                                           use_cache=config.use_cache is not False)
+        return torch.cat([input_ids, generated], dim=1)
 
     def new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.config.backbone_config)
-
-    def tokenize(self, grid: torch.Tensor) -> torch.Tensor:
-        """Token grid `(B, T, C[, W])` of integer bins -> the model's `input_ids`."""
-        return self.layout.encode(grid)
 
     @torch.no_grad()
     def generate_windowed(self, input_ids: torch.Tensor, max_new_tokens: int,
                           sample_fn: Callable[[torch.Tensor], torch.Tensor], *, window: int | None = None,
                           sliding_window_overlap: float | int = 0.5, use_cache: bool = True,
                           progress: bool | None = None) -> torch.Tensor:
-        """Roll out `max_new_tokens` tokens past any context length (brain-gen's forecast loop).
+        """Roll out `max_new_tokens` tokens past any context length (see `rollout.py`).
 
-        The context is capped at `window` tokens (default: the initial context length). Once the window is full
-        its first `stride` tokens are dropped (an int is a token count, a float a fraction of the window; both
-        rounded down to whole time steps so grid positions and per-slot tables stay aligned) and the rest is
-        prefilled again with positions restarting at 0. Within a window, new blocks are fed through the KV
-        cache (`use_cache`) or the whole context is re-run. `sample_fn(logits (B, n, V)) -> ids (B, n)`.
-        `progress`: a tqdm bar over the new tokens; `None` (default) shows it only for long rollouts
-        (`layers.sampling.LONG_ROLLOUT` tokens) in a terminal or notebook. Returns only the generated tokens.
+        `window`: tokens of context kept (default: the initial context length); `sliding_window_overlap`: what a
+        slide drops (an int counts tokens, a float is a fraction of the window; whole time steps). Within a window,
+        new blocks go through the KV cache (`use_cache`) or the whole context is re-run. `sample_fn(logits (B, n,
+        V)) -> ids (B, n)`, e.g. `flatgpt.modeling_flatgpt.sampler(GenerationConfig(...))`. `progress`: a tqdm bar
+        over the new tokens (`None`: only long rollouts, in a terminal or notebook). Returns the generated tokens.
         """
-        self.check_input_ids(input_ids)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-        step = self.sequence_step
-        window = self._window_arg(window, "window")
-        if window is None and input_ids.shape[1] < step:
-            # The default window is the context length; name the context, not a window the caller never passed.
-            raise ValueError(f"the context ({input_ids.shape[1]} tokens) is shorter than one time step ({step} "
-                             f"tokens), so it cannot set the default window; pass a longer context or "
-                             f"`window` (at least {step} tokens)")
-        window = input_ids.shape[1] if window is None else window
-        self._check_window(window, step, input_ids.shape[1] + max_new_tokens)
-        stride = self._window_stride(window, sliding_window_overlap, step)
-        block = self.prediction_block
         was_training = self.training
         self.eval()
-        context, generated, total = input_ids, [], 0
-        bar = rollout_progress(max_new_tokens, progress, desc=f"{type(self).__name__} rollout", unit="token")
         try:
-            while total < max_new_tokens:
-                if context.shape[1] > window:
-                    excess = context.shape[1] - window
-                    context = context[:, -(-excess // step) * step:]
-                cache = self.new_cache() if use_cache else None
-                logits = self._next_block_logits(context, cache, decode=False)
-                # With the cache, the window's new tokens are joined to `context` once, when the window slides,
-                # instead of re-copying the growing context on every step.
-                length, window_new = context.shape[1], []
-                while total < max_new_tokens and length < window:
-                    n = min(block, max_new_tokens - total, window - length, logits.shape[1])
-                    new = self._sampled_ids(sample_fn, logits[:, :n], context.device)
-                    generated.append(new)
-                    total += n
-                    length += n
-                    bar.update(n)
-                    if use_cache:
-                        window_new.append(new)
-                    else:
-                        context = torch.cat([context, new], dim=1)
-                    if total >= max_new_tokens or length >= window:
-                        break
-                    logits = self._next_block_logits(new if use_cache else context, cache, decode=use_cache)
-                if total >= max_new_tokens:
-                    break
-                if window_new:
-                    context = torch.cat([context, *window_new], dim=1)
-                context = context[:, stride:] if context.shape[1] > stride else context[:, -step:]
+            return windowed_rollout(self, input_ids, max_new_tokens, sample_fn, window=window,
+                                    sliding_window_overlap=sliding_window_overlap, use_cache=use_cache,
+                                    progress=progress)
         finally:
-            bar.close()
             self.train(was_training)
-        if not generated:
-            return input_ids[:, :0]
-        return torch.cat(generated, dim=1)
 
-    def _sampled_ids(self, sample_fn: Callable, logits: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """`sample_fn(logits (B, n, V))`, checked: a custom sampler must return `(B, n)` vocabulary ids (the decode
-        step skips forward()'s check, and a wrong shape would silently change how many tokens were generated)."""
-        new = sample_fn(logits)
-        if not isinstance(new, torch.Tensor):
-            raise TypeError(f"sample_fn must return a tensor of token ids, got {type(new).__name__}")
-        if tuple(new.shape) != tuple(logits.shape[:2]):
-            raise ValueError(f"sample_fn must return token ids of shape {tuple(logits.shape[:2])} (one per logits "
-                             f"row), got {tuple(new.shape)}")
-        if new.is_floating_point() or new.is_complex():
-            raise ValueError(f"sample_fn must return integer token ids, got dtype {new.dtype}")
-        new = new.to(device, torch.long)
-        if int(new.min()) < 0 or int(new.max()) >= self.config.vocab_size:
-            raise ValueError(f"sample_fn returned ids outside [0, {self.config.vocab_size - 1}]")
-        return new
+    def _rollout(self, input_ids: torch.Tensor, n_tokens: int, generation_config, logits_processor, *,
+                 max_context_tokens, sliding_window_overlap, progress, delimiter_id: int | None = None
+                 ) -> torch.Tensor:
+        """The forecast's rollout: `n_tokens` ids chosen by the GenerationConfig and the logits processors.
 
-    @staticmethod
-    def _window_arg(window, name: str) -> int | None:
-        """A window length in tokens, or `None` for the default (`None` or -1). A float or a string would be
-        truncated or fail deep in the rollout, so only integers are read."""
-        if window is None or (isinstance(window, numbers.Integral) and window == -1):
-            return None
-        if isinstance(window, bool) or not isinstance(window, numbers.Integral):
-            raise ValueError(  # noqa: TRY004 (bad inputs are ValueErrors throughout, as in `check_tokens`)
-                f"{name} must be an int (tokens) or None (the context length), got {window!r}")
-        return int(window)
-
-    @staticmethod
-    def _check_window(window: int, step: int, needed: int) -> None:
-        """A window must hold a time step; one that must slide must hold more, or the rollout never advances."""
-        if window < step:
-            raise ValueError(f"the window ({window} tokens) must hold at least one time step ({step} tokens)")
-        if window == step and needed > window:
-            raise ValueError(f"a window of one time step ({step} tokens) cannot slide: after each slide it would "
-                             "be full again before generating anything. The context and the new tokens need "
-                             f"{needed} tokens; pass a window (`window` / `max_context_tokens`) of at least "
-                             f"{2 * step} tokens (two time steps), or of {needed} to avoid sliding")
-
-    @staticmethod
-    def _window_stride(window: int, overlap: float | int, step: int) -> int:
-        if isinstance(overlap, bool) or not isinstance(overlap, (int, float)):
-            raise ValueError(f"sliding_window_overlap must be an int (tokens) or a float (fraction), got {overlap!r}")
-        if not math.isfinite(overlap) or overlap < 0:
-            raise ValueError(f"sliding_window_overlap must be a non-negative number, got {overlap}")
-        stride = max(1, overlap) if isinstance(overlap, int) else round(window * overlap)
-        stride = max(1, min(stride, window))
-        return max(step, stride // step * step)
-
-    @torch.no_grad()
-    def forecast(self, context: torch.Tensor, horizon: int, sample_fn: Callable | None = None, *,
-                 strategy: str = "argmax", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 max_context_tokens: int | None = None, sliding_window_overlap: float | int = 0.5,
-                 use_cache: bool = True, progress: bool | None = None) -> torch.Tensor:
-        """Forecast `horizon` raw time samples (whole token steps) after a token-grid `context (B, T, C[, W])`.
-
-        Sampling: `sample_fn(logits) -> ids` if given, else `strategy` "argmax" or "roulette" (multinomial after
-        transformers' temperature / top-k / top-p warpers). `progress` as in `generate_windowed`. Returns the
-        generated part only, decoded by the tokenizer layout to `(B, steps, C)`.
+        With `delimiter_id` (the DelimitedTokenizer's), every step of the rollout keeps the layout it was trained
+        on, `[x_0 (C bins), D, x_1, D, ...]`: bins are chosen among the bins and the step's last slot is the
+        delimiter, so the model reads well-formed steps and every forecast step decodes to bins.
         """
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
-            raise ValueError(f"horizon must be a non-negative int (raw samples), got {horizon!r}")
-        codes = self.tokenize(context)
-        exact = horizon * self.layout.tokens_per_sample(self.config)
-        n_tokens = round(exact)
-        # A rollout that ends inside a token step cannot be decoded to a grid (and rounding it down would
-        # silently return fewer samples than asked for).
-        if not math.isclose(exact, n_tokens) or n_tokens % self.sequence_step:
-            raise ValueError(f"horizon ({horizon} samples) must cover whole token steps: a multiple of "
-                             f"temporal_reduction ({self.config.temporal_reduction} samples per step)")
-        sampler = sample_fn or make_sampler(strategy, temperature=temperature, top_k=top_k, top_p=top_p)
-        generated = self.generate_windowed(codes, n_tokens, sampler, window=max_context_tokens,
-                                           sliding_window_overlap=sliding_window_overlap, use_cache=use_cache,
-                                           progress=progress)
-        return self.layout.decode(generated)
+        choose = sampler(generation_config, logits_processor)
+        if delimiter_id is not None:
+            choose = _delimited_steps(choose, self.sequence_step, delimiter_id)
+        return windowed_rollout(self, input_ids, n_tokens, choose, window=max_context_tokens,
+                                sliding_window_overlap=sliding_window_overlap,
+                                use_cache=generation_config.use_cache is not False, progress=progress)
 
     # ---------------------------------------------------------------- context resizing
     def resize_context(self, *, input_shape: list[int] | None = None, rope_theta: float | None = None,
@@ -380,14 +298,144 @@ class _FlatGPTLanguageModel(FlatGPTPreTrainedModel, GenerationMixin):
         config.backbone_config.max_position_embeddings = backbone.max_position_embeddings
 
 
-class FlatGPTForCausalLM(_FlatGPTLanguageModel):
+def sampler(generation_config, logits_processor=None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`logits (B, n, V) -> ids (B, n)` as a GenerationConfig says (greedy, or sampled through transformers'
+    warpers; the global torch RNG drives the draws), for `generate_windowed`."""
+    if logits_processor is None:
+        logits_processor = build_logits_processor(generation_config)
+    return lambda logits: choose_next(logits, generation_config, logits_processor)
+
+
+def _delimited_steps(choose: Callable, group: int, delimiter_id: int) -> Callable:
+    """`choose` for a rollout that starts right after a delimiter: slot `k` of the rollout (counted over the
+    calls, which come in order) is a delimiter slot iff `(k + 1) % group == 0`."""
+    generated = 0
+
+    def choose_in_layout(logits: torch.Tensor) -> torch.Tensor:
+        nonlocal generated
+        n = logits.shape[1]
+        is_delimiter = (torch.arange(generated, generated + n, device=logits.device) + 1) % group == 0
+        generated += n
+        logits = logits.clone()
+        logits[:, ~is_delimiter, delimiter_id] = float("-inf")
+        ids = choose(logits)
+        return torch.where(is_delimiter, torch.full_like(ids, delimiter_id), ids)
+
+    return choose_in_layout
+
+
+# -------------------------------------------------------------------------------------------- amplitude LMs
+def check_token_grid(grid, vocab_size: int, channels: int, name: str = "token grid") -> torch.Tensor:
+    """A bin grid `(B, T, C)` / `(B, T, C, W)` of int64/int32 ids inside the vocabulary, `C * W == channels`;
+    returned 4-D."""
+    if not isinstance(grid, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of token ids (B, T, C, W), got {type(grid).__name__}")
+    check_has_data(grid, name)
+    if grid.is_floating_point() or grid.dtype == torch.bool or grid.is_complex():
+        raise ValueError(f"{name} must hold integer token ids (mu-law bins), got dtype {grid.dtype}; quantise the "
+                         "signal first (e.g. brain_gen_hf.tokenizers.mulaw)")
+    _check_index_dtype(grid, name)  # as `check_tokens`: smaller integer dtypes are not read as ids
+    if grid.ndim == 3:
+        grid = grid.unsqueeze(-1)
+    if grid.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, T, C) or (B, T, C, W), got {tuple(grid.shape)}")
+    if grid.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(grid.shape)})")
+    if grid.shape[2] * grid.shape[3] != channels:
+        # The sequence would be laid out for another channel count: grid positions and per-slot tables misalign.
+        raise ValueError(f"{name} of shape {tuple(grid.shape)} has {grid.shape[2] * grid.shape[3]} channels per time "
+                         f"step (C * W), the model's input_shape has {channels}")
+    lo, hi = int(grid.min()), int(grid.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"{name} has ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
+    return grid
+
+
+def amplitude_sequence_step(config) -> int:
+    """Sequence ids per time step of an amplitude LM: its grid step, plus the delimiter for the
+    DelimitedTokenizer."""
+    if config.tokenizer_class == "DelimitedTokenizer":
+        return config.grid_channels + 1
+    return config.tokens_per_grid_step
+
+
+class AmplitudeLMMixin:
+    """The amplitude LMs' side of the token layout: the flat HF tokenizer (`tokenizer`), token grids in
+    (`tokenize`), forecasts of mu-law signals (`_forecast`) and the tokenizer saved with the weights."""
+
+    @property
+    def tokenizer(self):
+        """The flat tokenizer the model encodes and decodes with, built from the config (stateless and cheap,
+        ~1 ms); the same one `AutoTokenizer.from_pretrained(saved_folder)` loads."""
+        return tokenizer_from_lm_config(self.config)
+
+    def tokenize(self, grid: torch.Tensor) -> torch.Tensor:
+        """Token grid `(B, T, C[, W])` of integer bins -> the model's `input_ids`, through the flat tokenizer."""
+        # Checked here (dtype, shape, channels, bins within the tokenizer's mu), then laid out directly.
+        grid = check_token_grid(grid, self.config.tokenizer_mu + 1, self.config.grid_channels)
+        return layout_tokenizer(self.config)._flatten_grid(grid)
+
+    def context_bins(self, input_values, *, channel_names=None) -> torch.Tensor:
+        """A context `(B, C, T)` -> int64 mu-law bins `(B, C, T)`: a float signal in the units the tokenizer
+        quantises (mu-law of `[-1, 1]`, mu = `config.tokenizer_mu`), or integer bins as the LM was trained on."""
+        if not isinstance(input_values, torch.Tensor):
+            raise ValueError(f"input_values must be a torch.Tensor (B, C, T), got {type(input_values).__name__}")
+        check_has_data(input_values, "input_values")
+        channels = self.config.grid_channels
+        if input_values.ndim != 3:
+            raise ValueError(f"input_values must be a signal or bins (B, C, T), got shape {tuple(input_values.shape)}"
+                             "; a token grid (B, T, C, W) goes through `model.tokenize(grid)`")
+        if input_values.shape[1] != channels:
+            raise ValueError(f"input_values has {input_values.shape[1]} channels (dim 1 of shape "
+                             f"{tuple(input_values.shape)}), the model reads {channels} per time step")
+        if channel_names is not None:
+            self.config.check_signal_metadata(channel_names=channel_names, num_channels=channels)
+        mu = self.config.tokenizer_mu
+        if input_values.is_floating_point():
+            signal = self.check_signal(input_values, name="input_values", ndim=3)
+            return mulaw_encode(signal.float(), mu)
+        bins = check_token_grid(input_values.transpose(1, 2), mu + 1, channels, name="input_values")
+        return bins[..., 0].transpose(1, 2)
+
+    def _forecast(self, input_values, horizon, generation_config, logits_processor, *, progress=None,
+                  channel_names=None, max_context_tokens=None, sliding_window_overlap=0.5) -> ForecastOutput:
+        """`horizon` time steps after a context `(B, C, T)` (see `context_bins`; the time axis is the token grid's).
+
+        Returns `values` (B, C, horizon): the mu-law decoded forecast in `[-1, 1]`; `codes` (B, C, horizon): the
+        predicted bins; `tokens`: the generated ids, `(B, n)` (FlatGPTMix: `(B, C, t)`, its channel rows).
+        `max_context_tokens` (default: the context) caps the window in tokens, `sliding_window_overlap` is what a
+        slide drops (see `generate_windowed`).
+        """
+        tokenizer = layout_tokenizer(self.config)
+        bins = self.context_bins(input_values, channel_names=channel_names)
+        input_ids = tokenizer.flatten(bins.transpose(1, 2).unsqueeze(-1))
+        tokens = self._rollout(input_ids, horizon * self.sequence_step, generation_config, logits_processor,
+                               max_context_tokens=max_context_tokens, sliding_window_overlap=sliding_window_overlap,
+                               progress=progress, delimiter_id=self.config.tokenizer_config.delimiter_id)
+        codes = tokenizer.continuation_to_bins(tokens).transpose(1, 2)
+        if self.rows_per_example > 1:  # FlatGPTMix: the (B*C, t) channel rows, grouped per example
+            tokens = tokens.reshape(bins.shape[0], self.rows_per_example, -1)
+        return ForecastOutput(values=mulaw_decode(codes, self.config.tokenizer_mu), codes=codes, tokens=tokens)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """Weights and config, and the flat tokenizer's files (so `AutoTokenizer.from_pretrained(folder)` works)."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.tokenizer.save_pretrained(save_directory)
+        return result
+
+
+class FlatGPTForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
     """FlatGPT: tokens embedded with the backbone's table (`transformer.model.embed_tokens`), tied head."""
 
     config_class = FlatGPTConfig
-    keep_backbone_token_embedding = True
 
-    def build_embedding_and_head(self, config) -> None:
-        pass
+    def __init__(self, config: FlatGPTConfig):
+        super().__init__(config)
+        self.transformer = FlatGPTBackbone(config, keep_token_embedding=True)
+        self.prediction_block = config.block_size
+        self.sequence_step = amplitude_sequence_step(config)
+        self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.transformer.model.embed_tokens
@@ -399,14 +447,19 @@ class FlatGPTForCausalLM(_FlatGPTLanguageModel):
         return F.linear(hidden, self.transformer.model.embed_tokens.weight)
 
 
-class FlatGPTEmbedsForCausalLM(_FlatGPTLanguageModel):
+class FlatGPTEmbedsForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
     """FlatGPTEmbeds: one embedding table per channel slot; the head at slot i is tied to table i + 1."""
 
     config_class = FlatGPTEmbedsConfig
 
-    def build_embedding_and_head(self, config) -> None:
+    def __init__(self, config: FlatGPTEmbedsConfig):
+        super().__init__(config)
+        self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
         self.pre_embedding = ListEmbedding(config.vocab_size, config.hidden_size, config.num_slots)
         self.head = ChannelHead(self.pre_embedding)
+        self.prediction_block = config.block_size
+        self.sequence_step = amplitude_sequence_step(config)
+        self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.pre_embedding
@@ -418,29 +471,24 @@ class FlatGPTEmbedsForCausalLM(_FlatGPTLanguageModel):
         return self.head(hidden, offset)
 
 
-class FlatGPTMixForCausalLM(_FlatGPTLanguageModel):
+class FlatGPTMixForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
     """FlatGPTMix: one position per time step; `input_ids` are `(B*C, T)` channel rows (channel-major per example)."""
 
     config_class = FlatGPTMixConfig
 
-    def build_embedding_and_head(self, config) -> None:
+    def __init__(self, config: FlatGPTMixConfig):
+        super().__init__(config)
+        self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
         self.pre_embedding = MixEmbedding(config.vocab_size, config.channel_width, config.num_channels,
                                           config.mix_method)
         self.head = MixHead(self.pre_embedding)
+        self.prediction_block = config.block_size
+        self.sequence_step = 1
+        self.rows_per_example = config.num_channels
+        self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.pre_embedding.emb.quant_emb
-
-    @property
-    def sequence_step(self) -> int:
-        return 1
-
-    def check_input_ids(self, input_ids):
-        super().check_input_ids(input_ids)
-        if input_ids.shape[0] % self.config.num_channels:
-            raise ValueError(f"FlatGPTMix input_ids are (B*C, T) channel rows: {input_ids.shape[0]} rows is not a "
-                             f"multiple of the {self.config.num_channels} channels")
-        return input_ids
 
     def embed(self, input_ids, offset):
         return self.pre_embedding(input_ids)

@@ -11,14 +11,15 @@ score the code at p + tokens_per_position (brain-gen's flattened RVQ logits and 
   against its own codes.
 * `encode(signal)` -> codes, `decode(codes)` -> signal, `forecast(signal, horizon)` -> the next `horizon` samples.
 * `generate()`: transformers' token loop for FlatGPTEmbedsRVQ; for the stacked variants (several codes per
-  position) the same KV-cached block loop as `forecast`, which emits whole positions.
+  position) the KV-cached windowed rollout, which emits whole positions.
+
+`AutoTokenizer.from_pretrained(folder)` has nothing to give for these LMs (their tokenizer is a model, not a
+text tokenizer): use `model.encode` / `model.decode` or `model.tokenizer`.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,13 +27,15 @@ from einops import rearrange
 from torch import nn
 from transformers import AutoModel
 
+from ...forecasting import ForecastOutput
 from ...modeling_utils import sub_model_from_config
+from .backbones import FlatGPTBackbone
 from .configuration_flatgpt_rvq import FlatGPTEmbedsRVQConfig, FlatGPTMixRVQConfig, FlatGPTRVQConfig
 from .flatgpt_layers import ChannelHead, ListEmbedding
-from .modeling_flatgpt import FlatGPTOutput, _FlatGPTLanguageModel
+from .modeling_flatgpt import FlatGPTLanguageModel, FlatGPTOutput
+from .rollout import window_arg
 from .rvq_layers import (EmbeddingCorruptor, JointRVQHead, MixQuantizerEmbedding, MixRVQHead, QuantizerEmbedding,
                          TiedRVQHead)
-from ...layers.sampling import make_sampler
 
 
 @dataclass
@@ -42,36 +45,14 @@ class FlatGPTRVQOutput(FlatGPTOutput):
     input_ids: torch.Tensor | None = None
 
 
-class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
-    """Shared machinery: the tokenizer sub-module, code layout checks, signal forecasts."""
+class BrainTokenizerLMMixin:
+    """The RVQ LMs' side of the token layout: the frozen brain tokenizer (`tokenizer`), signals in (`encode`,
+    `forward(input_values=...)`), codes out (`decode`) and signal forecasts (`_forecast`)."""
 
-    def build_embedding_and_head(self, config) -> None:
+    def _build_tokenizer(self, config) -> None:
         self.tokenizer = sub_model_from_config(config.tokenizer_config)
-        self.build_rvq_layers(config)
         self._freeze_tokenizer()
 
-    def build_rvq_layers(self, config) -> None:
-        raise NotImplementedError
-
-    def positions_view(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Flat codes -> what one backbone position reads (brain-gen's reshaped codes)."""
-        raise NotImplementedError
-
-    def build_layout(self, config):
-        return None  # codes come from the brain tokenizer, not from a flat token layout
-
-    @property
-    def prediction_block(self) -> int:
-        return self.config.tokens_per_position
-
-    @property
-    def sequence_step(self) -> int:
-        return self.config.tokens_per_time_step
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.pre_embedding
-
-    # ---------------------------------------------------------------- tokenizer
     def _freeze_tokenizer(self) -> None:
         if not self.config.train_tokenizer:
             self.tokenizer.requires_grad_(False)
@@ -82,6 +63,9 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
         if not self.config.train_tokenizer:
             self.tokenizer.eval()  # a frozen tokenizer never updates its codebooks
         return self
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.pre_embedding
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -104,6 +88,7 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
         model.tokenizer.load_state_dict(tokenizer.state_dict(), strict=True)
         return model
 
+    # ---------------------------------------------------------------- tokenizer
     def encode(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
                sensor_type: torch.Tensor | None = None, *, channel_names: list[str] | None = None) -> torch.Tensor:
         """Signal `(B, C, T)` -> flat codes `(B, T / hop * n_neuro * Q)`, the model's `input_ids`.
@@ -133,14 +118,6 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
         return signal[..., : input_ids.shape[1] // self.sequence_step * self.config.temporal_reduction]
 
     # ---------------------------------------------------------------- forward
-    def check_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
-        super().check_input_ids(input_ids)
-        per_position = self.prediction_block
-        if input_ids.shape[1] % per_position:
-            raise ValueError(f"input_ids must hold whole positions of {per_position} codes (flat codes in (time, "
-                             f"latent, level) order), got length {input_ids.shape[1]}")
-        return input_ids
-
     def forward(self, input_ids: torch.Tensor | None = None, input_values: torch.Tensor | None = None,
                 pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, cache=None,
                 use_cache: bool | None = None, labels: torch.Tensor | None = None,
@@ -162,75 +139,51 @@ class _FlatGPTBrainTokenizerLM(_FlatGPTLanguageModel):
                               attention_mask=attention_mask, **kwargs)
         return FlatGPTRVQOutput(**out, input_ids=input_ids)
 
-    # ---------------------------------------------------------------- generation
-    def generate(self, input_ids: torch.Tensor | None = None, generation_config=None, **kwargs):
-        if self.prediction_block == 1:
-            return super().generate(input_ids, generation_config=generation_config, **kwargs)
-        # Several codes per position are sampled together from one hidden state: transformers' one-token loop
-        # cannot express that, so whole positions go through the KV-cached block loop of `forecast`.
-        config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
-        rest = config.update(**kwargs)
-        mask = rest.pop("attention_mask", None)
-        if mask is not None and not bool(mask.bool().all()):
-            raise ValueError("FlatGPT sequences are unpadded: an attention_mask with zeros is not supported")
-        if rest:
-            raise ValueError(f"generate() of {type(self).__name__} does not support {sorted(rest)}")
-        new_tokens = config.max_new_tokens
-        if new_tokens is None or new_tokens % self.prediction_block:
-            raise ValueError(f"{type(self).__name__} generates whole positions of {self.prediction_block} codes: "
-                             f"max_new_tokens must be a multiple of it, got {new_tokens}")
-        sampler = make_sampler("roulette" if config.do_sample else "argmax", temperature=config.temperature or 1.0,
-                               top_k=config.top_k or 0, top_p=config.top_p if config.top_p is not None else 1.0)
-        self.check_input_ids(input_ids)
-        generated = self.generate_windowed(input_ids, new_tokens, sampler, window=input_ids.shape[1] + new_tokens,
-                                           use_cache=config.use_cache)
-        return torch.cat([input_ids, generated], dim=1)
-
-    @torch.no_grad()
-    def forecast(self, input_values: torch.Tensor, horizon: int, sample_fn: Callable | None = None, *,
-                 pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, strategy: str = "argmax",
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_context_tokens: int | None = None,
-                 sliding_window_overlap: float | int = 0.5, use_cache: bool = True,
-                 channel_names: list[str] | None = None, progress: bool | None = None) -> torch.Tensor:
-        """The next `horizon` samples `(B, C, horizon)` after a context signal `(B, C, T)`.
+    # ---------------------------------------------------------------- forecasting
+    def _forecast(self, input_values, horizon, generation_config, logits_processor, *, progress=None, pos=None,
+                  sensor_type=None, channel_names=None, max_context_tokens=None,
+                  sliding_window_overlap=0.5) -> ForecastOutput:
+        """The next `horizon` samples after a context signal `(B, C, T)` (what the brain tokenizer encodes).
 
         context -> tokenizer codes -> rollout of `ceil(horizon / hop)` token steps with a sliding window
         (`max_context_tokens` and an int `sliding_window_overlap` count flat codes; default window: the
-        context) -> tokenizer decode. `sample_fn(logits (B, n, K)) -> codes (B, n)` overrides `strategy`.
-        `channel_names` (optional) name the context's channels, checked as in `encode`.
-        `progress`: tqdm bar over the new codes (default: only long rollouts, in a terminal or notebook).
+        context) -> tokenizer decode. Returns `values` (B, C, horizon), `codes` (B, n_neuro, steps, Q) (the
+        tokenizer's code layout) and `tokens` (the generated flat codes).
         """
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
-            raise ValueError(f"horizon must be a non-negative int (raw samples), got {horizon!r}")
         codes = self.encode(input_values, pos, sensor_type, channel_names=channel_names)
         steps = math.ceil(horizon / self.config.temporal_reduction)
-        sampler = sample_fn or make_sampler(strategy, temperature=temperature, top_k=top_k, top_p=top_p)
-        max_context_tokens = self._window_arg(max_context_tokens, "max_context_tokens")
-        if max_context_tokens is not None and max_context_tokens % self.sequence_step:
-            raise ValueError(f"max_context_tokens ({max_context_tokens}) must be a whole number of token steps "
+        window = window_arg(max_context_tokens, "max_context_tokens")
+        if window is not None and window % self.sequence_step:
+            raise ValueError(f"max_context_tokens ({window}) must be a whole number of token steps "
                              f"({self.sequence_step} codes each)")
-        generated = self.generate_windowed(codes, steps * self.sequence_step, sampler, window=max_context_tokens,
-                                           sliding_window_overlap=sliding_window_overlap, use_cache=use_cache,
-                                           progress=progress)
-        if steps == 0:
-            return input_values.new_zeros(*input_values.shape[:2], 0)
-        return self.decode(generated, pos, sensor_type)[..., :horizon]
+        tokens = self._rollout(codes, steps * self.sequence_step, generation_config, logits_processor,
+                               max_context_tokens=window, sliding_window_overlap=sliding_window_overlap,
+                               progress=progress)
+        values = self.decode(tokens, pos, sensor_type)[..., :horizon]
+        return ForecastOutput(values=values, codes=self.tokenizer.unflatten_codes(tokens), tokens=tokens)
 
 
-class FlatGPTEmbedsRVQForCausalLM(_FlatGPTBrainTokenizerLM):
+class FlatGPTEmbedsRVQForCausalLM(BrainTokenizerLMMixin, FlatGPTLanguageModel):
     """The paper LM: one code per position, one table per RVQ level, head at level q tied to table (q + 1) % Q."""
 
     config_class = FlatGPTEmbedsRVQConfig
 
-    def build_rvq_layers(self, config) -> None:
+    def __init__(self, config: FlatGPTEmbedsRVQConfig):
+        super().__init__(config)
+        self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
+        self._build_tokenizer(config)
         if config.corrupt:
             self.pre_embedding = EmbeddingCorruptor(config.vocab_size, config.hidden_size, config.num_levels,
                                                     config.num_latents, config.corruption_p_levels)
         else:
             self.pre_embedding = ListEmbedding(config.vocab_size, config.hidden_size, config.num_levels)
         self.head = ChannelHead(self.pre_embedding)
+        self.prediction_block = self.codes_per_position = config.tokens_per_position
+        self.sequence_step = config.tokens_per_time_step
+        self.post_init()
 
-    def positions_view(self, input_ids):
+    def positions_view(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Flat codes -> what the backbone positions read (brain-gen's reshaped codes): one code each."""
         return input_ids
 
     def embed(self, input_ids, offset):
@@ -240,19 +193,26 @@ class FlatGPTEmbedsRVQForCausalLM(_FlatGPTBrainTokenizerLM):
         return self.head(hidden, offset)
 
 
-class FlatGPTRVQForCausalLM(_FlatGPTBrainTokenizerLM):
+class FlatGPTRVQForCausalLM(BrainTokenizerLMMixin, FlatGPTLanguageModel):
     """One position per (t, latent) stack: concatenated level embeddings in, all Q levels of the next stack out."""
 
     config_class = FlatGPTRVQConfig
 
-    def build_rvq_layers(self, config) -> None:
+    def __init__(self, config: FlatGPTRVQConfig):
+        super().__init__(config)
+        self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
+        self._build_tokenizer(config)
         self.pre_embedding = QuantizerEmbedding(config.vocab_size, config.level_dim, config.num_levels)
         if config.quantizer_head == "joint":
             self.head = JointRVQHead(config.hidden_size, config.num_levels, config.vocab_size)
         else:
             self.head = TiedRVQHead(self.pre_embedding)
+        self.prediction_block = self.codes_per_position = config.tokens_per_position
+        self.sequence_step = config.tokens_per_time_step
+        self.post_init()
 
-    def positions_view(self, input_ids):
+    def positions_view(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Flat codes -> `(B, L, Q)` stacks, one per backbone position."""
         return rearrange(input_ids, "b (l q) -> b l q", q=self.config.num_levels)
 
     def embed(self, input_ids, offset):
@@ -262,12 +222,15 @@ class FlatGPTRVQForCausalLM(_FlatGPTBrainTokenizerLM):
         return rearrange(self.head(hidden), "b l q k -> b (l q) k")
 
 
-class FlatGPTMixRVQForCausalLM(_FlatGPTBrainTokenizerLM):
+class FlatGPTMixRVQForCausalLM(BrainTokenizerLMMixin, FlatGPTLanguageModel):
     """One position per token step: the n_neuro latents x Q levels of a step in, the next step's codes out."""
 
     config_class = FlatGPTMixRVQConfig
 
-    def build_rvq_layers(self, config) -> None:
+    def __init__(self, config: FlatGPTMixRVQConfig):
+        super().__init__(config)
+        self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
+        self._build_tokenizer(config)
         self.pre_embedding = MixQuantizerEmbedding(config.vocab_size, config.level_dim, config.num_levels,
                                                    config.num_latents, config.mix_method)
         if config.quantizer_head == "joint":
@@ -275,9 +238,12 @@ class FlatGPTMixRVQForCausalLM(_FlatGPTBrainTokenizerLM):
         else:
             head = TiedRVQHead(self.pre_embedding.quantizer)
         self.head = MixRVQHead(head, config.num_latents, config.mix_method)
+        self.prediction_block = self.codes_per_position = config.tokens_per_position
+        self.sequence_step = config.tokens_per_time_step
+        self.post_init()
 
-    def positions_view(self, input_ids):
-        """`(B*C, T, Q)` rows, one per latent (channel-major within each example)."""
+    def positions_view(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Flat codes -> `(B*C, T, Q)` rows, one per latent (channel-major within each example)."""
         cfg = self.config
         return rearrange(input_ids, "b (t c q) -> (b c) t q", c=cfg.num_latents, q=cfg.num_levels)
 

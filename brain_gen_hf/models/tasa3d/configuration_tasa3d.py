@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...configuration_utils import BrainGenConfig, require, require_int_list, require_positive_int
+from ...layers.mulaw_token_config import check_fill_token, check_mulaw_max_value, check_sensor_pixels
 
 
 class TASA3DConfig(BrainGenConfig):
@@ -25,9 +26,20 @@ class TASA3DConfig(BrainGenConfig):
         n_cond_tok (`int`): >0 adds an embedding of a per-time-step condition id `(B, 1, 1, T)`.
         spatial_emb (`bool`): learned bias per bottleneck position, shared over batch and time.
         token_mlp_ratio (`float`): hidden width of the bottleneck MLP relative to the attention width.
+        mulaw_max_value (`float`): the signal amplitude at the edge of the mu-law range: the tokens are
+            `mulaw_encode(signal / mulaw_max_value, mu=quant_levels - 1)` (`ImageCollator`'s 5.0). `forecast`
+            encodes its input and decodes its output with it.
+        row_idx, col_idx (`list[int]`, *optional*): image row and column of every channel (C entries each, as
+            `brain_gen_hf.data.grid_indices` places them); `forecast` maps signals to images with them unless
+            it is given its own.
+        fill_token (`int`, *optional*): token of the pixels without a sensor; `None` means the bin of a zero
+            signal (what `ImageCollator` writes there).
     """
 
     model_type = "tasa3d"
+    # `input_hw` is required, so there is no default instance (transformers < 5.20 builds one when saving unless
+    # told so).
+    has_no_defaults_at_init = True
 
     input_hw: list[int] | None = None
     emb_dim: int = 16
@@ -41,6 +53,10 @@ class TASA3DConfig(BrainGenConfig):
     n_cond_tok: int = 0
     spatial_emb: bool = False
     token_mlp_ratio: float = 4.0
+    mulaw_max_value: float = 5.0
+    row_idx: list[int] | None = None
+    col_idx: list[int] | None = None
+    fill_token: int | None = None
 
     def __post_init__(self, **kwargs):
         require(self.input_hw is not None, "`input_hw` (the (H, W) of the token image) is required")
@@ -59,7 +75,15 @@ class TASA3DConfig(BrainGenConfig):
         require(self.attention_dim % self.heads == 0,
                 f"the bottleneck attention width {self.attention_dim} (emb_dim * channel_grow**num_down * "
                 f"bottleneck H * W) is not divisible by `heads` = {self.heads}")
+        check_mulaw_max_value(self.mulaw_max_value)
+        self.mulaw_max_value = float(self.mulaw_max_value)
+        if self.row_idx is not None or self.col_idx is not None:
+            self.row_idx, self.col_idx = check_sensor_pixels(self.row_idx, self.col_idx, self.input_hw)
+        check_fill_token(self.fill_token, self.quant_levels)
         super().__post_init__(**kwargs)
+        n = self.contract_num_channels
+        require(n is None or self.row_idx is None or n == len(self.row_idx),
+                f"the signal contract lists {n} channels but `row_idx` places {len(self.row_idx or [])}")
 
     @property
     def vocab_size(self) -> int:

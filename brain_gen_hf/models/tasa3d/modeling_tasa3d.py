@@ -16,8 +16,10 @@ from einops import rearrange
 from torch import nn
 from transformers import initialization as init
 
+from ...forecasting import ForecastMixin, ForecastOutput
 from ...layers.attention import MultiHeadAttention
-from .conv3d import DownStage3D, UpStage3D, time_group_norm
+from ...layers.mulaw_signal import mulaw_to_signal, signal_to_mulaw
+from ...layers.sensor_image import SensorImage, roll_out_frames
 from ...modeling_outputs import TokenPredictionOutput
 from ...modeling_utils import (
     COMMON_FORWARD_KWARGS,
@@ -26,6 +28,7 @@ from ...modeling_utils import (
     reject_unknown_kwargs,
 )
 from .configuration_tasa3d import TASA3DConfig
+from .conv3d import DownStage3D, UpStage3D, time_group_norm
 
 
 class TASA3DBlock(nn.Module):
@@ -86,12 +89,13 @@ class TASA3DPreTrainedModel(BrainGenPreTrainedModel):
     main_input_name = "input_ids"
 
 
-class TASA3DModel(TASA3DPreTrainedModel):
+class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
     """TASA3D over mu-law token images.
 
     `forward(input_ids (B, H, W, T))` -> `TokenPredictionOutput` with `logits (B, H, W, T, Q)` (position t
     predicts the token at t+1; this layout is what classifier heads read) and `embeddings (B, H, W, T, E)`,
-    the embedded tokens (or `inputs_embeds`), before any condition embedding is added.
+    the embedded tokens (or `inputs_embeds`), before any condition embedding is added. `forecast` maps a
+    `(B, C, T)` signal onto the image (`config.row_idx`/`col_idx` or its own) and rolls it out frame by frame.
     """
 
     def __init__(self, config: TASA3DConfig):
@@ -157,6 +161,43 @@ class TASA3DModel(TASA3DPreTrainedModel):
         logits = rearrange(logits, "b q t h w -> b h w t q")
         return TokenPredictionOutput(loss=self._loss(logits, labels), logits=logits, embeddings=embeddings,
                                      hidden_states=tuple(all_hidden) if keep_hidden else None)
+
+    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config, logits_processor, *,
+                  progress: bool | None, row_idx=None, col_idx=None, condition: torch.Tensor | None = None,
+                  channel_names: list[str] | None = None) -> ForecastOutput:
+        """Forecast `horizon` samples of every channel after `input_values (B, C, T)`, one image frame at a time.
+
+        Channel c sits at pixel `(row_idx[c], col_idx[c])` (given here, else `config.row_idx`/`col_idx`), the
+        other pixels hold `config.fill_token`. The signal is mu-law encoded with `mu = quant_levels - 1` after
+        dividing by `config.mulaw_max_value`. The attention sees every frame so far, so each step runs `forward`
+        over the context and the frames forecast before it (no cache). `condition (B, 1, 1, T + horizon)`: the
+        condition id of every frame, context and forecast (optional, models with `n_cond_tok` only). Returns
+        `values (B, C, horizon)` in training units and `codes (B, C, horizon)`, the bins chosen at each
+        channel's pixel.
+        """
+        cfg = self.config
+        signal = self.check_signal(input_values, name="input_values", ndim=3, channel_names=channel_names)
+        batch, _, steps = signal.shape
+        image = SensorImage.for_forecast(cfg, cfg.input_hw, signal, row_idx, col_idx, image_hw_name="input_hw")
+        if condition is not None:
+            if self.emb_tok is None:
+                raise ValueError("`condition` was given but the model has no condition embedding (n_cond_tok=0)")
+            self.check_tokens(condition, vocab_size=cfg.n_cond_tok, name="condition", ndim=4)
+            if tuple(condition.shape) != (batch, 1, 1, steps + horizon):
+                raise ValueError(f"`condition` must have shape (B, 1, 1, T + horizon) = "
+                                 f"{(batch, 1, 1, steps + horizon)} for this forecast (one id per frame of the context "
+                                 f"and of the forecast), got {tuple(condition.shape)}")
+
+        def next_logits(images: torch.Tensor) -> torch.Tensor:
+            """`images (B, H, W, t)` -> logits `(B, H, W, Q)` of frame t."""
+            cond = None if condition is None else condition[..., : images.shape[-1]]
+            return self(images, condition=cond).logits[..., -1, :]
+
+        tokens = signal_to_mulaw(signal, cfg.quant_levels, cfg.mulaw_max_value)
+        codes = roll_out_frames(image, image.to_image(tokens), horizon, next_logits, generation_config,
+                                logits_processor, progress=progress, desc=f"{type(self).__name__} forecast")
+        values = mulaw_to_signal(codes, cfg.quant_levels, cfg.mulaw_max_value).to(signal.dtype)
+        return ForecastOutput(values=values, codes=codes)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         if labels is None:

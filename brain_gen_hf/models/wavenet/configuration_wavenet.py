@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...configuration_utils import BrainGenConfig, require, require_int_list, require_positive_int
+from ...layers.mulaw_token_config import check_fill_token, check_mulaw_max_value, check_sensor_pixels
 
 
 class _WavenetConfigBase(BrainGenConfig):
@@ -19,6 +20,9 @@ class _WavenetConfigBase(BrainGenConfig):
             gated activations and the skip connections.
         p_drop (`float`): channel dropout after every layer and in the head.
         bias (`bool`): convolutions use biases.
+        mulaw_max_value (`float`): the signal amplitude at the edge of the mu-law range: the tokens are
+            `mulaw_encode(signal / mulaw_max_value, mu=quant_levels - 1)` (the training collators' and the
+            reference data's 5.0). `forecast` encodes its input and decodes its output with it.
     """
 
     quant_levels: int = 256
@@ -31,8 +35,11 @@ class _WavenetConfigBase(BrainGenConfig):
     skip_channels: int = 16
     p_drop: float = 0.0
     bias: bool = True
+    mulaw_max_value: float = 5.0
 
     def __post_init__(self, **kwargs):
+        check_mulaw_max_value(self.mulaw_max_value)
+        self.mulaw_max_value = float(self.mulaw_max_value)
         if self.dilations is None:
             self.dilations = [1, 2, 4, 8]
         self.dilations = list(self.dilations)
@@ -102,6 +109,11 @@ class Wavenet3DConfig(_WavenetConfigBase):
         spatial_dilation (`list[int]`): `(dH, dW)` of the dilated layers.
         cond_channels (`int`, *optional*): channels of a dense condition `(B, Cc, H, W, T)` added in every layer.
         image_size (`list[int]`, *optional*): `(H, W)` of the token image, checked on input when set.
+        row_idx, col_idx (`list[int]`, *optional*): image row and column of every channel (C entries each, as
+            `brain_gen_hf.data.grid_indices` places them); `forecast` maps signals to images with them unless
+            it is given its own. Need `image_size`.
+        fill_token (`int`, *optional*): token of the pixels without a sensor; `None` means the bin of a zero
+            signal (what `ImageCollator` writes there).
     """
 
     model_type = "wavenet3d"
@@ -110,6 +122,9 @@ class Wavenet3DConfig(_WavenetConfigBase):
     spatial_dilation: list[int] | None = None
     cond_channels: int | None = None
     image_size: list[int] | None = None
+    row_idx: list[int] | None = None
+    col_idx: list[int] | None = None
+    fill_token: int | None = None
 
     def __post_init__(self, **kwargs):
         self.spatial_kernel_size = _pair("spatial_kernel_size", self.spatial_kernel_size)
@@ -121,7 +136,14 @@ class Wavenet3DConfig(_WavenetConfigBase):
             require_positive_int("cond_channels", self.cond_channels)
         if self.image_size is not None:
             self.image_size = _pair("image_size", self.image_size)
+        if self.row_idx is not None or self.col_idx is not None:
+            require(self.image_size is not None, "`row_idx`/`col_idx` need `image_size` (the (H, W) they index)")
+            self.row_idx, self.col_idx = check_sensor_pixels(self.row_idx, self.col_idx, self.image_size)
         super().__post_init__(**kwargs)
+        check_fill_token(self.fill_token, self.quant_levels)
+        n = self.contract_num_channels
+        require(n is None or self.row_idx is None or n == len(self.row_idx),
+                f"the signal contract lists {n} channels but `row_idx` places {len(self.row_idx or [])}")
 
 
 def _pair(name, value) -> list[int]:

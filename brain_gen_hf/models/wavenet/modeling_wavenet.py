@@ -11,6 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
+from ...forecasting import ForecastMixin, ForecastOutput, choose_next, forecast_progress
+from ...layers.mulaw_signal import mulaw_to_signal, signal_to_mulaw
+from ...layers.sensor_image import SensorImage, roll_out_frames
 from ...modeling_outputs import TokenPredictionOutput
 from ...modeling_utils import (
     COMMON_FORWARD_KWARGS,
@@ -19,6 +22,7 @@ from ...modeling_utils import (
     reject_unknown_kwargs,
 )
 from .configuration_wavenet import Wavenet3DConfig, WavenetFullChannelConfig
+from .streaming_wavenet import WavenetStream
 
 
 class GatedResidualLayer(nn.Module):
@@ -48,14 +52,19 @@ class GatedResidualLayer(nn.Module):
         self.conv_input = conv(in_channels, residual_channels, 1, bias=bias) if in_channels != residual_channels else None
         self.dropout = nn.Dropout1d(dropout) if ndim == 1 else nn.Dropout3d(dropout)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.conv_dilation(F.pad(x, (self.causal_left_pad, 0)))
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, *,
+                causal_pad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """`causal_pad=False` leaves out the zero left padding: the outputs are the last `T - causal_left_pad`
+        steps (a streaming step feeds `causal_left_pad + 1` inputs for one output)."""
+        h = self.conv_dilation(F.pad(x, (self.causal_left_pad, 0)) if causal_pad else x)
         if self.conv_cond is not None:
             if cond is None:
                 raise ValueError("this model is conditioned: pass `condition`")
             h = h + self.conv_cond(cond)[..., -h.shape[-1]:]
         gated = torch.tanh(h[:, : self.dilation_channels]) * torch.sigmoid(h[:, self.dilation_channels:])
         residual = x if self.conv_input is None else self.conv_input(x)
+        if not causal_pad:
+            residual = residual[..., -h.shape[-1]:]
         return self.dropout(residual + self.conv_res(gated)), self.conv_skip(gated)
 
 
@@ -114,12 +123,12 @@ class _WavenetPreTrainedModel(BrainGenPreTrainedModel):
             init.normal_(module.quant_emb)
 
 
-class WavenetFullChannelModel(_WavenetPreTrainedModel):
+class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
     """WaveNet over C channels of mu-law tokens, each channel with its own embedding table.
 
     `forward(input_ids (B, C, T))` -> logits `(B, C, T, Q)`; position t predicts the token at t+1.
     Layers are chained (receptive field `config.receptive_field`); `config.parallel_layers` reproduces the
-    reference's unchained wiring for converted checkpoints.
+    reference's unchained wiring for converted checkpoints. `forecast` rolls a signal out sample by sample.
     """
 
     config_class = WavenetFullChannelConfig
@@ -181,9 +190,72 @@ class WavenetFullChannelModel(_WavenetPreTrainedModel):
         return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings,
                                      hidden_states=tuple(all_hidden) if keep_hidden else None)
 
+    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config, logits_processor, *,
+                  progress: bool | None, condition: torch.Tensor | None = None,
+                  channel_names: list[str] | None = None) -> ForecastOutput:
+        """Forecast `horizon` samples of every channel after `input_values (B, C, T)`, one sample at a time.
 
-class Wavenet3DModel(_WavenetPreTrainedModel):
-    """WaveNet over token images: `forward(input_ids (B, H, W, T))` -> logits `(B, H, W, T, Q)`."""
+        `input_values` is the normalised signal the model was trained on; it is mu-law encoded with
+        `mu = quant_levels - 1` after dividing by `config.mulaw_max_value`, as the training collator does.
+        Each step sees only the receptive field, through a streaming cache of every layer's last inputs
+        (`generation_config.use_cache=False` recomputes the receptive field with `forward` instead).
+        `condition (B, 1, T + horizon)`: the class id of every sample, context and forecast (class-conditioned
+        models only). Returns `values (B, C, horizon)` (the decoded bins, in training units) and
+        `codes (B, C, horizon)` (the chosen bins).
+        """
+        cfg = self.config
+        signal = self.check_signal(input_values, name="input_values", ndim=3, num_channels=cfg.in_channels,
+                                   channel_names=channel_names)
+        batch, channels, steps = signal.shape
+        if self.cond_emb is not None and condition is None:
+            raise ValueError("this model is class-conditioned: pass `condition` (B, 1, T + horizon), the class id of "
+                             "every sample of the context and of the forecast")
+        cond = self._condition(condition, channels)  # (B*C, class_emb, T + horizon) or None
+        if condition is not None:
+            _check_condition_steps(condition, (batch, 1, steps + horizon), "(B, 1, T + horizon)")
+        window = cfg.receptive_field
+        stream = None
+        if generation_config.use_cache is not False:
+            stream = WavenetStream(self.layers, self.logits, parallel_layers=cfg.parallel_layers,
+                                   receptive_field=window)
+
+        def next_logits(ids: torch.Tensor) -> torch.Tensor:
+            """`ids (B, C, t)` -> logits `(B, C, Q)` of sample t."""
+            t = ids.shape[-1]
+            if stream is None:  # recompute the receptive field
+                start = max(0, t - window)
+                cond_ids = None if condition is None else condition[..., start:t]
+                return self(ids[..., start:], condition=cond_ids).logits[:, :, -1]
+            if t == steps:
+                logits = stream.prime(self.embed(ids[..., -window:]), None if cond is None else cond[..., :t])
+            else:  # the stream has seen up to sample t - 2: feed sample t - 1
+                logits = stream.step(self.embed(ids[..., -1:]), None if cond is None else cond[..., t - 1: t])
+            return logits.view(batch, channels, cfg.quant_levels)
+
+        ids = torch.empty(batch, channels, steps + horizon, dtype=torch.long, device=signal.device)
+        ids[..., :steps] = signal_to_mulaw(signal, cfg.quant_levels, cfg.mulaw_max_value)
+        with forecast_progress(horizon, f"{type(self).__name__} forecast", progress) as bar:
+            for t in range(steps, steps + horizon):
+                ids[..., t] = choose_next(next_logits(ids[..., :t]), generation_config, logits_processor)
+                bar.update(1)
+        codes = ids[..., steps:]
+        values = mulaw_to_signal(codes, cfg.quant_levels, cfg.mulaw_max_value).to(signal.dtype)
+        return ForecastOutput(values=values, codes=codes)
+
+
+def _check_condition_steps(condition: torch.Tensor, shape: tuple[int, ...], layout: str) -> None:
+    """A forecast's condition covers the context and the forecast: one entry per sample of both."""
+    if tuple(condition.shape) != shape:
+        raise ValueError(f"`condition` must have shape {layout} = {shape} for this forecast (one entry per sample of "
+                         f"the context and of the forecast), got {tuple(condition.shape)}")
+
+
+class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
+    """WaveNet over token images: `forward(input_ids (B, H, W, T))` -> logits `(B, H, W, T, Q)`.
+
+    `forecast` maps a `(B, C, T)` signal onto the image (`config.row_idx`/`col_idx` or its own) and rolls it out
+    frame by frame.
+    """
 
     config_class = Wavenet3DConfig
 
@@ -196,6 +268,10 @@ class Wavenet3DModel(_WavenetPreTrainedModel):
         self.logits = LogitsHead(3, config.skip_channels, config.head_channels, config.quant_levels, config.p_drop,
                                  config.bias)
         self.post_init()
+
+    def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """`(B, H, W, T)` ids -> `(B, E, H, W, T)` embeddings."""
+        return self.embedding(input_ids).permute(0, 4, 1, 2, 3)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 condition: torch.Tensor | None = None, output_hidden_states: bool | None = None,
@@ -213,7 +289,7 @@ class Wavenet3DModel(_WavenetPreTrainedModel):
             raise ValueError("pass `condition` exactly when the model has `cond_channels`")
         if condition is not None:  # a float map (B, cond_channels, H, W, T), in the model's dtype
             condition = self.check_signal(condition, name="condition", ndim=5, num_channels=cfg.cond_channels)
-        embeddings = self.embedding(input_ids).permute(0, 4, 1, 2, 3)  # (B, E, H, W, T)
+        embeddings = self._embed(input_ids)
         hidden, skips, all_hidden = embeddings, [], []
         for layer in self.layers:
             hidden, skip = layer(hidden, condition)
@@ -223,3 +299,54 @@ class Wavenet3DModel(_WavenetPreTrainedModel):
         logits = self.logits(skips).permute(0, 2, 3, 4, 1)  # (B, H, W, T, Q)
         return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings,
                                      hidden_states=tuple(all_hidden) if keep_hidden else None)
+
+    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config, logits_processor, *,
+                  progress: bool | None, row_idx=None, col_idx=None, condition: torch.Tensor | None = None,
+                  channel_names: list[str] | None = None) -> ForecastOutput:
+        """Forecast `horizon` samples of every channel after `input_values (B, C, T)`, one image frame at a time.
+
+        Channel c sits at pixel `(row_idx[c], col_idx[c])` (given here, else `config.row_idx`/`col_idx`; both
+        need `config.image_size`), the other pixels hold `config.fill_token`. The signal is mu-law encoded with
+        `mu = quant_levels - 1` after dividing by `config.mulaw_max_value`. Each frame sees only the receptive
+        field, through a streaming cache (`generation_config.use_cache=False` recomputes it with `forward`).
+        `condition (B, cond_channels, H, W, T + horizon)`: the dense condition of every frame, context and
+        forecast (models with `cond_channels` only). Returns `values (B, C, horizon)` in training units and
+        `codes (B, C, horizon)`, the bins chosen at each channel's pixel.
+        """
+        cfg = self.config
+        signal = self.check_signal(input_values, name="input_values", ndim=3, channel_names=channel_names)
+        batch, _, steps = signal.shape
+        image = SensorImage.for_forecast(cfg, cfg.image_size, signal, row_idx, col_idx, image_hw_name="image_size")
+        if (condition is None) != (cfg.cond_channels is None):
+            raise ValueError("pass `condition` (B, cond_channels, H, W, T + horizon) exactly when the model has "
+                             "`cond_channels`")
+        if condition is not None:
+            condition = self.check_signal(condition, name="condition", ndim=5, num_channels=cfg.cond_channels)
+            _check_condition_steps(condition, (batch, cfg.cond_channels, *cfg.image_size, steps + horizon),
+                                   "(B, cond_channels, H, W, T + horizon)")
+        window = cfg.receptive_field
+        stream = None
+        if generation_config.use_cache is not False:
+            stream = WavenetStream(self.layers, self.logits, parallel_layers=False, receptive_field=window)
+
+        def next_logits(images: torch.Tensor) -> torch.Tensor:
+            """`images (B, H, W, t)` -> logits `(B, H, W, Q)` of frame t."""
+            t = images.shape[-1]
+            if stream is None:  # recompute the receptive field
+                start = max(0, t - window)
+                cond = None if condition is None else condition[..., start:t]
+                return self(images[..., start:], condition=cond).logits[..., -1, :]
+            if t == steps:
+                logits = stream.prime(self._embed(images[..., -window:]),
+                                      None if condition is None else condition[..., :t])
+            else:  # the stream has seen up to frame t - 2: feed frame t - 1
+                logits = stream.step(self._embed(images[..., -1:]),
+                                     None if condition is None else condition[..., t - 1: t])
+            return logits[..., -1].permute(0, 2, 3, 1)
+
+        tokens = signal_to_mulaw(signal, cfg.quant_levels, cfg.mulaw_max_value)
+        codes = roll_out_frames(image, image.to_image(tokens), horizon, next_logits, generation_config,
+                                logits_processor, progress=progress, desc=f"{type(self).__name__} forecast")
+        values = mulaw_to_signal(codes, cfg.quant_levels, cfg.mulaw_max_value).to(signal.dtype)
+        return ForecastOutput(values=values, codes=codes)
+

@@ -61,7 +61,7 @@ def load_frozen_tokenizer(name_or_path: str):
 
     import brain_gen_hf  # noqa: F401  (Auto registration)
 
-    from .tasks import check_model_source
+    from ..training.model_building import check_model_source
 
     check_model_source(name_or_path, "tokenizer")
     model = AutoModel.from_pretrained(name_or_path)
@@ -78,7 +78,7 @@ def pretokenize_dataset(tokenizer, dataset: str, output_dir: str | Path, *, exam
     """Encode every window of `dataset` with `tokenizer`; returns the number of windows per split."""
     import datasets
 
-    from ..data.windows import load_window_datasets
+    from .windows import load_window_datasets
 
     output_dir = Path(output_dir)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -179,7 +179,7 @@ def load_token_datasets(path: str | Path) -> dict:
     """{split: datasets.Dataset with a `codes` column} from a pretokenized folder (torch format).
 
     Shards are read like dataset folders (`load_parquet_folder`): a damaged one is a ValueError naming it."""
-    from ..data.windows import load_parquet_folder
+    from .windows import load_parquet_folder
 
     path = Path(path)
     hint = pretokenize_hint(path)
