@@ -37,8 +37,9 @@ setup(
         "tensorboard>=2.15",  # the trainer's default tracker
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
+        # ruff pinned: `ruff format --check` in CI must not change verdict with a new release's style.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff==0.17.6"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff==0.17.6"],
     },
     entry_points={"console_scripts": ["brain-gen-hf=brain_gen_hf.cli:main"]},
 )

@@ -1,8 +1,8 @@
 """Throughput and peak memory of the brain tokenizers (CPU, fp32), per unit of matmul peak.
 
 Absolute speed does not carry between machines, so the script first measures `torch.mm` GFLOP/s on
-2048x2048 and reports every throughput divided by it, next to the reference's ratio from
-`../shared/perf-targets.md`. Each case runs in its own process so its peak RSS is its own.
+2048x2048 and reports every throughput divided by it, next to the reference's ratio (timed side by
+side on a 2-core machine, 2026-12-01). Each case runs in its own process so its peak RSS is its own.
 
     python benchmarks/bench_brain_tokenizers.py                 # all cases
     python benchmarks/bench_brain_tokenizers.py --cases small_encode small_train --threads 2
@@ -23,12 +23,38 @@ import time
 
 SAMPLING_RATE = 100.0  # Hz: signal seconds = samples / 100, as in the paper setup
 
-SMALL = dict(window_length=1024, ratios=[2, 2], kernel_size=5, last_kernel_size=5, n_filters=128, n_dim=512, n_neuro=4,
-             lstm_layers=0, n_residual_layers=1, codebook_size=1024, codebook_dim=128, num_quantizers=2,
-             num_sensors=68, n_head=2)
-PAPER = dict(window_length=1024, ratios=[2, 2], kernel_size=5, last_kernel_size=5, n_filters=1024, n_dim=4096,
-             n_neuro=4, lstm_layers=0, n_residual_layers=2, codebook_size=16384, codebook_dim=1024, num_quantizers=4,
-             num_sensors=68, n_head=2)
+SMALL = dict(
+    window_length=1024,
+    ratios=[2, 2],
+    kernel_size=5,
+    last_kernel_size=5,
+    n_filters=128,
+    n_dim=512,
+    n_neuro=4,
+    lstm_layers=0,
+    n_residual_layers=1,
+    codebook_size=1024,
+    codebook_dim=128,
+    num_quantizers=2,
+    num_sensors=68,
+    n_head=2,
+)
+PAPER = dict(
+    window_length=1024,
+    ratios=[2, 2],
+    kernel_size=5,
+    last_kernel_size=5,
+    n_filters=1024,
+    n_dim=4096,
+    n_neuro=4,
+    lstm_layers=0,
+    n_residual_layers=2,
+    codebook_size=16384,
+    codebook_dim=1024,
+    num_quantizers=4,
+    num_sensors=68,
+    n_head=2,
+)
 
 # name: (config, work, batch, reference signal-s/s, reference ratio per peak GFLOP/s)
 CASES = {
@@ -105,12 +131,18 @@ def run_case(name: str) -> dict:
 
     seconds = _timed(step)
     speed = signal_seconds / seconds
-    return {"case": name, "threads": torch.get_num_threads(), "matmul_peak_gflops": round(peak, 1),
-            "seconds_per_call": round(seconds, 4), "signal_s_per_s": round(speed, 2),
-            "per_peak": round(speed / peak, 4), "reference_per_peak": ref_ratio,
-            "speedup_vs_reference": round(speed / peak / ref_ratio, 2) if ref_ratio else None,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1)}
+    return {
+        "case": name,
+        "threads": torch.get_num_threads(),
+        "matmul_peak_gflops": round(peak, 1),
+        "seconds_per_call": round(seconds, 4),
+        "signal_s_per_s": round(speed, 2),
+        "per_peak": round(speed / peak, 4),
+        "reference_per_peak": ref_ratio,
+        "speedup_vs_reference": round(speed / peak / ref_ratio, 2) if ref_ratio else None,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+    }
 
 
 def main() -> None:
@@ -126,16 +158,26 @@ def main() -> None:
         print(json.dumps(run_case(args.child)))
         return
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    header = (f"{'case':<14}{'thr':>4}{'mm GF/s':>9}{'s/call':>9}{'sig-s/s':>10}{'/peak':>9}{'ref/peak':>10}"
-              f"{'x ref':>7}{'RSS MiB':>9}{'params M':>10}")
+    header = (
+        f"{'case':<14}{'thr':>4}{'mm GF/s':>9}{'s/call':>9}{'sig-s/s':>10}{'/peak':>9}{'ref/peak':>10}"
+        f"{'x ref':>7}{'RSS MiB':>9}{'params M':>10}"
+    )
     print(header)
     for name in args.cases:
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--threads", str(args.threads)], env=env,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", name, "--threads", str(args.threads)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['case']:<14}{r['threads']:>4}{r['matmul_peak_gflops']:>9}{r['seconds_per_call']:>9}"
-              f"{r['signal_s_per_s']:>10}{r['per_peak']:>9}{str(r['reference_per_peak']):>10}"
-              f"{str(r['speedup_vs_reference']):>7}{r['peak_rss_mib']:>9}{r['params_m']:>10}", flush=True)
+        print(
+            f"{r['case']:<14}{r['threads']:>4}{r['matmul_peak_gflops']:>9}{r['seconds_per_call']:>9}"
+            f"{r['signal_s_per_s']:>10}{r['per_peak']:>9}{str(r['reference_per_peak']):>10}"
+            f"{str(r['speedup_vs_reference']):>7}{r['peak_rss_mib']:>9}{r['params_m']:>10}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -25,13 +25,24 @@ def build():
     from brain_gen_hf.models.brainomni_forecast.configuration_brainomni_forecast import BrainOmniCausalForecastConfig
 
     channels = 8
-    tokenizer = BrainOmniCausalTokenizerConfig(window_length=32, n_filters=8, ratios=[2, 2], n_dim=32, n_neuro=2,
-                                               n_head=2, codebook_dim=16, codebook_size=256, num_quantizers=2,
-                                               num_sensors=channels, lstm_layers=0,
-                                               channel_names=[f"parcel{i}" for i in range(channels)])
+    tokenizer = BrainOmniCausalTokenizerConfig(
+        window_length=32,
+        n_filters=8,
+        ratios=[2, 2],
+        n_dim=32,
+        n_neuro=2,
+        n_head=2,
+        codebook_dim=16,
+        codebook_size=256,
+        num_quantizers=2,
+        num_sensors=channels,
+        lstm_layers=0,
+        channel_names=[f"parcel{i}" for i in range(channels)],
+    )
     torch.manual_seed(0)
-    model = AutoModel.from_config(BrainOmniCausalForecastConfig(tokenizer_config=tokenizer, lm_dim=64, lm_head=4,
-                                                                lm_depth=4)).eval()
+    model = AutoModel.from_config(
+        BrainOmniCausalForecastConfig(tokenizer_config=tokenizer, lm_dim=64, lm_head=4, lm_depth=4)
+    ).eval()
     model.tokenizer.init_codebooks(torch.randn(4, 8, 256), seed=0)
     return model
 
@@ -47,8 +58,10 @@ def main() -> None:
     model = build()
     hop, cfg = model.tokenizer.hop_length, model.config.tokenizer_config
     codes_per_step = cfg.n_neuro * cfg.num_quantizers
-    print(f"forecaster: lm_dim {model.config.lm_dim}, depth {model.config.lm_depth}; {codes_per_step} codes per "
-          f"token step; {args.new_steps} new steps; threads {torch.get_num_threads()}")
+    print(
+        f"forecaster: lm_dim {model.config.lm_dim}, depth {model.config.lm_depth}; {codes_per_step} codes per "
+        f"token step; {args.new_steps} new steps; threads {torch.get_num_threads()}"
+    )
     print(f"{'context codes':>14} {'cached ms/code':>15} {'uncached ms/code':>17} {'speed-up':>9}  identical")
     for context_codes in (1024, 4096):
         steps = context_codes // codes_per_step
@@ -68,8 +81,10 @@ def main() -> None:
             many = time.perf_counter() - started
             timings[use_cache] = (many - one) / (args.new_steps * codes_per_step) * 1e3
         same = torch.equal(outputs[True], outputs[False])
-        print(f"{context_codes:>14} {timings[True]:>15.3f} {timings[False]:>17.3f} "
-              f"{timings[False] / timings[True]:>8.1f}x  {same}")
+        print(
+            f"{context_codes:>14} {timings[True]:>15.3f} {timings[False]:>17.3f} "
+            f"{timings[False] / timings[True]:>8.1f}x  {same}"
+        )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,12 @@ HELP = "import sys; sys.argv = ['brain-gen-hf', '--help']; from brain_gen_hf.cli
 
 
 def environment(tree: Path | None) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_VERBOSITY": "error"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(tree)] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
@@ -69,8 +73,9 @@ def environment(tree: Path | None) -> dict:
 
 def wall_time(code: str, args: list[str], env: dict) -> float:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
-                            cwd=tempfile.gettempdir())
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
     elapsed = time.perf_counter() - start
     if result.returncode not in (0,) and "usage:" not in result.stdout:
         raise RuntimeError(f"{code!r} failed:\n{result.stderr[-3000:]}")
@@ -90,8 +95,13 @@ def main() -> None:
     env = environment(args.tree)
     with tempfile.TemporaryDirectory() as tmp:
         flat_dir, qwen_dir = str(Path(tmp, "flatgpt")), str(Path(tmp, "qwen2"))
-        saved = subprocess.run([sys.executable, "-c", SAVE_MODELS, flat_dir, qwen_dir, args.model_type], env=env,
-                               capture_output=True, text=True, cwd=tmp)
+        saved = subprocess.run(
+            [sys.executable, "-c", SAVE_MODELS, flat_dir, qwen_dir, args.model_type],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
         if saved.returncode != 0:
             raise SystemExit(f"could not save the benchmark models:\n{saved.stderr[-3000:]}")
         sizes = json.loads(saved.stdout.strip().splitlines()[-1])

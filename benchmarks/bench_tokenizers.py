@@ -48,9 +48,11 @@ def main() -> None:
     signal = (torch.randn(rows, args.channels, args.steps) * 0.3).float()
     signal_chunks = list(torch.split(signal, args.rows_per_chunk))
     tokenizer = AmplitudeTokenizer(num_channels=args.channels)
-    print(f"{symbols:,} symbols: {rows} examples x {args.channels} channels x {args.steps} steps, "
-          f"chunks of {args.rows_per_chunk} examples; torch threads {torch.get_num_threads()}, "
-          f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}")
+    print(
+        f"{symbols:,} symbols: {rows} examples x {args.channels} channels x {args.steps} steps, "
+        f"chunks of {args.rows_per_chunk} examples; torch threads {torch.get_num_threads()}, "
+        f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}"
+    )
 
     tokenizer.encode_signal(signal_chunks[0])  # warm-up
     fast_s, fast_ids = _timed(tokenizer.encode_signal, signal_chunks)
@@ -63,8 +65,10 @@ def main() -> None:
     for fast, batch, call in zip(fast_ids, batch_ids, call_ids):
         assert fast.tolist() == batch == call, "paths disagree"
 
-    rate = {name: symbols / seconds for name, seconds in
-            [("fast", fast_s), ("text", text_s), ("batch", batch_s), ("call", call_s)]}
+    rate = {
+        name: symbols / seconds
+        for name, seconds in [("fast", fast_s), ("text", text_s), ("batch", batch_s), ("call", call_s)]
+    }
     print(f"{'path':<44}{'seconds':>10}{'symbols/s':>16}")
     for label, name, seconds in [
         ("fast path: encode_signal (incl. mu-law)", "fast", fast_s),

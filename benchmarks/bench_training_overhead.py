@@ -19,20 +19,53 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 TASK_SETTINGS = {
-    "wavenet": dict(model_config=dict(quant_levels=256, quant_emb=16, residual_channels=16, dilation_channels=16,
-                                      skip_channels=16, head_channels=16, dilations=[1, 2, 4, 8, 16]),
-                    example_seconds=1.0, batch_size=4),
-    # perf-targets.md's small FlatGPTEmbedsRVQ: Qwen2.5 hidden 128, 2 layers, 4 heads (2 KV, head 32), inter 256,
-    # vocab 1024, 2048 tokens per window (1024 samples, hop 4, 4 latents x 2 levels), pre-tokenized, batch 4.
-    "flatgpt": dict(model_type="flatgpt_embeds_rvq", example_seconds=10.24, batch_size=4, model_config={
-        "hidden_size": 128, "backbone_config": {
-            "model_type": "qwen2_5_vl_text", "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "head_dim": 32, "intermediate_size": 256, "rms_norm_eps": 1e-6,
-            "rope_theta": 10000.0, "max_position_embeddings": 4096,
-            "rope_scaling": {"rope_type": "default", "mrope_section": 4}}}),
+    "wavenet": dict(
+        model_config=dict(
+            quant_levels=256,
+            quant_emb=16,
+            residual_channels=16,
+            dilation_channels=16,
+            skip_channels=16,
+            head_channels=16,
+            dilations=[1, 2, 4, 8, 16],
+        ),
+        example_seconds=1.0,
+        batch_size=4,
+    ),
+    # the reference timings' small FlatGPTEmbedsRVQ: Qwen2.5 hidden 128, 2 layers, 4 heads (2 KV, head 32),
+    # inter 256, vocab 1024, 2048 tokens per window (1024 samples, hop 4, 4 latents x 2 levels), pre-tokenized, batch 4.
+    "flatgpt": dict(
+        model_type="flatgpt_embeds_rvq",
+        example_seconds=10.24,
+        batch_size=4,
+        model_config={
+            "hidden_size": 128,
+            "backbone_config": {
+                "model_type": "qwen2_5_vl_text",
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "head_dim": 32,
+                "intermediate_size": 256,
+                "rms_norm_eps": 1e-6,
+                "rope_theta": 10000.0,
+                "max_position_embeddings": 4096,
+                "rope_scaling": {"rope_type": "default", "mrope_section": 4},
+            },
+        },
+    ),
 }
-FLATGPT_TOKENIZER = {"window_length": 1024, "n_filters": 8, "ratios": [2, 2], "n_dim": 64, "n_neuro": 4,
-                     "codebook_dim": 16, "codebook_size": 1024, "num_quantizers": 2, "lstm_layers": 0}
+FLATGPT_TOKENIZER = {
+    "window_length": 1024,
+    "n_filters": 8,
+    "ratios": [2, 2],
+    "n_dim": 64,
+    "n_neuro": 4,
+    "codebook_dim": 16,
+    "codebook_size": 1024,
+    "num_quantizers": 2,
+    "lstm_layers": 0,
+}
 
 
 def pretokenized_for_flatgpt(folder: Path, dataset: str) -> tuple[str, str]:
@@ -48,8 +81,9 @@ def pretokenized_for_flatgpt(folder: Path, dataset: str) -> tuple[str, str]:
 
     windows = load_window_datasets(dataset, 10.24, 0.0)["train"]
     torch.manual_seed(0)
-    tokenizer = AutoModel.from_config(BrainTokMixConfig(num_sensors=len(windows.layout),
-                                                        sampling_rate=windows.layout.sfreq, **FLATGPT_TOKENIZER))
+    tokenizer = AutoModel.from_config(
+        BrainTokMixConfig(num_sensors=len(windows.layout), sampling_rate=windows.layout.sfreq, **FLATGPT_TOKENIZER)
+    )
     tokenizer.init_codebooks(torch.from_numpy(windows.window_array(list(range(min(8, len(windows)))))), seed=0)
     tokenizer.save_pretrained(folder / "tokenizer")
     pretokenize_dataset(tokenizer, dataset, folder / "tokens", example_seconds=10.24, progress=False)
@@ -62,9 +96,13 @@ def simulated_dataset(folder: Path) -> Path:
     from brain_gen_hf.data.simulate import write_simulated_recordings
 
     write_simulated_recordings(folder / "raw", n_subjects=2, duration_seconds=120.0, sfreq=200.0)
-    config = BuildConfig.from_dict({"preprocessing": {"picks": "mag", "detect_bad_channels": False},
-                                    "cleaning": {"min_segment_seconds": 10.0}, "splits": {"val_ratio": 0.0,
-                                                                                         "test_ratio": 0.0}})
+    config = BuildConfig.from_dict(
+        {
+            "preprocessing": {"picks": "mag", "detect_bad_channels": False},
+            "cleaning": {"min_segment_seconds": 10.0},
+            "splits": {"val_ratio": 0.0, "test_ratio": 0.0},
+        }
+    )
     build_dataset([str(folder / "raw")], folder / "dataset", config, progress=False)
     return folder / "dataset"
 
@@ -117,13 +155,23 @@ def main() -> None:
         settings = dict(TASK_SETTINGS[args.task])
         if args.task == "flatgpt":
             dataset, settings["tokenizer"] = pretokenized_for_flatgpt(Path(tmp), dataset)
-        config = dict(task=args.task, dataset=dataset, eval_split=None, overlap_seconds=0.0,
-                      output_dir=str(Path(tmp) / "run"), max_steps=args.steps, log_with="none", progress_bar=False,
-                      checkpoint_every=0, seed=0, **settings)
+        config = dict(
+            task=args.task,
+            dataset=dataset,
+            eval_split=None,
+            overlap_seconds=0.0,
+            output_dir=str(Path(tmp) / "run"),
+            max_steps=args.steps,
+            log_with="none",
+            progress_bar=False,
+            checkpoint_every=0,
+            seed=0,
+            **settings,
+        )
         model_args, data_args, run_args = parse_run_config(config)
 
         # Ours: the full trainer (accelerate, scheduler, accumulation bookkeeping, meters, tqdm disabled).
-        ours = train(model_args, data_args, run_args).step_seconds[args.warmup:]
+        ours = train(model_args, data_args, run_args).step_seconds[args.warmup :]
 
         # Bare: the same model and batches, by hand.
         task = get_task(args.task)
@@ -131,11 +179,16 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(task, model_args, data)
         collate = task.make_collator(data, model)
-        loader = torch.utils.data.DataLoader(splits["train"], batch_size=data_args.batch_size, shuffle=True,
-                                             drop_last=True, collate_fn=collate,
-                                             generator=torch.Generator().manual_seed(0))
+        loader = torch.utils.data.DataLoader(
+            splits["train"],
+            batch_size=data_args.batch_size,
+            shuffle=True,
+            drop_last=True,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(0),
+        )
         units, unit = batch_units(next(iter(loader))), throughput_unit(collate.model_inputs)
-        bare = bare_loop(model, loader, args.steps, run_args)[args.warmup:]
+        bare = bare_loop(model, loader, args.steps, run_args)[args.warmup :]
 
     ours_ms, bare_ms = statistics.median(ours) * 1e3, statistics.median(bare) * 1e3
     print(f"task {args.task}: {args.steps - args.warmup} timed steps each")

@@ -30,17 +30,27 @@ def _write_shards(folder: Path, n_channels: int, n_segments: int, n_samples: int
     rng = np.random.default_rng(0)
     types = ["parcel"] * n_channels if n_channels == 68 else (["grad", "grad", "mag"] * (n_channels // 3))
     pos = rng.standard_normal((n_channels, 3)).astype(np.float32) * 0.1
-    channels = ChannelMetadata([f"ch{i}" for i in range(n_channels)], types, [""] * n_channels, pos,
-                               np.zeros_like(pos), pos[:, :2])
+    channels = ChannelMetadata(
+        [f"ch{i}" for i in range(n_channels)], types, [""] * n_channels, pos, np.zeros_like(pos), pos[:, :2]
+    )
     segments = [rng.standard_normal((n_channels, n_samples)).astype(np.float32) for _ in range(n_segments)]
-    processed = ProcessedRecording(RecordingSource(Path("bench"), "bench", "sub-01", "sub-01", "rest"), sfreq,
-                                   channels, segments, NormalizationStats(np.zeros(n_channels), np.ones(n_channels), 0),
-                                   CleaningSummary())
+    processed = ProcessedRecording(
+        RecordingSource(Path("bench"), "bench", "sub-01", "sub-01", "rest"),
+        sfreq,
+        channels,
+        segments,
+        NormalizationStats(np.zeros(n_channels), np.ones(n_channels), 0),
+        CleaningSummary(),
+    )
     (folder / "data").mkdir(parents=True)
-    pq.write_table(recording_table(processed, segment_features()), folder / "data" / "train-00000-of-00001.parquet",
-                   row_group_size=1)
-    memmap = np.lib.format.open_memmap(folder / "segments.npy", mode="w+", dtype=np.float32,
-                                       shape=(n_segments, n_channels, n_samples))
+    pq.write_table(
+        recording_table(processed, segment_features()),
+        folder / "data" / "train-00000-of-00001.parquet",
+        row_group_size=1,
+    )
+    memmap = np.lib.format.open_memmap(
+        folder / "segments.npy", mode="w+", dtype=np.float32, shape=(n_segments, n_channels, n_samples)
+    )
     for i, segment in enumerate(segments):
         memmap[i] = segment
     memmap.flush()
@@ -92,10 +102,13 @@ def _run(n_channels: int, args, tmp: Path) -> dict:
         results[name] = best
     n_windows = len(order)
     megabytes = n_windows * n_channels * length * 4 / 1e6
-    return {"channels": n_channels, "windows": n_windows,
-            **{f"{k}_windows_per_s": n_windows / v for k, v in results.items()},
-            **{f"{k}_mb_per_s": megabytes / v for k, v in results.items()},
-            "ratio": results["memmap"] / results["shards"]}
+    return {
+        "channels": n_channels,
+        "windows": n_windows,
+        **{f"{k}_windows_per_s": n_windows / v for k, v in results.items()},
+        **{f"{k}_mb_per_s": megabytes / v for k, v in results.items()},
+        "ratio": results["memmap"] / results["shards"],
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -113,11 +126,16 @@ def main(argv=None) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for n_channels in args.channels:
             rows.append(_run(n_channels, args, Path(tmp)))
-    print(f"{'channels':>8} {'windows':>8} {'shards win/s':>13} {'memmap win/s':>13} {'shards MB/s':>12} "
-          f"{'memmap MB/s':>12} {'ratio':>6}")
+    print(
+        f"{'channels':>8} {'windows':>8} {'shards win/s':>13} {'memmap win/s':>13} {'shards MB/s':>12} "
+        f"{'memmap MB/s':>12} {'ratio':>6}"
+    )
     for r in rows:
-        print(f"{r['channels']:>8} {r['windows']:>8} {r['shards_windows_per_s']:>13.0f} {r['memmap_windows_per_s']:>13.0f} "
-              f"{r['shards_mb_per_s']:>12.0f} {r['memmap_mb_per_s']:>12.0f} {r['ratio']:>6.2f}")
+        print(
+            f"{r['channels']:>8} {r['windows']:>8} {r['shards_windows_per_s']:>13.0f} "
+            f"{r['memmap_windows_per_s']:>13.0f} "
+            f"{r['shards_mb_per_s']:>12.0f} {r['memmap_mb_per_s']:>12.0f} {r['ratio']:>6.2f}"
+        )
     print("target: shards/memmap ratio >= 0.5 ->", "OK" if all(r["ratio"] >= 0.5 for r in rows) else "BELOW TARGET")
     return rows
 

@@ -26,15 +26,35 @@ def tiny_lm(device):
     import brain_gen_hf  # noqa: F401
     from brain_gen_hf.models.flatgpt.configuration_flatgpt_rvq import FlatGPTEmbedsRVQConfig
 
-    tokenizer = {"model_type": "braintokmix", "window_length": 32, "n_filters": 4, "ratios": [2, 2], "n_dim": 16,
-                 "n_neuro": 2, "codebook_dim": 8, "codebook_size": 64, "num_quantizers": 2, "num_sensors": 8,
-                 "lstm_layers": 0, "n_residual_layers": 1}
-    backbone = {"model_type": "qwen2_5_vl_text", "num_hidden_layers": 2, "num_attention_heads": 4,
-                "num_key_value_heads": 2, "intermediate_size": 64, "rms_norm_eps": 1e-6, "rope_theta": 1e4,
-                "max_position_embeddings": 1024, "rope_scaling": {"rope_type": "default", "mrope_section": 2}}
+    tokenizer = {
+        "model_type": "braintokmix",
+        "window_length": 32,
+        "n_filters": 4,
+        "ratios": [2, 2],
+        "n_dim": 16,
+        "n_neuro": 2,
+        "codebook_dim": 8,
+        "codebook_size": 64,
+        "num_quantizers": 2,
+        "num_sensors": 8,
+        "lstm_layers": 0,
+        "n_residual_layers": 1,
+    }
+    backbone = {
+        "model_type": "qwen2_5_vl_text",
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 64,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 1e4,
+        "max_position_embeddings": 1024,
+        "rope_scaling": {"rope_type": "default", "mrope_section": 2},
+    }
     torch.manual_seed(0)
-    config = FlatGPTEmbedsRVQConfig(tokenizer_config=tokenizer, backbone_config=backbone, hidden_size=32,
-                                    input_shape=[128, 8, 2])
+    config = FlatGPTEmbedsRVQConfig(
+        tokenizer_config=tokenizer, backbone_config=backbone, hidden_size=32, input_shape=[128, 8, 2]
+    )
     model = AutoModelForCausalLM.from_config(config).eval()
     g = torch.Generator().manual_seed(1)
     model.tokenizer.init_codebooks(torch.randn(4, 8, 128, generator=g), seed=2)
@@ -59,12 +79,15 @@ def check_lm(device) -> dict:
     cpu = model.to("cpu")
     with torch.no_grad():
         cpu_logits = cpu(input_values=signal.cpu()).logits
-    return {"lm_fp32_loss_finite": bool(torch.isfinite(out.loss)),
-            "lm_generate_cached_equals_uncached": bool(torch.equal(cached, uncached)),
-            "lm_forecast_finite": bool(torch.isfinite(forecast).all()), "lm_forecast_shape": list(forecast.shape),
-            "lm_forecast_cached_equals_uncached": bool(torch.equal(forecast, forecast_uncached)),
-            "lm_bf16_autocast_finite": bool(torch.isfinite(bf16.logits.float()).all()),
-            "lm_cuda_vs_cpu_max_abs_logit_diff": float((out.logits.cpu() - cpu_logits).abs().max())}
+    return {
+        "lm_fp32_loss_finite": bool(torch.isfinite(out.loss)),
+        "lm_generate_cached_equals_uncached": bool(torch.equal(cached, uncached)),
+        "lm_forecast_finite": bool(torch.isfinite(forecast).all()),
+        "lm_forecast_shape": list(forecast.shape),
+        "lm_forecast_cached_equals_uncached": bool(torch.equal(forecast, forecast_uncached)),
+        "lm_bf16_autocast_finite": bool(torch.isfinite(bf16.logits.float()).all()),
+        "lm_cuda_vs_cpu_max_abs_logit_diff": float((out.logits.cpu() - cpu_logits).abs().max()),
+    }
 
 
 def check_tokenizer(device) -> dict:
@@ -86,15 +109,43 @@ def check_training(device, workdir: Path) -> dict:
     from brain_gen_hf.training.trainer import train
 
     write_simulated_recordings(workdir / "raw", n_subjects=2, duration_seconds=30.0, sfreq=200.0)
-    build_dataset([str(workdir / "raw")], workdir / "ds", BuildConfig.from_dict({
-        "preprocessing": {"picks": "mag", "detect_bad_channels": False}, "cleaning": {"min_segment_seconds": 5.0},
-        "splits": {"val_ratio": 0.0, "test_ratio": 0.0}}), progress=False)
-    config = {"task": "brain_tokenizer", "model_type": "braintokmix", "dataset": str(workdir / "ds"),
-              "model_config": {"window_length": 64, "n_filters": 8, "ratios": [2, 2], "n_dim": 32, "n_neuro": 2,
-                               "codebook_dim": 8, "codebook_size": 64, "num_quantizers": 2, "lstm_layers": 0},
-              "example_seconds": 1.28, "overlap_seconds": 0.0, "batch_size": 8, "eval_split": None,
-              "output_dir": str(workdir / "run"), "max_steps": 6, "mixed_precision": "bf16", "log_with": "none",
-              "progress_bar": False}
+    build_dataset(
+        [str(workdir / "raw")],
+        workdir / "ds",
+        BuildConfig.from_dict(
+            {
+                "preprocessing": {"picks": "mag", "detect_bad_channels": False},
+                "cleaning": {"min_segment_seconds": 5.0},
+                "splits": {"val_ratio": 0.0, "test_ratio": 0.0},
+            }
+        ),
+        progress=False,
+    )
+    config = {
+        "task": "brain_tokenizer",
+        "model_type": "braintokmix",
+        "dataset": str(workdir / "ds"),
+        "model_config": {
+            "window_length": 64,
+            "n_filters": 8,
+            "ratios": [2, 2],
+            "n_dim": 32,
+            "n_neuro": 2,
+            "codebook_dim": 8,
+            "codebook_size": 64,
+            "num_quantizers": 2,
+            "lstm_layers": 0,
+        },
+        "example_seconds": 1.28,
+        "overlap_seconds": 0.0,
+        "batch_size": 8,
+        "eval_split": None,
+        "output_dir": str(workdir / "run"),
+        "max_steps": 6,
+        "mixed_precision": "bf16",
+        "log_with": "none",
+        "progress_bar": False,
+    }
     result = train(*parse_run_config(config))
     return {"train_bf16_steps": result.step, "train_bf16_losses": [round(v, 4) for v in result.losses.values()]}
 
@@ -141,8 +192,10 @@ def lm_training_mfu(device, bf16_peak: float, steps: int = 5) -> dict:
         step()
     torch.cuda.synchronize()
     tokens_per_s = steps * codes.numel() / (time.perf_counter() - started)
-    return {"tiny_lm_train_tokens_per_s": round(tokens_per_s),
-            "tiny_lm_train_mfu_of_measured_bf16_peak": round(tokens_per_s * flops_per_token / bf16_peak, 5)}
+    return {
+        "tiny_lm_train_tokens_per_s": round(tokens_per_s),
+        "tiny_lm_train_mfu_of_measured_bf16_peak": round(tokens_per_s * flops_per_token / bf16_peak, 5),
+    }
 
 
 def throughput(device) -> dict:
@@ -159,8 +212,12 @@ def throughput(device) -> dict:
             model.tokenizer.encode(signal)
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - started) / 5
-    return {"fp32_matmul_tflops": round(fp32 / 1e12, 1), "bf16_matmul_tflops": round(bf16 / 1e12, 1),
-            "tiny_tokenizer_encode_signal_samples_per_s": round(16 * 1024 / seconds), **lm_training_mfu(device, bf16)}
+    return {
+        "fp32_matmul_tflops": round(fp32 / 1e12, 1),
+        "bf16_matmul_tflops": round(bf16 / 1e12, 1),
+        "tiny_tokenizer_encode_signal_samples_per_s": round(16 * 1024 / seconds),
+        **lm_training_mfu(device, bf16),
+    }
 
 
 def main() -> None:
@@ -173,8 +230,11 @@ def main() -> None:
         raise SystemExit("no CUDA device: this check needs a GPU")
     device = torch.device("cuda")
     summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    for name, check in (("lm", lambda: check_lm(device)), ("tokenizer", lambda: check_tokenizer(device)),
-                        ("throughput", lambda: throughput(device))):
+    for name, check in (
+        ("lm", lambda: check_lm(device)),
+        ("tokenizer", lambda: check_tokenizer(device)),
+        ("throughput", lambda: throughput(device)),
+    ):
         try:
             summary.update(check())
         except Exception as err:  # report every check, do not stop at the first failure

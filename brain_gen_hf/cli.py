@@ -20,21 +20,26 @@ def subcommand(register: Callable[[argparse._SubParsersAction], None]):
 @subcommand
 def register_preprocess(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "preprocess", help="raw MEG/EEG files -> cleaned segments -> Parquet shards + dataset card",
+        "preprocess",
+        help="raw MEG/EEG files -> cleaned segments -> Parquet shards + dataset card",
         description="Read every recording mne can open (files, folders or globs; NAME=PATH names the dataset), "
-                    "preprocess and clean it, and write a Hugging Face dataset folder loadable with "
-                    "datasets.load_dataset(OUTPUT). Reruns resume: finished recordings are skipped, changed or "
-                    "damaged ones are processed again. Exit status: 0 built, 1 built but some recordings failed "
-                    "(listed), 2 error (nothing lost).")
+        "preprocess and clean it, and write a Hugging Face dataset folder loadable with "
+        "datasets.load_dataset(OUTPUT). Reruns resume: finished recordings are skipped, changed or "
+        "damaged ones are processed again. Exit status: 0 built, 1 built but some recordings failed "
+        "(listed), 2 error (nothing lost).",
+    )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder, glob or NAME=PATH")
     parser.add_argument("--output", "-o", required=True, help="output dataset folder")
     parser.add_argument("--config", help="YAML build config (see training_scripts/configs/preprocess_*.yaml)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the built folder to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--dataset-name", help="dataset name for inputs without NAME= (default: folder name)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="rebuild from scratch instead of resuming: the files of the earlier build in OUTPUT "
-                             "are removed once the first recording is done (other files are never touched)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="rebuild from scratch instead of resuming: the files of the earlier build in OUTPUT "
+        "are removed once the first recording is done (other files are never touched)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_preprocess)
 
@@ -53,9 +58,15 @@ def run_preprocess(args: argparse.Namespace) -> int:
     level = build_logger.level
     build_logger.setLevel(logging.ERROR)
     try:
-        report = preprocess_and_publish(args.inputs, args.output, config, push_to_hub=args.push_to_hub,
-                                        overwrite=args.overwrite, progress=not args.no_progress,
-                                        private=args.private or None)
+        report = preprocess_and_publish(
+            args.inputs,
+            args.output,
+            config,
+            push_to_hub=args.push_to_hub,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            private=args.private or None,
+        )
     finally:
         build_logger.setLevel(level)
     return 1 if report.failed else 0
@@ -64,15 +75,25 @@ def run_preprocess(args: argparse.Namespace) -> int:
 @subcommand
 def register_quickstart(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "quickstart", help="the whole pipeline, small and offline: data -> tokenizer -> LM -> forecast -> plots",
+        "quickstart",
+        help="the whole pipeline, small and offline: data -> tokenizer -> LM -> forecast -> plots",
         description="Build a small dataset (your recordings, or SIMULATED MEG by default), train a BrainTokMix "
-                    "tokenizer, pretokenize, train a FlatGPTEmbedsRVQ language model, forecast a held-out "
-                    "window and write plots and both models (with model cards) under OUTPUT.")
+        "tokenizer, pretokenize, train a FlatGPTEmbedsRVQ language model, forecast a held-out "
+        "window and write plots and both models (with model cards) under OUTPUT.",
+    )
     parser.add_argument("--output", "-o", default="quickstart_output", help="output folder")
-    parser.add_argument("--input", "-i", nargs="+", metavar="RECORDING",
-                        help="recordings (files, folders, globs): MEG or EEG, any format `preprocess` reads")
-    parser.add_argument("--config", help="YAML preprocessing build config for --input (as for `preprocess`; see "
-                                         "training_scripts/configs/preprocess_*.yaml)")
+    parser.add_argument(
+        "--input",
+        "-i",
+        nargs="+",
+        metavar="RECORDING",
+        help="recordings (files, folders, globs): MEG or EEG, any format `preprocess` reads",
+    )
+    parser.add_argument(
+        "--config",
+        help="YAML preprocessing build config for --input (as for `preprocess`; see "
+        "training_scripts/configs/preprocess_*.yaml)",
+    )
     parser.add_argument("--tokenizer-steps", type=int, default=300)
     parser.add_argument("--lm-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -84,17 +105,27 @@ def register_quickstart(subparsers: argparse._SubParsersAction) -> None:
 def run_quickstart(args: argparse.Namespace) -> int:
     from brain_gen_hf.quickstart import run_quickstart as quickstart
 
-    quickstart(args.output, args.input, tokenizer_steps=args.tokenizer_steps, lm_steps=args.lm_steps,
-               batch_size=args.batch_size, progress=not args.no_progress, seed=args.seed, config_file=args.config)
+    quickstart(
+        args.output,
+        args.input,
+        tokenizer_steps=args.tokenizer_steps,
+        lm_steps=args.lm_steps,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        seed=args.seed,
+        config_file=args.config,
+    )
     return 0
 
 
 @subcommand
 def register_export_remote_code(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export-remote-code", help="make a saved model folder loadable with trust_remote_code=True",
+        "export-remote-code",
+        help="make a saved model folder loadable with trust_remote_code=True",
         description="Write self-contained configuration_*.py / modeling_*.py files and an auto_map into a "
-                    "saved brain_gen_hf model folder, so transformers loads it without brain_gen_hf installed.")
+        "saved brain_gen_hf model folder, so transformers loads it without brain_gen_hf installed.",
+    )
     parser.add_argument("folder", help="a folder written by save_pretrained")
     parser.set_defaults(func=run_export_remote_code)
 
@@ -112,12 +143,16 @@ def run_export_remote_code(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         what = "is a file" if folder.exists() else "does not exist"
-        raise NotADirectoryError(f"{folder} {what}: export-remote-code writes into a local model folder written by "
-                                 "save_pretrained (download a Hub model with `hf download REPO --local-dir DIR` "
-                                 "first)")
+        raise NotADirectoryError(
+            f"{folder} {what}: export-remote-code writes into a local model folder written by "
+            "save_pretrained (download a Hub model with `hf download REPO --local-dir DIR` "
+            "first)"
+        )
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} has no config.json, so it is not a saved model folder; pass a folder "
-                                "written by save_pretrained (e.g. a run's final_model)")
+        raise FileNotFoundError(
+            f"{folder} has no config.json, so it is not a saved model folder; pass a folder "
+            "written by save_pretrained (e.g. a run's final_model)"
+        )
     config = AutoConfig.from_pretrained(args.folder)
     auto_map = export_remote_code(config.model_type, args.folder, nested_model_types(config))
     add_auto_map(args.folder, auto_map)
@@ -165,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return run_reporting_errors(lambda: args.func(args),
-                                interrupted="interrupted; finished work is kept, rerun the same command to resume")
+    return run_reporting_errors(
+        lambda: args.func(args), interrupted="interrupted; finished work is kept, rerun the same command to resume"
+    )
+
 
 if __name__ == "__main__":
     sys.exit(main())

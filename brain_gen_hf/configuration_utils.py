@@ -16,8 +16,21 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 # mne channel types we know how to embed; others are allowed but flagged as "misc".
-KNOWN_CHANNEL_TYPES = ("mag", "grad", "planar1", "planar2", "eeg", "seeg", "ecog", "eog", "ecg", "emg",
-                       "ref_meg", "parcel", "misc")
+KNOWN_CHANNEL_TYPES = (
+    "mag",
+    "grad",
+    "planar1",
+    "planar2",
+    "eeg",
+    "seeg",
+    "ecog",
+    "eog",
+    "ecg",
+    "emg",
+    "ref_meg",
+    "parcel",
+    "misc",
+)
 
 
 # Nested config classes by model_type, consulted before transformers' AutoConfig registry. Exported remote
@@ -65,8 +78,10 @@ def require_positive_int(name: str, value: Any, allow_zero: bool = False) -> Non
 
 
 def require_int_list(name: str, value: Any, min_len: int = 1, allow_zero: bool = False) -> None:
-    require(isinstance(value, (list, tuple)) and len(value) >= min_len,
-            f"`{name}` must be a list of at least {min_len} integers, got {value!r}")
+    require(
+        isinstance(value, (list, tuple)) and len(value) >= min_len,
+        f"`{name}` must be a list of at least {min_len} integers, got {value!r}",
+    )
     for v in value:
         require_positive_int(f"{name}[...]", v, allow_zero=allow_zero)
 
@@ -75,9 +90,10 @@ def _finite_matrix(name: str, value: Any, width: int) -> list[list[float]]:
     require(isinstance(value, (list, tuple)), f"`{name}` must be a list of [{width} floats] rows, got {type(value)}")
     rows = []
     for i, row in enumerate(value):
-        require(isinstance(row, (list, tuple)) and len(row) == width
-                and all(is_real_number(v) for v in row),
-                f"`{name}[{i}]` must have {width} numbers, got {row!r}")
+        require(
+            isinstance(row, (list, tuple)) and len(row) == width and all(is_real_number(v) for v in row),
+            f"`{name}[{i}]` must have {width} numbers, got {row!r}",
+        )
         row = [float(v) for v in row]
         require(all(math.isfinite(v) for v in row), f"`{name}[{i}]` must be finite (no NaN/inf), got {row}")
         rows.append(row)
@@ -118,9 +134,10 @@ class BrainGenConfig(PreTrainedConfig):
 
     def _validate_signal_contract(self) -> None:
         if self.sampling_rate is not None:
-            require(is_real_number(self.sampling_rate) and math.isfinite(self.sampling_rate)
-                    and self.sampling_rate > 0, f"`sampling_rate` must be a positive number in Hz, got "
-                    f"{self.sampling_rate!r}")
+            require(
+                is_real_number(self.sampling_rate) and math.isfinite(self.sampling_rate) and self.sampling_rate > 0,
+                f"`sampling_rate` must be a positive number in Hz, got {self.sampling_rate!r}",
+            )
             self.sampling_rate = float(self.sampling_rate)
         lengths = {}
         if self.channel_names is not None:
@@ -128,8 +145,10 @@ class BrainGenConfig(PreTrainedConfig):
             lengths["channel_names"] = len(self.channel_names)
         if self.channel_types is not None:
             # A bare string would be split into one-letter channel types.
-            require(isinstance(self.channel_types, (list, tuple)) and all(isinstance(t, str) for t in self.channel_types),
-                    f"`channel_types` must be a list of strings (one per channel), got {self.channel_types!r:.80}")
+            require(
+                isinstance(self.channel_types, (list, tuple)) and all(isinstance(t, str) for t in self.channel_types),
+                f"`channel_types` must be a list of strings (one per channel), got {self.channel_types!r:.80}",
+            )
             self.channel_types = list(self.channel_types)
             lengths["channel_types"] = len(self.channel_types)
         if self.sensor_positions is not None:
@@ -138,15 +157,23 @@ class BrainGenConfig(PreTrainedConfig):
         if self.sensor_orientations is not None:
             self.sensor_orientations = _finite_matrix("sensor_orientations", self.sensor_orientations, 3)
             lengths["sensor_orientations"] = len(self.sensor_orientations)
-        require(len(set(lengths.values())) <= 1,
-                f"inconsistent channel metadata: lengths {lengths} must all be equal (one entry per channel)")
+        require(
+            len(set(lengths.values())) <= 1,
+            f"inconsistent channel metadata: lengths {lengths} must all be equal (one entry per channel)",
+        )
         if self.token_rate is not None:
-            require(is_real_number(self.token_rate) and math.isfinite(self.token_rate) and self.token_rate > 0,
-                    f"`token_rate` must be a positive number, got {self.token_rate!r}")
-        require(self.units is None or isinstance(self.units, str),
-                f"`units` must be a string such as 'T' or 'V', got {self.units!r}")
-        require(self.normalization is None or isinstance(self.normalization, dict),
-                f"`normalization` must be a dict (e.g. {{'method': 'robust'}}), got {self.normalization!r:.80}")
+            require(
+                is_real_number(self.token_rate) and math.isfinite(self.token_rate) and self.token_rate > 0,
+                f"`token_rate` must be a positive number, got {self.token_rate!r}",
+            )
+        require(
+            self.units is None or isinstance(self.units, str),
+            f"`units` must be a string such as 'T' or 'V', got {self.units!r}",
+        )
+        require(
+            self.normalization is None or isinstance(self.normalization, dict),
+            f"`normalization` must be a dict (e.g. {{'method': 'robust'}}), got {self.normalization!r:.80}",
+        )
 
     @property
     def contract_num_channels(self) -> int | None:
@@ -156,8 +183,13 @@ class BrainGenConfig(PreTrainedConfig):
                 return len(field)
         return None
 
-    def check_signal_metadata(self, *, sampling_rate: float | None = None, channel_names: Sequence[str] | None = None,
-                              num_channels: int | None = None) -> None:
+    def check_signal_metadata(
+        self,
+        *,
+        sampling_rate: float | None = None,
+        channel_names: Sequence[str] | None = None,
+        num_channels: int | None = None,
+    ) -> None:
         """Check metadata that came with an input against the contract; raise `ValueError` on mismatch.
 
         `channel_names` name the input's channels in order (`num_channels` of them, when given). If the config
@@ -165,27 +197,37 @@ class BrainGenConfig(PreTrainedConfig):
         reorder a recording with `x[:, config.channel_order(names)]`.
         """
         if sampling_rate is not None and self.sampling_rate is not None:
-            require(abs(float(sampling_rate) - self.sampling_rate) < 1e-6,
-                    f"input sampling rate {sampling_rate} Hz does not match the model's {self.sampling_rate} Hz; "
-                    "resample the recording first")
+            require(
+                abs(float(sampling_rate) - self.sampling_rate) < 1e-6,
+                f"input sampling rate {sampling_rate} Hz does not match the model's {self.sampling_rate} Hz; "
+                "resample the recording first",
+            )
         if channel_names is None:
             return
         names = _channel_name_list(channel_names)
         if num_channels is not None:
-            require(len(names) == num_channels,
-                    f"`channel_names` has {len(names)} names but the input has {num_channels} channels")
+            require(
+                len(names) == num_channels,
+                f"`channel_names` has {len(names)} names but the input has {num_channels} channels",
+            )
         if self.channel_names is None or names == self.channel_names:
             return
         missing = [c for c in self.channel_names if c not in names]
         extra = [c for c in names if c not in self.channel_names]
         if not missing and not extra:
-            first = [f"{i}: {got!r} where the model expects {want!r}"
-                     for i, (got, want) in enumerate(zip(names, self.channel_names)) if got != want]
+            first = [
+                f"{i}: {got!r} where the model expects {want!r}"
+                for i, (got, want) in enumerate(zip(names, self.channel_names))
+                if got != want
+            ]
             problem = f"same channels in a different order (position {'; '.join(first[:3])})"
         else:
             problem = f"missing: {missing[:5]}, unexpected: {extra[:5]}"
-        fix = ("reorder the channel axis with `x[:, config.channel_order(channel_names)]`" if not missing
-               else "the recording lacks channels the model was trained on")
+        fix = (
+            "reorder the channel axis with `x[:, config.channel_order(channel_names)]`"
+            if not missing
+            else "the recording lacks channels the model was trained on"
+        )
         raise ValueError(f"input channels do not match the model's `config.channel_names` ({problem}); {fix}")
 
     def channel_order(self, channel_names: Sequence[str]) -> list[int]:
@@ -197,8 +239,11 @@ class BrainGenConfig(PreTrainedConfig):
         require(self.channel_names is not None, "the config has no `channel_names` to order channels by")
         names = _channel_name_list(channel_names)
         missing = [c for c in self.channel_names if c not in names]
-        require(not missing, f"the recording lacks channels the model expects: {missing[:5]}"
-                + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+        require(
+            not missing,
+            f"the recording lacks channels the model expects: {missing[:5]}"
+            + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""),
+        )
         position = {name: i for i, name in enumerate(names)}
         return [position[c] for c in self.channel_names]
 
@@ -210,8 +255,10 @@ def is_real_number(value: Any) -> bool:
 
 def _channel_name_list(channel_names: Sequence[str]) -> list[str]:
     # A bare string would be split into one-letter channel names.
-    require(not isinstance(channel_names, str) and all(isinstance(n, str) for n in channel_names),
-            f"`channel_names` must be a list of strings, got {channel_names!r:.80}")
+    require(
+        not isinstance(channel_names, str) and all(isinstance(n, str) for n in channel_names),
+        f"`channel_names` must be a list of strings, got {channel_names!r:.80}",
+    )
     names = list(channel_names)
     require(len(set(names)) == len(names), "`channel_names` contains duplicates")
     return names

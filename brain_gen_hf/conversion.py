@@ -55,7 +55,8 @@ def _mapping(name: str, value) -> dict:
 def config_from_reference(reference_name: str, reference_kwargs: Mapping, **overrides):
     """The brain_gen_hf config equivalent to a reference constructor call."""
     return _converter(reference_name).config_from_reference(
-        reference_name, _mapping("reference_kwargs", reference_kwargs), **overrides)
+        reference_name, _mapping("reference_kwargs", reference_kwargs), **overrides
+    )
 
 
 def _check_converted_weights(reference_name: str, model, converted: dict) -> None:
@@ -68,16 +69,22 @@ def _check_converted_weights(reference_name: str, model, converted: dict) -> Non
     not_tensors = sorted(k for k, v in converted.items() if not isinstance(v, torch.Tensor))
     if not_tensors:
         raise ValueError(f"reference {reference_name} state dict holds values that are not tensors: {not_tensors[:20]}")
-    mismatched = [(k, v.shape, expected[k].shape) for k, v in converted.items()
-                  if k in expected and v.shape != expected[k].shape]
+    mismatched = [
+        (k, v.shape, expected[k].shape) for k, v in converted.items() if k in expected and v.shape != expected[k].shape
+    ]
     if mismatched:
-        raise ValueError(f"reference {reference_name} weights do not fit {type(model).__name__} (shape mismatch: "
-                         f"{mismatched_shapes_message(mismatched)}); check the reference kwargs")
-    non_finite = sorted(k for k, v in converted.items()
-                        if k in expected and v.is_floating_point() and not bool(torch.isfinite(v).all()))
+        raise ValueError(
+            f"reference {reference_name} weights do not fit {type(model).__name__} (shape mismatch: "
+            f"{mismatched_shapes_message(mismatched)}); check the reference kwargs"
+        )
+    non_finite = sorted(
+        k for k, v in converted.items() if k in expected and v.is_floating_point() and not bool(torch.isfinite(v).all())
+    )
     if non_finite:
-        raise ValueError(f"reference {reference_name} weights hold NaN/inf values in {len(non_finite)} tensor(s): "
-                         f"{non_finite[:20]}; a model converted from them would output NaN")
+        raise ValueError(
+            f"reference {reference_name} weights hold NaN/inf values in {len(non_finite)} tensor(s): "
+            f"{non_finite[:20]}; a model converted from them would output NaN"
+        )
 
 
 def convert_reference_checkpoint(reference_name: str, reference_kwargs: Mapping, state_dict: Mapping, **overrides):
@@ -88,8 +95,9 @@ def convert_reference_checkpoint(reference_name: str, reference_kwargs: Mapping,
     import brain_gen_hf  # noqa: F401  (Auto registration)
 
     converter = _converter(reference_name)
-    config = converter.config_from_reference(reference_name, _mapping("reference_kwargs", reference_kwargs),
-                                             **overrides)
+    config = converter.config_from_reference(
+        reference_name, _mapping("reference_kwargs", reference_kwargs), **overrides
+    )
     model = AutoModel.from_config(config)
     converted = converter.state_dict_from_reference(reference_name, _mapping("state_dict", state_dict), config)
     _check_converted_weights(reference_name, model, converted)
@@ -128,12 +136,14 @@ def load_reference_state_dict(path: str | os.PathLike) -> dict:
             raise OSError(f"could not read {path} as a tensors-only checkpoint: {err}") from err
         state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
         if not isinstance(state, Mapping):
-            raise OSError(f"{path} holds a {type(state).__name__}, not a state dict (a mapping of names to tensors, "
-                          "or a Lightning checkpoint with a `state_dict`)")
+            raise OSError(
+                f"{path} holds a {type(state).__name__}, not a state dict (a mapping of names to tensors, "
+                "or a Lightning checkpoint with a `state_dict`)"
+            )
     cleaned = {}
     for key, value in state.items():
         for prefix in ("model.", "_orig_mod."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         cleaned[key.replace("._orig_mod.", ".")] = value
     return cleaned

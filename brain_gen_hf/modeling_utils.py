@@ -13,9 +13,14 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from .configuration_utils import BrainGenConfig
-from .weights_loading import (check_finite_weights, corrupt_weights_message, hub_kwargs, mismatched_shapes_message,
-                              refuse_non_safetensors_options, safetensors_weight_files)
-
+from .weights_loading import (
+    check_finite_weights,
+    corrupt_weights_message,
+    hub_kwargs,
+    mismatched_shapes_message,
+    refuse_non_safetensors_options,
+    safetensors_weight_files,
+)
 
 # Model classes by model_type for nested sub-models (a classifier's base, an LM's tokenizer), consulted before
 # transformers' AutoModel registry; exported remote code fills it with its bundled classes.
@@ -55,13 +60,18 @@ class BrainGenPreTrainedModel(PreTrainedModel):
 
     def __init__(self, config, *inputs, **kwargs):
         expected = self.config_class
-        if isinstance(config, PreTrainedConfig) and not isinstance(config, expected) \
-                and config.model_type != expected.model_type:
+        if (
+            isinstance(config, PreTrainedConfig)
+            and not isinstance(config, expected)
+            and config.model_type != expected.model_type
+        ):
             # Would fail later on a missing hyper-parameter (AttributeError) or build a wrong model.
-            raise ValueError(f"{type(self).__name__} needs a {expected.__name__} (model_type "
-                             f"{expected.model_type!r}), got a {type(config).__name__} (model_type "
-                             f"{config.model_type!r}); build the model with AutoModel.from_config(config) or the "
-                             "class of the config's family")
+            raise ValueError(
+                f"{type(self).__name__} needs a {expected.__name__} (model_type "
+                f"{expected.model_type!r}), got a {type(config).__name__} (model_type "
+                f"{config.model_type!r}); build the model with AutoModel.from_config(config) or the "
+                "class of the config's family"
+            )
         super().__init__(config, *inputs, **kwargs)
 
     # ------------------------------------------------------------------ init
@@ -74,8 +84,9 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         reset = getattr(module, "reset_brain_gen_parameters", None)
         if reset is not None:
             reset()
-        elif isinstance(module, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd, nn.LayerNorm, nn.GroupNorm,
-                                 nn.RMSNorm, nn.LSTM)):
+        elif isinstance(
+            module, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LSTM)
+        ):
             module.reset_parameters()
 
     # ------------------------------------------------------------- loading
@@ -108,8 +119,14 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         _refuse_key_problems(cls.__name__, pretrained_model_name_or_path, info)
         return (model, info) if want_info else model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, remote_code: bool = False,
-                        model_card: bool | dict = True, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *args,
+        remote_code: bool = False,
+        model_card: bool | dict = True,
+        **kwargs,
+    ):
         """`PreTrainedModel.save_pretrained` plus a model card and, optionally, self-contained remote code.
 
         model_card: write `README.md` from the family template (never overwrites an existing card); a dict
@@ -120,8 +137,10 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         if kwargs.get("safe_serialization") is False:
             raise ValueError("brain_gen_hf saves weights as safetensors only (safe_serialization=False refused)")
         if os.path.isfile(save_directory):  # transformers would only log an error and save nothing
-            raise OSError(f"save_directory {os.fspath(save_directory)} is an existing file; save_pretrained writes a "
-                          "folder (config.json, model.safetensors, ...): pass a folder path")
+            raise OSError(
+                f"save_directory {os.fspath(save_directory)} is an existing file; save_pretrained writes a "
+                "folder (config.json, model.safetensors, ...): pass a folder path"
+            )
         result = super().save_pretrained(save_directory, *args, **kwargs)
         folder = Path(save_directory)
         if remote_code:
@@ -138,9 +157,19 @@ class BrainGenPreTrainedModel(PreTrainedModel):
             render_model_card(self.config, remote_code=remote_code, **options).save(folder / "README.md")
         return result
 
-    def push_to_hub(self, repo_id: str, *, remote_code: bool = False, commit_message: str | None = None,
-                    private: bool | None = None, token: str | bool | None = None, revision: str | None = None,
-                    create_pr: bool = False, model_card: dict | None = None, **save_kwargs) -> str:
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        remote_code: bool = False,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        model_card: dict | None = None,
+        **save_kwargs,
+    ) -> str:
         """Save weights, config and a model card (and remote code if asked) and upload them in one commit.
 
         One commit means a failed upload leaves the repository as it was; retrying is safe.
@@ -152,14 +181,26 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         with tempfile.TemporaryDirectory() as tmp:
             card = {"repo_id": repo_id, **(model_card or {})}
             self.save_pretrained(tmp, remote_code=remote_code, model_card=card, **save_kwargs)
-            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision, create_pr=create_pr,
-                                     commit_message=commit_message or f"Upload {type(self).__name__}")
+            info = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=tmp,
+                revision=revision,
+                create_pr=create_pr,
+                commit_message=commit_message or f"Upload {type(self).__name__}",
+            )
         return info
 
     # -------------------------------------------------------- input checks
-    def check_signal(self, x: torch.Tensor, *, name: str = "input", ndim: int | Sequence[int] | None = None,
-                     num_channels: int | None = None, channel_dim: int = 1,
-                     channel_names: Sequence[str] | None = None) -> torch.Tensor:
+    def check_signal(
+        self,
+        x: torch.Tensor,
+        *,
+        name: str = "input",
+        ndim: int | Sequence[int] | None = None,
+        num_channels: int | None = None,
+        channel_dim: int = 1,
+        channel_names: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         """Validate a continuous signal tensor and return it in the model's dtype.
 
         Checks type, float dtype, rank, non-empty, channel count, finite values and, when `channel_names` is
@@ -176,8 +217,10 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         if x.numel() == 0:
             raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
         if num_channels is not None and x.shape[channel_dim] != num_channels:
-            raise ValueError(f"{name} has {x.shape[channel_dim]} channels (dim {channel_dim} of shape "
-                             f"{tuple(x.shape)}), the model expects {num_channels}")
+            raise ValueError(
+                f"{name} has {x.shape[channel_dim]} channels (dim {channel_dim} of shape "
+                f"{tuple(x.shape)}), the model expects {num_channels}"
+            )
         if not torch.isfinite(x).all():
             bad = (~torch.isfinite(x)).sum().item()
             raise ValueError(f"{name} contains {bad} NaN/inf values; clean or interpolate the signal first")
@@ -191,27 +234,39 @@ class BrainGenPreTrainedModel(PreTrainedModel):
             return x
         cast = x.to(dtype)
         if not torch.isfinite(cast).all():
-            raise ValueError(f"{name} ({x.dtype}) has values beyond the range of {dtype}, the model's dtype; "
-                             "rescale the signal")
+            raise ValueError(
+                f"{name} ({x.dtype}) has values beyond the range of {dtype}, the model's dtype; rescale the signal"
+            )
         return cast
 
-    def check_tokens(self, ids: torch.Tensor, *, vocab_size: int, name: str = "input_ids",
-                     ndim: int | Sequence[int] | None = None, num_channels: int | None = None,
-                     channel_dim: int = 1) -> torch.Tensor:
+    def check_tokens(
+        self,
+        ids: torch.Tensor,
+        *,
+        vocab_size: int,
+        name: str = "input_ids",
+        ndim: int | Sequence[int] | None = None,
+        num_channels: int | None = None,
+        channel_dim: int = 1,
+    ) -> torch.Tensor:
         """Validate token ids: int64/int32 dtype, rank, non-empty, channel count, range [0, vocab)."""
         if not isinstance(ids, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of token ids, got {type(ids).__name__}")
         check_has_data(ids, name)
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise ValueError(f"{name} must hold integer token ids, got dtype {ids.dtype}; quantise the signal "
-                             "first (e.g. brain_gen_hf.tokenizers.mulaw_encode)")
+            raise ValueError(
+                f"{name} must hold integer token ids, got dtype {ids.dtype}; quantise the signal "
+                "first (e.g. brain_gen_hf.tokenizers.mulaw_encode)"
+            )
         _check_index_dtype(ids, name)
         _check_rank(ids, name, ndim)
         if ids.numel() == 0:
             raise ValueError(f"{name} is empty (shape {tuple(ids.shape)})")
         if num_channels is not None and ids.shape[channel_dim] != num_channels:
-            raise ValueError(f"{name} has {ids.shape[channel_dim]} channels (dim {channel_dim} of shape "
-                             f"{tuple(ids.shape)}), the model expects {num_channels}")
+            raise ValueError(
+                f"{name} has {ids.shape[channel_dim]} channels (dim {channel_dim} of shape "
+                f"{tuple(ids.shape)}), the model expects {num_channels}"
+            )
         lo, hi = value_range(ids)
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"{name} has ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
@@ -226,20 +281,27 @@ def _refuse_other_family(cls, pretrained_model_name_or_path, kwargs: dict) -> No
     config_dict, _ = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub_kwargs(kwargs))
     saved = config_dict.get("model_type")
     if saved is not None and saved != expected:
-        raise ValueError(f"{pretrained_model_name_or_path} holds a {saved!r} model, but {cls.__name__} loads "
-                         f"{expected!r} models; use AutoModel.from_pretrained (it picks the class from config.json) "
-                         "or the class of that family")
+        raise ValueError(
+            f"{pretrained_model_name_or_path} holds a {saved!r} model, but {cls.__name__} loads "
+            f"{expected!r} models; use AutoModel.from_pretrained (it picks the class from config.json) "
+            "or the class of that family"
+        )
 
 
 def _refuse_key_problems(model_name: str, where, info: dict) -> None:
     """Strict loading: missing, unexpected or shape-mismatched keys raise `OSError` with the keys (and shapes)."""
-    problems = [f"{kind}: {sorted(keys)[:20]}{' ...' if len(keys) > 20 else ''}"
-                for kind in ("missing_keys", "unexpected_keys") if (keys := info.get(kind) or [])]
+    problems = [
+        f"{kind}: {sorted(keys)[:20]}{' ...' if len(keys) > 20 else ''}"
+        for kind in ("missing_keys", "unexpected_keys")
+        if (keys := info.get(kind) or [])
+    ]
     if info.get("mismatched_keys"):
         problems.append(f"shape mismatch: {mismatched_shapes_message(info['mismatched_keys'])}")
     if problems:
-        raise OSError(f"weights in {where!s} do not match {model_name} ({'; '.join(problems)}). Refusing to load a "
-                      "partially random model.")
+        raise OSError(
+            f"weights in {where!s} do not match {model_name} ({'; '.join(problems)}). Refusing to load a "
+            "partially random model."
+        )
 
 
 # Integer dtypes torch's embeddings and indexing read as ids; smaller ones would crash or index as a mask.
@@ -259,11 +321,16 @@ def reject_unknown_kwargs(kwargs: dict, allowed: Collection[str], where: str) ->
         raise TypeError(f"{where}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
 
 
-def check_labels(labels: torch.Tensor, *, num_classes: int, name: str = "labels",
-                 ignore_index: int = -100) -> torch.Tensor:
+def check_labels(
+    labels: torch.Tensor, *, num_classes: int, name: str = "labels", ignore_index: int = -100
+) -> torch.Tensor:
     """Validate integer class/token targets: int64/int32, each in [0, num_classes) or `ignore_index`; as int64."""
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() \
-            or labels.dtype == torch.bool:
+    if (
+        not isinstance(labels, torch.Tensor)
+        or labels.is_floating_point()
+        or labels.is_complex()
+        or labels.dtype == torch.bool
+    ):
         got = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise ValueError(f"{name} must be an integer tensor of class ids, got {got}")
     _check_index_dtype(labels, name)
@@ -273,8 +340,10 @@ def check_labels(labels: torch.Tensor, *, num_classes: int, name: str = "labels"
     lo, hi = value_range(labels.masked_fill(labels == ignore_index, 0))
     if lo < 0 or hi >= num_classes:
         lo, hi = value_range(labels[labels != ignore_index])
-        raise ValueError(f"{name} must be class ids in [0, {num_classes - 1}] (or {ignore_index} to ignore), got "
-                         f"values in [{lo}, {hi}]")
+        raise ValueError(
+            f"{name} must be class ids in [0, {num_classes - 1}] (or {ignore_index} to ignore), got "
+            f"values in [{lo}, {hi}]"
+        )
     return labels.long()
 
 
@@ -288,8 +357,10 @@ def value_range(x: torch.Tensor) -> tuple[int, int]:
 def check_has_data(x: torch.Tensor, name: str) -> None:
     """A tensor on the meta device has a shape but no values: refuse it before a check needs them."""
     if x.is_meta:
-        raise ValueError(f"{name} is on the meta device (a shape without values); pass a tensor that holds data, "
-                         "e.g. on the model's device")
+        raise ValueError(
+            f"{name} is on the meta device (a shape without values); pass a tensor that holds data, "
+            "e.g. on the model's device"
+        )
 
 
 def _check_index_dtype(ids: torch.Tensor, name: str) -> None:

@@ -22,18 +22,42 @@ from pathlib import Path
 
 # Small enough for minutes on two CPU cores; the real scale is in training_scripts/configs/*paper*.yaml.
 WINDOW_SECONDS = 2.56  # 256 samples at 100 Hz
-TOKENIZER_CONFIG = {"window_length": 128, "n_filters": 8, "ratios": [2, 2], "kernel_size": 5, "last_kernel_size": 5,
-                    "n_dim": 64, "n_neuro": 2, "codebook_dim": 16, "codebook_size": 256, "num_quantizers": 2,
-                    "n_residual_layers": 1, "lstm_layers": 0}
-LM_CONFIG = {"hidden_size": 64, "backbone_config": {
-    "model_type": "qwen2_5_vl_text", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-    "intermediate_size": 128, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "max_position_embeddings": 4096,
-    "rope_scaling": {"rope_type": "default", "mrope_section": 2}}}
+TOKENIZER_CONFIG = {
+    "window_length": 128,
+    "n_filters": 8,
+    "ratios": [2, 2],
+    "kernel_size": 5,
+    "last_kernel_size": 5,
+    "n_dim": 64,
+    "n_neuro": 2,
+    "codebook_dim": 16,
+    "codebook_size": 256,
+    "num_quantizers": 2,
+    "n_residual_layers": 1,
+    "lstm_layers": 0,
+}
+LM_CONFIG = {
+    "hidden_size": 64,
+    "backbone_config": {
+        "model_type": "qwen2_5_vl_text",
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": 4096,
+        "rope_scaling": {"rope_type": "default", "mrope_section": 2},
+    },
+}
 # Simulated data: magnetometers only (fast). Your recordings: MEG if present, else EEG ("auto"), or your own
 # `--config` (a preprocessing build config, as for `brain-gen-hf preprocess`).
-BUILD_CONFIG = {"dataset_name": "quickstart", "preprocessing": {"picks": "mag"},
-                "cleaning": {"min_segment_seconds": 10.0},
-                "splits": {"strategy": "session", "val_ratio": 0.34, "test_ratio": 0.0, "seed": 0}}
+BUILD_CONFIG = {
+    "dataset_name": "quickstart",
+    "preprocessing": {"picks": "mag"},
+    "cleaning": {"min_segment_seconds": 10.0},
+    "splits": {"strategy": "session", "val_ratio": 0.34, "test_ratio": 0.0, "seed": 0},
+}
 # BrainTokMix ignores sensor positions, so EEG without a montage is kept (positions stored as zeros).
 RECORDINGS_BUILD_CONFIG = {**BUILD_CONFIG, "preprocessing": {"picks": "auto", "missing_positions": "zeros"}}
 
@@ -62,23 +86,29 @@ def quickstart_build_config(inputs: list[str] | None, config_file: str | Path | 
     return BuildConfig.from_dict(RECORDINGS_BUILD_CONFIG if inputs else BUILD_CONFIG)
 
 
-def build_quickstart_dataset(output: Path, inputs: list[str] | None, progress: bool,
-                             config_file: str | Path | None = None) -> Path:
+def build_quickstart_dataset(
+    output: Path, inputs: list[str] | None, progress: bool, config_file: str | Path | None = None
+) -> Path:
     from .data.shards import build_dataset
 
     dataset = output / "dataset"
     config = quickstart_build_config(inputs, config_file)
     if inputs:
-        _say(f"building a dataset from {len(inputs)} input(s)"
-             + (f" with the build config {config_file}" if config_file else ""))
+        _say(
+            f"building a dataset from {len(inputs)} input(s)"
+            + (f" with the build config {config_file}" if config_file else "")
+        )
         sources = list(inputs)
     else:
         from .data.simulate import write_simulated_recordings
 
-        _say("no recordings given: simulating 3 SIMULATED MEG recordings (306-channel Neuromag-like helmet, "
-             "1/f background + alpha); pass --input to use real data")
-        write_simulated_recordings(output / "simulated_raw", n_subjects=3, n_sessions=1, duration_seconds=60.0,
-                                   sfreq=200.0)
+        _say(
+            "no recordings given: simulating 3 SIMULATED MEG recordings (306-channel Neuromag-like helmet, "
+            "1/f background + alpha); pass --input to use real data"
+        )
+        write_simulated_recordings(
+            output / "simulated_raw", n_subjects=3, n_sessions=1, duration_seconds=60.0, sfreq=200.0
+        )
         sources = [str(output / "simulated_raw")]
     # The card marks SIMULATED data (recognised from the `simulated_raw` source folder).
     build_dataset(sources, dataset, config, progress=progress)
@@ -91,8 +121,10 @@ def fitting_batch_size(dataset: Path, batch_size: int) -> int:
 
     windows = len(load_window_datasets(str(dataset), WINDOW_SECONDS, WINDOW_SECONDS / 2)["train"])
     if 0 < windows < batch_size:
-        _say(f"the training split has {windows} windows of {WINDOW_SECONDS} s, fewer than --batch-size "
-             f"{batch_size}: training on batches of {windows}")
+        _say(
+            f"the training split has {windows} windows of {WINDOW_SECONDS} s, fewer than --batch-size "
+            f"{batch_size}: training on batches of {windows}"
+        )
         return windows
     return batch_size
 
@@ -106,9 +138,18 @@ def forecast_values(lm, context, horizon: int):
     return out if isinstance(out, torch.Tensor) else out.values
 
 
-def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[str] | None = None, *,
-                   tokenizer_steps: int = 300, lm_steps: int = 300, batch_size: int = 8, horizon_seconds: float = 1.28,
-                   progress: bool = True, seed: int = 0, config_file: str | Path | None = None) -> QuickstartResult:
+def run_quickstart(
+    output_dir: str | Path = "quickstart_output",
+    inputs: list[str] | None = None,
+    *,
+    tokenizer_steps: int = 300,
+    lm_steps: int = 300,
+    batch_size: int = 8,
+    horizon_seconds: float = 1.28,
+    progress: bool = True,
+    seed: int = 0,
+    config_file: str | Path | None = None,
+) -> QuickstartResult:
     import numpy as np
     import torch
     from transformers import AutoModel
@@ -121,8 +162,7 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
     from .training.trainer import train
 
     # Checked before the dataset is built and the tokenizer trained, so a typo costs seconds, not minutes.
-    for flag, value in (("--tokenizer-steps", tokenizer_steps), ("--lm-steps", lm_steps),
-                        ("--batch-size", batch_size)):
+    for flag, value in (("--tokenizer-steps", tokenizer_steps), ("--lm-steps", lm_steps), ("--batch-size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{flag} must be a positive integer, got {value!r}")
     if not horizon_seconds > 0:
@@ -137,36 +177,77 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
     dataset = build_quickstart_dataset(output, inputs, progress, config_file)
     batch_size = fitting_batch_size(dataset, batch_size)
 
-    common = {"dataset": str(dataset), "example_seconds": WINDOW_SECONDS, "overlap_seconds": WINDOW_SECONDS / 2,
-              "batch_size": batch_size, "log_with": "tensorboard", "progress_bar": progress, "seed": seed,
-              "keep_last": 1, "eval_split": "validation"}
+    common = {
+        "dataset": str(dataset),
+        "example_seconds": WINDOW_SECONDS,
+        "overlap_seconds": WINDOW_SECONDS / 2,
+        "batch_size": batch_size,
+        "log_with": "tensorboard",
+        "progress_bar": progress,
+        "seed": seed,
+        "keep_last": 1,
+        "eval_split": "validation",
+    }
     _say(f"training a BrainTokMix tokenizer for {tokenizer_steps} steps")
-    tok_run = train(*parse_run_config({
-        **common, "task": "brain_tokenizer", "model_type": "braintokmix", "model_config": TOKENIZER_CONFIG,
-        "output_dir": str(output / "tokenizer"), "max_steps": tokenizer_steps, "learning_rate": 3e-3,
-        "warmup_steps": min(20, tokenizer_steps), "eval_every": max(1, tokenizer_steps // 3),
-        "checkpoint_every": 0}))
+    tok_run = train(
+        *parse_run_config(
+            {
+                **common,
+                "task": "brain_tokenizer",
+                "model_type": "braintokmix",
+                "model_config": TOKENIZER_CONFIG,
+                "output_dir": str(output / "tokenizer"),
+                "max_steps": tokenizer_steps,
+                "learning_rate": 3e-3,
+                "warmup_steps": min(20, tokenizer_steps),
+                "eval_every": max(1, tokenizer_steps // 3),
+                "checkpoint_every": 0,
+            }
+        )
+    )
     tokenizer_dir = tok_run.final_model_dir
 
     _say("pretokenizing the dataset with the frozen tokenizer")
     tokenizer = AutoModel.from_pretrained(tokenizer_dir)
-    pretokenize_dataset(tokenizer, str(dataset), output / "tokens", example_seconds=WINDOW_SECONDS,
-                        overlap_seconds=WINDOW_SECONDS / 2, progress=progress)
+    pretokenize_dataset(
+        tokenizer,
+        str(dataset),
+        output / "tokens",
+        example_seconds=WINDOW_SECONDS,
+        overlap_seconds=WINDOW_SECONDS / 2,
+        progress=progress,
+    )
 
     _say(f"training a FlatGPTEmbedsRVQ language model for {lm_steps} steps")
-    lm_run = train(*parse_run_config({
-        **common, "dataset": str(output / "tokens"), "task": "flatgpt", "model_type": "flatgpt_embeds_rvq",
-        "tokenizer": str(tokenizer_dir), "model_config": LM_CONFIG, "output_dir": str(output / "lm"),
-        "max_steps": lm_steps, "learning_rate": 2e-3, "warmup_steps": min(20, lm_steps),
-        "eval_every": max(1, lm_steps // 3), "checkpoint_every": 0}))
+    lm_run = train(
+        *parse_run_config(
+            {
+                **common,
+                "dataset": str(output / "tokens"),
+                "task": "flatgpt",
+                "model_type": "flatgpt_embeds_rvq",
+                "tokenizer": str(tokenizer_dir),
+                "model_config": LM_CONFIG,
+                "output_dir": str(output / "lm"),
+                "max_steps": lm_steps,
+                "learning_rate": 2e-3,
+                "warmup_steps": min(20, lm_steps),
+                "eval_every": max(1, lm_steps // 3),
+                "checkpoint_every": 0,
+            }
+        )
+    )
     lm_dir = lm_run.final_model_dir
 
     from .data.windows import load_window_datasets
 
     windows = load_window_datasets(str(dataset), WINDOW_SECONDS, 0.0)
     held_out = windows.get("validation")
-    _say("forecasting a held-out window" if held_out else "forecasting a training window (the dataset has no "
-         "validation split)")
+    _say(
+        "forecasting a held-out window"
+        if held_out
+        else "forecasting a training window (the dataset has no validation split)"
+    )
     held_out = held_out or windows["train"]
     layout = held_out.layout
     sfreq = float(layout.sfreq)
@@ -175,23 +256,35 @@ def run_quickstart(output_dir: str | Path = "quickstart_output", inputs: list[st
     horizon = round(horizon_seconds * sfreq)
     hop = lm.config.temporal_reduction
     context_len = (signal.shape[-1] - horizon) // hop * hop
-    context, truth = signal[..., :context_len], signal[..., context_len:context_len + horizon]
+    context, truth = signal[..., :context_len], signal[..., context_len : context_len + horizon]
     torch.manual_seed(seed)
     forecast = forecast_values(lm, context, horizon)
     if not torch.isfinite(forecast).all():
         raise RuntimeError("the forecast is not finite")
     c, f, t = (a[0].numpy() for a in (context, forecast, truth))
-    plots = [plot_forecast(c, f, t, sfreq, output / "forecast.png", channel_names=layout.names,
-                           title="FlatGPTEmbedsRVQ forecast (quickstart" + ("" if inputs else ", SIMULATED data") + ")"),
-             plot_psd(f, t, sfreq, output / "psd.png", title="PSD: forecast vs truth")]
+    plots = [
+        plot_forecast(
+            c,
+            f,
+            t,
+            sfreq,
+            output / "forecast.png",
+            channel_names=layout.names,
+            title="FlatGPTEmbedsRVQ forecast (quickstart" + ("" if inputs else ", SIMULATED data") + ")",
+        ),
+        plot_psd(f, t, sfreq, output / "psd.png", title="PSD: forecast vs truth"),
+    ]
     summary = {
         "data": "user recordings" if inputs else "SIMULATED MEG",
-        "channels": len(layout.names), "sampling_rate": sfreq,
+        "channels": len(layout.names),
+        "sampling_rate": sfreq,
         "tokenizer_final_train_loss": tok_run.losses[max(tok_run.losses)],
         "lm_final_train_loss": lm_run.losses[max(lm_run.losses)],
         "lm_best_validation_loss": min(lm_run.eval_losses.values()) if lm_run.eval_losses else None,
-        "forecast_mse": float(np.mean((f - t) ** 2)), "truth_variance": float(np.var(t)),
-        "tokenizer": str(tokenizer_dir), "language_model": str(lm_dir),
+        "forecast_mse": float(np.mean((f - t) ** 2)),
+        "truth_variance": float(np.var(t)),
+        "tokenizer": str(tokenizer_dir),
+        "language_model": str(lm_dir),
         "seconds": round(time.perf_counter() - started, 1),
     }
     (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -71,8 +71,10 @@ def safetensors_weight_files(pretrained_model_name_or_path, kwargs: dict) -> lis
     files = [_optional_file(path, shard, hub) for shard in shards]
     missing = [shard for shard, file in zip(shards, files) if file is None]
     if missing:
-        raise OSError(f"{path}: the shard index {os.path.basename(index)} lists {len(shards)} shards, but "
-                      f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+        raise OSError(
+            f"{path}: the shard index {os.path.basename(index)} lists {len(shards)} shards, but "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+        )
     return files
 
 
@@ -98,15 +100,18 @@ def check_finite_weights(file: str) -> None:
 
 
 def corrupt_weights_message(where, err: Exception) -> str:
-    return (f"could not read the weights of {where!s}: the safetensors file is truncated or corrupted ({err}). "
-            "Re-download or re-save the checkpoint.")
+    return (
+        f"could not read the weights of {where!s}: the safetensors file is truncated or corrupted ({err}). "
+        "Re-download or re-save the checkpoint."
+    )
 
 
 def mismatched_shapes_message(entries) -> str:
     """`key: checkpoint (a, b) vs model (c, d)` for transformers' `(key, checkpoint shape, model shape)` entries."""
     entries = sorted(entries, key=lambda entry: entry[0])
-    text = "; ".join(f"{key}: checkpoint {tuple(saved)} vs model {tuple(expected)}"
-                     for key, saved, expected in entries[:_MAX_NAMES])
+    text = "; ".join(
+        f"{key}: checkpoint {tuple(saved)} vs model {tuple(expected)}" for key, saved, expected in entries[:_MAX_NAMES]
+    )
     return text + (f"; ... ({len(entries)} in all)" if len(entries) > _MAX_NAMES else "")
 
 
@@ -134,10 +139,12 @@ def _no_safetensors_message(path: str, variant: str | None, hub: dict) -> str:
     wanted = f"{_with_variant(SAFE_WEIGHTS_NAME, variant)} or {_with_variant(SAFE_WEIGHTS_INDEX_NAME, variant)}"
     pickled = [name for name in _PICKLED_WEIGHT_NAMES if _has_file(path, _with_variant(name, variant), hub)]
     if pickled:
-        return (f"{path} has only pickled PyTorch weights ({', '.join(pickled)}), no {wanted}. brain_gen_hf loads "
-                "safetensors weights only and never unpickles a checkpoint (unpickling can run arbitrary code). If "
-                "you trust the file, convert it once with "
-                "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`.")
+        return (
+            f"{path} has only pickled PyTorch weights ({', '.join(pickled)}), no {wanted}. brain_gen_hf loads "
+            "safetensors weights only and never unpickles a checkpoint (unpickling can run arbitrary code). If "
+            "you trust the file, convert it once with "
+            "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`."
+        )
     return f"{path} has no {wanted}: there are no weights to load (brain_gen_hf loads safetensors weights only)."
 
 
@@ -145,8 +152,14 @@ def _has_file(path: str, filename: str, hub: dict) -> bool:
     """Whether `filename` exists, without downloading it (only to word the error message)."""
     subfolder = hub.get("subfolder") or ""
     try:
-        return has_file(path, f"{subfolder}/{filename}" if subfolder else filename, revision=hub.get("revision"),
-                        proxies=hub.get("proxies"), token=hub.get("token"),
-                        local_files_only=bool(hub.get("local_files_only")), cache_dir=hub.get("cache_dir"))
+        return has_file(
+            path,
+            f"{subfolder}/{filename}" if subfolder else filename,
+            revision=hub.get("revision"),
+            proxies=hub.get("proxies"),
+            token=hub.get("token"),
+            local_files_only=bool(hub.get("local_files_only")),
+            cache_dir=hub.get("cache_dir"),
+        )
     except OSError:  # the Hub refuses (e.g. a gated repo): the message then names no pickled file
         return False

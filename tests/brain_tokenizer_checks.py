@@ -70,7 +70,7 @@ def check_train_step_parity(case: RefCase) -> None:
         loss = model(x, pos, sensor_type).loss
     assert_float_close(loss, out["train_step.loss"], "train_step.loss")
     state = model.state_dict()
-    recorded = {k[len("train_step.buffer."):]: v for k, v in out.items() if k.startswith("train_step.buffer.")}
+    recorded = {k[len("train_step.buffer.") :]: v for k, v in out.items() if k.startswith("train_step.buffer.")}
     assert recorded
     for key, value in recorded.items():
         assert_float_close(state[key], value, key)
@@ -81,9 +81,16 @@ def check_train_step_parity(case: RefCase) -> None:
 def check_kmeans_init_parity(case: RefCase, explicit: bool) -> None:
     """Zeroed codebooks + the recorded init batch and seed reproduce the recorded k-means codebooks."""
     model = converted(case)
-    buffers = [b for layer in model.quantizer.rvq.layers
-               for b in (layer._codebook.embed, layer._codebook.embed_avg, layer._codebook.cluster_size,
-                         layer._codebook.inited)]
+    buffers = [
+        b
+        for layer in model.quantizer.rvq.layers
+        for b in (
+            layer._codebook.embed,
+            layer._codebook.embed_avg,
+            layer._codebook.cluster_size,
+            layer._codebook.inited,
+        )
+    ]
     for buffer in buffers:
         buffer.zero_()
     x, pos, sensor_type = metadata(case, "codebook_init.")
@@ -167,8 +174,9 @@ def check_batch_independence(model, x, pos=None, sensor_type=None) -> None:
     assert (latents_a[1] - latents_b[1]).abs().max() > 1e-2 * scale, "the change of sample 1 never reached the model"
     assert torch.equal(a.codes[0], b.codes[0])
     torch.testing.assert_close(latents_b[0], latents_a[0], rtol=1e-5, atol=1e-5 * scale)
-    torch.testing.assert_close(b.reconstruction[0], a.reconstruction[0], rtol=1e-5,
-                               atol=1e-5 * a.reconstruction.abs().max())
+    torch.testing.assert_close(
+        b.reconstruction[0], a.reconstruction[0], rtol=1e-5, atol=1e-5 * a.reconstruction.abs().max()
+    )
 
 
 def check_codebook_updates_only_in_training(model, x, pos=None, sensor_type=None) -> None:
@@ -200,8 +208,13 @@ def check_decode_rejects_bad_codes(model, codes: torch.Tensor, pos=None, sensor_
     import pytest
 
     K = model.config.codebook_size
-    for bad, pattern in ((codes + K, "outside the vocabulary"), (-codes - 1, "outside the vocabulary"),
-                         (codes.float(), "integer token ids"), (codes[..., :1], "RVQ levels"),
-                         (codes[:, :1], "channels"), (codes.reshape(codes.shape[0], -1)[:, :-1], "flat codes")):
+    for bad, pattern in (
+        (codes + K, "outside the vocabulary"),
+        (-codes - 1, "outside the vocabulary"),
+        (codes.float(), "integer token ids"),
+        (codes[..., :1], "RVQ levels"),
+        (codes[:, :1], "channels"),
+        (codes.reshape(codes.shape[0], -1)[:, :-1], "flat codes"),
+    ):
         with pytest.raises(ValueError, match=pattern):
             model.decode(bad, pos, sensor_type)

@@ -27,8 +27,7 @@ def main():
 
     trainer_module._save_final = capture
     result = train(*parse_run_config(config))
-    report = {"world_size": captured["world_size"], "param_checksum": captured["checksum"],
-              "losses": result.losses}
+    report = {"world_size": captured["world_size"], "param_checksum": captured["checksum"], "losses": result.losses}
     path = os.path.join(os.environ["DDP_REPORT_DIR"], f"rank{captured['rank']}.json")
     with open(path, "w") as handle:
         json.dump(report, handle)

@@ -48,8 +48,8 @@ def drop_last_channel(input_values: torch.Tensor, metadata: dict) -> tuple[torch
 
 def row(case: ForecastCase, input_values: torch.Tensor, metadata: dict, i: int) -> tuple[torch.Tensor, dict]:
     """Batch row `i` of the signal and of its batched metadata, batch axis kept."""
-    metadata = {k: v[i: i + 1] if k in case.batched_metadata else v for k, v in metadata.items()}
-    return input_values[i: i + 1], metadata
+    metadata = {k: v[i : i + 1] if k in case.batched_metadata else v for k, v in metadata.items()}
+    return input_values[i : i + 1], metadata
 
 
 # ------------------------------------------------------------------------------------------------- families
@@ -158,19 +158,26 @@ def _flatgpt_rvq_inputs(batch):
 
 FORECAST_CASES: dict[str, ForecastCase] = {
     "flatgpt": ForecastCase(build=_flatgpt("flatgpt_config"), inputs=_flatgpt_inputs, horizon=2, long_horizon=7),
-    "flatgpt_embeds": ForecastCase(build=_flatgpt("embeds_config"), inputs=_flatgpt_inputs, horizon=2,
-                                   long_horizon=7),
+    "flatgpt_embeds": ForecastCase(build=_flatgpt("embeds_config"), inputs=_flatgpt_inputs, horizon=2, long_horizon=7),
     "flatgpt_mix": ForecastCase(build=_flatgpt("mix_config"), inputs=_flatgpt_inputs, horizon=2, long_horizon=7),
-    "flatgpt_rvq": ForecastCase(build=_flatgpt_rvq("flatgpt_rvq"), inputs=_flatgpt_rvq_inputs, horizon=4,
-                                long_horizon=10),
-    "flatgpt_mix_rvq": ForecastCase(build=_flatgpt_rvq("flatgpt_mix_rvq"), inputs=_flatgpt_rvq_inputs, horizon=4,
-                                    long_horizon=10),
-    "flatgpt_embeds_rvq": ForecastCase(build=_flatgpt_rvq("flatgpt_embeds_rvq"), inputs=_flatgpt_rvq_inputs,
-                                       horizon=4, long_horizon=10),
+    "flatgpt_rvq": ForecastCase(
+        build=_flatgpt_rvq("flatgpt_rvq"), inputs=_flatgpt_rvq_inputs, horizon=4, long_horizon=10
+    ),
+    "flatgpt_mix_rvq": ForecastCase(
+        build=_flatgpt_rvq("flatgpt_mix_rvq"), inputs=_flatgpt_rvq_inputs, horizon=4, long_horizon=10
+    ),
+    "flatgpt_embeds_rvq": ForecastCase(
+        build=_flatgpt_rvq("flatgpt_embeds_rvq"), inputs=_flatgpt_rvq_inputs, horizon=4, long_horizon=10
+    ),
     "bendr": ForecastCase(build=_bendr, inputs=_bendr_inputs, horizon=3, long_horizon=7, samples=False),
-    "brainomni_forecast": ForecastCase(build=_brainomni_forecast, inputs=_brainomni_forecast_inputs, horizon=4,
-                                       long_horizon=7, batched_metadata=("pos", "sensor_type"),
-                                       wrong_channels=_brainomni_wrong_channels),
+    "brainomni_forecast": ForecastCase(
+        build=_brainomni_forecast,
+        inputs=_brainomni_forecast_inputs,
+        horizon=4,
+        long_horizon=7,
+        batched_metadata=("pos", "sensor_type"),
+        wrong_channels=_brainomni_wrong_channels,
+    ),
     "wavenet_full_channel": ForecastCase(build=_wavenet, inputs=_wavenet_inputs, horizon=4, long_horizon=9),
     "wavenet_full_channel_parallel": ForecastCase(build=_wavenet_parallel, inputs=_wavenet_inputs, horizon=4),
     "wavenet3d": ForecastCase(build=_wavenet3d, inputs=_wavenet3d_inputs, horizon=3, long_horizon=7),

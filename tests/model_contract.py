@@ -35,6 +35,7 @@ class ModelContract:
     causal_input_key: str | None = "embeddings"
     causal_input_time_dim: int = -1
     causal_atol: float = 1e-7
+
     def make_config(self):
         raise NotImplementedError
 
@@ -172,7 +173,6 @@ class ModelContract:
         torch.testing.assert_close(future, torch.zeros_like(future), rtol=0, atol=self.causal_atol)
 
     main_input: str = "input_values"
-
 
     def test_hub_round_trip(self, local_hub, hub_repo_id, monkeypatch):
         """push_to_hub -> fresh cache -> Auto class from the repo id: identical outputs, a validated card;

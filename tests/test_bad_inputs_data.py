@@ -28,8 +28,14 @@ from tests.datasets_fixtures import PARQUET_DAMAGE, damage_parquet  # noqa: E402
 
 # 4 s, 102 magnetometers at 100 Hz, no resampling or notch: well under a second per recording.
 FAST = {
-    "preprocessing": {"picks": "mag", "detect_bad_channels": False, "filter_phase": "zero", "sfreq": None,
-                      "h_freq": 40.0, "notch_freqs": []},
+    "preprocessing": {
+        "picks": "mag",
+        "detect_bad_channels": False,
+        "filter_phase": "zero",
+        "sfreq": None,
+        "h_freq": 40.0,
+        "notch_freqs": [],
+    },
     "cleaning": {"window_seconds": 1.0, "min_segment_seconds": 1.0, "std_threshold": 3.0},
     "splits": {"val_ratio": 0.0, "test_ratio": 0.0},
 }
@@ -117,8 +123,9 @@ def test_build_into_a_foreign_folder_is_refused_without_overwrite(raw_dir, confi
     assert (folder / "README.md").read_text() == "my notes" and not (folder / ".build").exists()
 
 
-def test_overwrite_checks_inputs_first_and_keeps_the_old_build_when_nothing_replaces_it(built, tmp_path, capsys,
-                                                                                       config_file):
+def test_overwrite_checks_inputs_first_and_keeps_the_old_build_when_nothing_replaces_it(
+    built, tmp_path, capsys, config_file
+):
     before = _rows(built)
     code, err = _cli(capsys, "--overwrite", tmp_path / "typo.fif", "-o", built, "--config", config_file)
     assert code == 2 and "typo.fif" in err
@@ -277,11 +284,15 @@ def test_an_output_that_is_a_file_is_refused(raw_dir, config_file, tmp_path, cap
     assert target.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("{not json", "not JSON"),
-    ('{"version": 2, "fingerprint": "FP", "recordings": [1, 2]}', "'recordings' mapping"),
-    ('{"version": 2, "fingerprint": "FP", "recordings": {"a/x": {"file": 3}}}', "lacks a valid 'file'"),
-], ids=["not-json", "recordings-list", "entry-without-file"])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("{not json", "not JSON"),
+        ('{"version": 2, "fingerprint": "FP", "recordings": [1, 2]}', "'recordings' mapping"),
+        ('{"version": 2, "fingerprint": "FP", "recordings": {"a/x": {"file": 3}}}', "lacks a valid 'file'"),
+    ],
+    ids=["not-json", "recordings-list", "entry-without-file"],
+)
 def test_an_invalid_manifest_is_a_one_line_error(built, raw_dir, config_file, capsys, content, problem):
     manifest = built / ".build" / "manifest.json"
     manifest.write_text(content.replace("FP", _config().content_fingerprint()))
@@ -289,12 +300,16 @@ def test_an_invalid_manifest_is_a_one_line_error(built, raw_dir, config_file, ca
     assert code == 2 and str(manifest) in err and problem in err and "--overwrite" in err
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("cleaning: {window_seconds: [1\n", "not valid YAML"),
-    ("- cleaning\n", "a build config is a mapping"),
-    ("cleaning: {window_seconds: five}\n", "cleaning.window_seconds must be a number, got 'five'"),
-    ("cleaning: 5\n", "section 'cleaning' must be a mapping"),
-], ids=["yaml-syntax", "yaml-list", "wrong-type", "section-scalar"])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("cleaning: {window_seconds: [1\n", "not valid YAML"),
+        ("- cleaning\n", "a build config is a mapping"),
+        ("cleaning: {window_seconds: five}\n", "cleaning.window_seconds must be a number, got 'five'"),
+        ("cleaning: 5\n", "section 'cleaning' must be a mapping"),
+    ],
+    ids=["yaml-syntax", "yaml-list", "wrong-type", "section-scalar"],
+)
 def test_an_invalid_build_config_is_a_one_line_error(raw_dir, tmp_path, capsys, content, problem):
     config = tmp_path / "bad.yaml"
     config.write_text(content)
@@ -320,8 +335,18 @@ def test_a_partly_failed_build_exits_nonzero_and_lists_the_failure(raw_dir, conf
     empty = tmp_path / "src" / "empty_raw.fif"
     empty.parent.mkdir()
     empty.write_bytes(b"")
-    code = main(["preprocess", str(raw_dir / "a" / "rec_raw.fif"), str(empty), "-o", str(tmp_path / "ds"),
-                 "--config", str(config_file), "--no-progress"])
+    code = main(
+        [
+            "preprocess",
+            str(raw_dir / "a" / "rec_raw.fif"),
+            str(empty),
+            "-o",
+            str(tmp_path / "ds"),
+            "--config",
+            str(config_file),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and f"FAILED {empty}" in out and "1 processed" in out
 
@@ -330,10 +355,17 @@ def test_a_truncated_edf_is_read_with_a_note_not_silently(tmp_path, capsys):
     edf = require_shared(SHARED / "data" / "real" / "eeg" / "test_reduced.edf")
     truncated = tmp_path / "cut.edf"
     truncated.write_bytes(edf.read_bytes()[: edf.stat().st_size // 3])
-    config = BuildConfig.from_dict({"preprocessing": {"missing_positions": "zeros", "bad_channel_action": "zero",
-                                                      "filter_phase": "zero"},
-                                    "cleaning": {"window_seconds": 0.5, "min_segment_seconds": 0.5,
-                                                 "max_bad_pct": 100.0, "std_threshold": 100.0}})
+    config = BuildConfig.from_dict(
+        {
+            "preprocessing": {"missing_positions": "zeros", "bad_channel_action": "zero", "filter_phase": "zero"},
+            "cleaning": {
+                "window_seconds": 0.5,
+                "min_segment_seconds": 0.5,
+                "max_bad_pct": 100.0,
+                "std_threshold": 100.0,
+            },
+        }
+    )
     report = build_dataset([str(truncated)], tmp_path / "ds", config, progress=False)
     assert any("does not match the file size" in note for note in report.notes[str(truncated)])
     assert f"NOTE {truncated}: mne: Number of records" in report.summary()
@@ -360,12 +392,18 @@ def test_cleaning_rejections_name_the_key_and_the_fix(tmp_path):
     assert "cleaning.window_seconds" in summary.message and "session_cleaning" not in summary.message
     source = _simulate(tmp_path / "short_raw.fif", seed=6)
     report = DatasetBuilder(tmp_path / "ds", _config(cleaning={"window_seconds": 5.0})).build(
-        [str(source)], progress=False, finalize=False)
+        [str(source)], progress=False, finalize=False
+    )
     message = report.failed[str(source)]
     assert "too_short" in message and "cleaning.window_seconds" in message
     assert "--config training_scripts/configs/preprocess_short_recordings.yaml" in message
-    assert Path(__file__).resolve().parents[1].joinpath("training_scripts/configs/preprocess_short_recordings.yaml")\
+    assert (
+        Path(__file__)
+        .resolve()
+        .parents[1]
+        .joinpath("training_scripts/configs/preprocess_short_recordings.yaml")
         .is_file()
+    )
 
 
 def test_a_missing_dataset_fails_fast_when_online(local_hub, monkeypatch):
@@ -392,21 +430,25 @@ def test_a_missing_dataset_fails_fast_when_online(local_hub, monkeypatch):
     assert "user/elsewhere" in str(info.value) and "HF_HUB_OFFLINE=1" in str(info.value)
 
 
-@pytest.mark.parametrize(("section", "values", "problem"), [
-    ("preprocessing", {"h_freq": 80.0, "sfreq": 100.0}, "above the Nyquist frequency of sfreq=100.0"),
-    ("preprocessing", {"l_freq": -1.0}, "l_freq must be positive"),
-    ("preprocessing", {"notch_freqs": [-50.0]}, "notch_freqs must be positive"),
-    ("preprocessing", {"crop_seconds": 0.0}, "crop_seconds must be positive"),
-    ("preprocessing", {"bad_channel_alpha": 2.0}, "bad_channel_alpha must lie in (0, 1)"),
-    ("preprocessing", {"gradient_compensation": 7}, "gradient_compensation must be a CTF grade"),
-    ("preprocessing", {"resample_method": "foo"}, "resample_method must be"),
-    ("cleaning", {"min_segment_seconds": 10.0, "max_segment_seconds": 5.0}, "max_segment_seconds (5.0) is below"),
-    ("cleaning", {"std_threshold": -1.0}, "std_threshold must be positive"),
-    ("shards", {"compression": "foo"}, "shards.compression must be one of"),
-    (None, {"example_seconds": -1.0}, "example_seconds must be positive"),
-])
-def test_impossible_build_settings_are_refused_before_any_recording_is_read(raw_dir, tmp_path, capsys, section,
-                                                                            values, problem):
+@pytest.mark.parametrize(
+    ("section", "values", "problem"),
+    [
+        ("preprocessing", {"h_freq": 80.0, "sfreq": 100.0}, "above the Nyquist frequency of sfreq=100.0"),
+        ("preprocessing", {"l_freq": -1.0}, "l_freq must be positive"),
+        ("preprocessing", {"notch_freqs": [-50.0]}, "notch_freqs must be positive"),
+        ("preprocessing", {"crop_seconds": 0.0}, "crop_seconds must be positive"),
+        ("preprocessing", {"bad_channel_alpha": 2.0}, "bad_channel_alpha must lie in (0, 1)"),
+        ("preprocessing", {"gradient_compensation": 7}, "gradient_compensation must be a CTF grade"),
+        ("preprocessing", {"resample_method": "foo"}, "resample_method must be"),
+        ("cleaning", {"min_segment_seconds": 10.0, "max_segment_seconds": 5.0}, "max_segment_seconds (5.0) is below"),
+        ("cleaning", {"std_threshold": -1.0}, "std_threshold must be positive"),
+        ("shards", {"compression": "foo"}, "shards.compression must be one of"),
+        (None, {"example_seconds": -1.0}, "example_seconds must be positive"),
+    ],
+)
+def test_impossible_build_settings_are_refused_before_any_recording_is_read(
+    raw_dir, tmp_path, capsys, section, values, problem
+):
     # Before: per-recording mne errors (l_freq, crop, resample), a misleading cleaning rejection, or a build that
     # silently ignored the setting (h_freq above Nyquist, alpha, example_seconds) while the card claimed it.
     path = tmp_path / "config.yaml"
@@ -419,8 +461,9 @@ def test_impossible_build_settings_are_refused_before_any_recording_is_read(raw_
 
 def test_an_output_under_a_file_is_refused(raw_dir, config_file, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
-    code, err = _cli(capsys, raw_dir / "a" / "rec_raw.fif", "--output", tmp_path / "notes.txt" / "ds",
-                     "--config", config_file)
+    code, err = _cli(
+        capsys, raw_dir / "a" / "rec_raw.fif", "--output", tmp_path / "notes.txt" / "ds", "--config", config_file
+    )
     assert code == 2 and "lies under" in err and "is a file" in err, err
     assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
 
@@ -428,15 +471,26 @@ def test_an_output_under_a_file_is_refused(raw_dir, config_file, tmp_path, capsy
 def test_a_skipped_filter_step_is_in_the_build_summary():
     from brain_gen_hf.data.shards import BuildReport
 
-    report = BuildReport("out", processed=["a.fif"],
-                         notes={"a.fif": ["notch at [150.0] Hz skipped: above Nyquist (100 Hz)", "GESD bad mag: X"]})
+    report = BuildReport(
+        "out",
+        processed=["a.fif"],
+        notes={"a.fif": ["notch at [150.0] Hz skipped: above Nyquist (100 Hz)", "GESD bad mag: X"]},
+    )
     summary = report.summary()
     assert "NOTE a.fif: notch at [150.0] Hz skipped" in summary and "GESD" not in summary
 
 
 def test_an_invalid_hub_repo_id_is_refused_before_the_build(raw_dir, config_file, tmp_path, capsys):
-    code, err = _cli(capsys, raw_dir / "a" / "rec_raw.fif", "--output", tmp_path / "out", "--config", config_file,
-                     "--push-to-hub", "bad id!!")
+    code, err = _cli(
+        capsys,
+        raw_dir / "a" / "rec_raw.fif",
+        "--output",
+        tmp_path / "out",
+        "--config",
+        config_file,
+        "--push-to-hub",
+        "bad id!!",
+    )
     assert code == 2 and "--push-to-hub 'bad id!!' is not a Hub repo id" in err, err
     assert not (tmp_path / "out").exists()
 
@@ -453,8 +507,9 @@ def test_a_failed_upload_is_one_line_and_keeps_the_build(built, raw_dir, config_
         raise httpx.ConnectError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(HfApi, "create_repo", offline)
-    code, err = _cli(capsys, raw_dir / "a" / "rec_raw.fif", "--output", built, "--config", config_file,
-                     "--push-to-hub", "org/name")
+    code, err = _cli(
+        capsys, raw_dir / "a" / "rec_raw.fif", "--output", built, "--config", config_file, "--push-to-hub", "org/name"
+    )
     assert code == 2 and "uploading" in err and "org/name" in err and "kept locally" in err, err
     assert (built / "README.md").is_file() and list((built / "data").glob("*.parquet"))
 

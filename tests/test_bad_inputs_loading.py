@@ -13,13 +13,13 @@ from transformers import AutoModel, AutoModelForCausalLM, GenerationConfig
 
 import brain_gen_hf  # noqa: F401
 from brain_gen_hf.forecasting import resolve_generation_config
-from brain_gen_hf.models.flatgpt.modeling_flatgpt import sampler
 from brain_gen_hf.models.brainomni.configuration_brainomni import (
     BrainOmniCausalTokenizerConfig,
 )
 from brain_gen_hf.models.brainomni_forecast.configuration_brainomni_forecast import (
     BrainOmniCausalForecastConfig,
 )
+from brain_gen_hf.models.flatgpt.modeling_flatgpt import sampler
 from brain_gen_hf.models.wavenet.configuration_wavenet import WavenetFullChannelConfig
 from brain_gen_hf.models.wavenet.modeling_wavenet import WavenetFullChannelModel
 from tests.flatgpt_configs import V, flatgpt_config, mix_config
@@ -30,6 +30,7 @@ from tests.flatgpt_rvq_configs import signal as rvq_signal
 @contextlib.contextmanager
 def deadline(seconds: int):
     """Fail (instead of hanging the suite) if the block runs longer than `seconds`."""
+
     def expire(signum, frame):
         raise TimeoutError(f"still running after {seconds} s: the rollout does not advance")
 
@@ -87,12 +88,15 @@ def test_bad_sliding_window_overlap_is_refused(overlap):
         model.generate_windowed(model.tokenize(grid()), 3, greedy(), sliding_window_overlap=overlap)
 
 
-@pytest.mark.parametrize("sampler, error, message", [
-    (lambda logits: logits, ValueError, r"shape \(2, 1\)"),  # logits instead of ids
-    (lambda logits: logits.argmax(-1)[:, :1].repeat(1, 3), ValueError, r"shape \(2, 1\)"),  # too many ids
-    (lambda logits: logits.argmax(-1).float(), ValueError, "integer token ids"),
-    (lambda logits: logits.argmax(-1).tolist(), TypeError, "must return a tensor"),
-])
+@pytest.mark.parametrize(
+    "sampler, error, message",
+    [
+        (lambda logits: logits, ValueError, r"shape \(2, 1\)"),  # logits instead of ids
+        (lambda logits: logits.argmax(-1)[:, :1].repeat(1, 3), ValueError, r"shape \(2, 1\)"),  # too many ids
+        (lambda logits: logits.argmax(-1).float(), ValueError, "integer token ids"),
+        (lambda logits: logits.argmax(-1).tolist(), TypeError, "must return a tensor"),
+    ],
+)
 def test_custom_sampler_returning_the_wrong_thing_is_a_clear_error(sampler, error, message):
     model = flatgpt()
     with pytest.raises(error, match=message):
@@ -128,20 +132,35 @@ def test_flatgpt_rollout_progress_bar(capsys):
 
 
 def build_forecaster():
-    tokenizer = BrainOmniCausalTokenizerConfig(window_length=8, n_filters=2, ratios=[2], kernel_size=3,
-                                               last_kernel_size=3, n_dim=8, n_neuro=2, n_head=2, codebook_dim=8,
-                                               codebook_size=16, num_quantizers=2, num_sensors=8)
+    tokenizer = BrainOmniCausalTokenizerConfig(
+        window_length=8,
+        n_filters=2,
+        ratios=[2],
+        kernel_size=3,
+        last_kernel_size=3,
+        n_dim=8,
+        n_neuro=2,
+        n_head=2,
+        codebook_dim=8,
+        codebook_size=16,
+        num_quantizers=2,
+        num_sensors=8,
+    )
     torch.manual_seed(0)
-    model = AutoModel.from_config(BrainOmniCausalForecastConfig(tokenizer_config=tokenizer, lm_dim=16, lm_head=2,
-                                                                lm_depth=1)).eval()
+    model = AutoModel.from_config(
+        BrainOmniCausalForecastConfig(tokenizer_config=tokenizer, lm_dim=16, lm_head=2, lm_depth=1)
+    ).eval()
     model.tokenizer.init_codebooks(**forecaster_inputs(), seed=0)
     return model
 
 
 def forecaster_inputs():
     g = torch.Generator().manual_seed(1)
-    return {"input_values": torch.randn(2, 3, 16, generator=g), "pos": torch.randn(2, 3, 2, generator=g),
-            "sensor_type": torch.zeros(2, 3, dtype=torch.long)}
+    return {
+        "input_values": torch.randn(2, 3, 16, generator=g),
+        "pos": torch.randn(2, 3, 2, generator=g),
+        "sensor_type": torch.zeros(2, 3, dtype=torch.long),
+    }
 
 
 def test_brainomni_forecaster_progress_bar(capsys):
@@ -202,8 +221,9 @@ def test_brainomni_forecaster_reads_a_context_shorter_than_a_window():
     assert out.context_reconstruction.shape == (2, 3, 4)
     assert torch.equal(out.context_codes, context)
     with pytest.raises(ValueError, match=r"multiple of the hop \(2 samples\)"):
-        model.forecast(**{**inputs, "input_values": inputs["input_values"][..., :3]}, horizon=4,
-                       allow_shorter_windows=True)
+        model.forecast(
+            **{**inputs, "input_values": inputs["input_values"][..., :3]}, horizon=4, allow_shorter_windows=True
+        )
 
 
 # ------------------------------------------------------------------------------------------------ point 8: loading
@@ -215,6 +235,7 @@ def wavenet():
 @pytest.fixture
 def never_unpickle(monkeypatch):
     """Any `torch.load` (the only way transformers reads a .bin) fails the test."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("a pickled checkpoint was opened")
 
@@ -287,8 +308,9 @@ def test_use_safetensors_false_is_refused_without_unpickling(tmp_path, never_unp
 
 @pytest.mark.parametrize("sharded", [False, True], ids=["single", "sharded"])
 @pytest.mark.parametrize("use_safetensors", [None, True, "default"])
-def test_folder_with_only_pickled_weights_is_refused_without_unpickling(tmp_path, never_unpickle, sharded,
-                                                                         use_safetensors):
+def test_folder_with_only_pickled_weights_is_refused_without_unpickling(
+    tmp_path, never_unpickle, sharded, use_safetensors
+):
     folder = pickled_only(tmp_path, sharded)
     kwargs = {} if use_safetensors == "default" else {"use_safetensors": use_safetensors}
     with pytest.raises(OSError, match="only pickled PyTorch weights .*never unpickles"):
@@ -342,8 +364,9 @@ def upload(local_hub, repo_id, folder):
     local_hub.api.upload_folder(repo_id=repo_id, folder_path=str(folder))
 
 
-def test_hub_repo_with_only_pickled_weights_is_refused_without_unpickling(local_hub, hub_repo_id, tmp_path,
-                                                                           never_unpickle):
+def test_hub_repo_with_only_pickled_weights_is_refused_without_unpickling(
+    local_hub, hub_repo_id, tmp_path, never_unpickle
+):
     upload(local_hub, hub_repo_id, pickled_only(tmp_path))
     with local_hub.fresh_cache(), pytest.raises(OSError, match="only pickled PyTorch weights"):
         AutoModel.from_pretrained(hub_repo_id)
@@ -370,8 +393,11 @@ def test_from_pretrained_of_another_family_names_the_model_type(tmp_path):
 
     folder = saved(tmp_path)
     # used to load a default BENDR config and fail on every weight key
-    with pytest.raises(ValueError, match=r"holds a 'wavenet_full_channel' model, but BENDRForecastModel loads "
-                                         r"'bendr_forecast' models"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds a 'wavenet_full_channel' model, but BENDRForecastModel loads "
+        r"'bendr_forecast' models",
+    ):
         BENDRForecastModel.from_pretrained(folder)
     assert isinstance(AutoModel.from_pretrained(folder), WavenetFullChannelModel)
 
@@ -402,12 +428,19 @@ def reference_state(edit=None):
     return state
 
 
-@pytest.mark.parametrize("state, message", [
-    (lambda: reference_state(widen), r"shape mismatch: layers\.0\.conv_dilation\.bias: checkpoint \(33,\) vs model"),
-    (lambda: reference_state(with_nan), r"NaN/inf values in 1 tensor\(s\): \['layers\.0\.conv_dilation\.bias'\]"),
-    (lambda: reference_state(lambda t: t.tolist()), "values that are not tensors"),
-    (lambda: [1, 2], "state_dict must be a mapping"),
-], ids=["wrong_shape", "nan", "not_tensors", "not_a_mapping"])
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        (
+            lambda: reference_state(widen),
+            r"shape mismatch: layers\.0\.conv_dilation\.bias: checkpoint \(33,\) vs model",
+        ),
+        (lambda: reference_state(with_nan), r"NaN/inf values in 1 tensor\(s\): \['layers\.0\.conv_dilation\.bias'\]"),
+        (lambda: reference_state(lambda t: t.tolist()), "values that are not tensors"),
+        (lambda: [1, 2], "state_dict must be a mapping"),
+    ],
+    ids=["wrong_shape", "nan", "not_tensors", "not_a_mapping"],
+)
 def test_convert_reference_checkpoint_refuses_bad_weights(state, message):
     from brain_gen_hf.conversion import convert_reference_checkpoint
 

@@ -51,8 +51,10 @@ SIGNAL_FAMILIES = {
     "brainomni": (test_brainomni.TestBrainOmniContract, None),
     "braintokmix": (test_braintokmix.TestBrainTokMixContract, None),
     "brainomni_forecast": (test_brainomni_forecast.TestBrainOmniForecastContract, None),
-    "flatgpt_embeds_rvq": (test_flatgpt_contract_embeds_rvq.TestFlatGPTEmbedsRVQContract,
-                           lambda: {"input_values": rvq_signal()}),
+    "flatgpt_embeds_rvq": (
+        test_flatgpt_contract_embeds_rvq.TestFlatGPTEmbedsRVQContract,
+        lambda: {"input_values": rvq_signal()},
+    ),
     "tasa3d_inputs_embeds": (test_tasa3d.TestTASA3DContract, lambda: {"inputs_embeds": _embeddings((2, 4, 4, 8, 4))}),
 }
 TOKEN_FAMILIES = {
@@ -68,8 +70,14 @@ TOKEN_FAMILIES = {
 }
 ALL_FAMILIES = {**SIGNAL_FAMILIES, **TOKEN_FAMILIES}
 # Families whose loss reads token / class ids from `labels` (the classifiers' range checks live in their contract).
-TOKEN_LABEL_FAMILIES = ["wavenet_full_channel", "wavenet3d", "tasa3d", "flatgpt", "flatgpt_mix",
-                        "flatgpt_embeds_rvq_codes"]
+TOKEN_LABEL_FAMILIES = [
+    "wavenet_full_channel",
+    "wavenet3d",
+    "tasa3d",
+    "flatgpt",
+    "flatgpt_mix",
+    "flatgpt_embeds_rvq_codes",
+]
 # name -> (attribute path from the model to the sub-model holding the signal contract, input with the channels)
 NAMED_CHANNEL_FAMILIES = {
     "bendr": ((), "input_values"),
@@ -106,8 +114,9 @@ def test_half_and_double_signals_run_in_the_model_dtype(name, dtype):
     got = contract.run(model, given)
     expected = contract.run(model, by_hand)
     # Both run the same float32 path on the same values: bit-identical.
-    torch.testing.assert_close(first_tensor(got, contract.output_key), first_tensor(expected, contract.output_key),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        first_tensor(got, contract.output_key), first_tensor(expected, contract.output_key), rtol=0, atol=0
+    )
     assert first_tensor(got, contract.output_key).dtype == model.dtype
     if expected.get("loss") is not None:
         torch.testing.assert_close(got["loss"], expected["loss"], rtol=0, atol=0)
@@ -117,8 +126,9 @@ def test_wavenet3d_dense_condition_runs_in_the_model_dtype():
     from transformers import AutoModel
 
     torch.manual_seed(0)
-    config = Wavenet3DConfig(quant_levels=8, quant_emb=4, dilations=[1], spatial_kernel_size=3, image_size=[3, 3],
-                             cond_channels=2)
+    config = Wavenet3DConfig(
+        quant_levels=8, quant_emb=4, dilations=[1], spatial_kernel_size=3, image_size=[3, 3], cond_channels=2
+    )
     model = AutoModel.from_config(config).eval()
     ids = torch.randint(0, 8, (1, 3, 3, 5), generator=torch.Generator().manual_seed(1))
     condition = torch.randn(1, 2, 3, 3, 5, generator=torch.Generator().manual_seed(2)).double()
@@ -166,9 +176,18 @@ def _wavenet_class_condition_int8():
     from transformers import AutoModel
 
     torch.manual_seed(0)
-    config = WavenetFullChannelConfig(in_channels=2, quant_levels=8, quant_emb=4, residual_channels=4,
-                                      dilation_channels=4, skip_channels=4, head_channels=4, dilations=[1],
-                                      num_classes=3, class_emb=2)
+    config = WavenetFullChannelConfig(
+        in_channels=2,
+        quant_levels=8,
+        quant_emb=4,
+        residual_channels=4,
+        dilation_channels=4,
+        skip_channels=4,
+        head_channels=4,
+        dilations=[1],
+        num_classes=3,
+        class_emb=2,
+    )
     model = AutoModel.from_config(config).eval()
     model(torch.zeros(1, 2, 5, dtype=torch.long), condition=torch.ones(1, 1, 5, dtype=torch.int8))
 
@@ -190,8 +209,11 @@ def _classifier_labels_int8():
 SMALL_INT_SIDE_INPUTS = {
     "brainomni_codes_int8": (lambda: _decode_codes("brainomni", torch.int8), "codes", "torch.int8"),
     "braintokmix_codes_int16": (lambda: _decode_codes("braintokmix", torch.int16), "codes", "torch.int16"),
-    "braintokmix_flat_codes_uint8": (lambda: _decode_codes("braintokmix", torch.uint8, flat=True), "codes",
-                                     "torch.uint8"),
+    "braintokmix_flat_codes_uint8": (
+        lambda: _decode_codes("braintokmix", torch.uint8, flat=True),
+        "codes",
+        "torch.uint8",
+    ),
     "brainomni_sensor_type_int8": (_brainomni_sensor_type_int8, "sensor_type", "torch.int8"),
     "wavenet_class_condition_int8": (_wavenet_class_condition_int8, "condition", "torch.int8"),
     "tasa3d_time_condition_int8": (_tasa3d_time_condition_int8, "condition", "torch.int8"),
@@ -241,8 +263,14 @@ def test_unknown_forward_keyword_raises_type_error(name):
 def test_language_models_accept_generation_keywords_and_nothing_else(name):
     contract, model, inputs = family(name)
     expected = output(contract, model, inputs)
-    generation = {"past_key_values": None, "cache_position": None, "logits_to_keep": 0, "use_cache": False,
-                  "attention_mask": torch.ones_like(inputs["input_ids"]), "return_dict": True}
+    generation = {
+        "past_key_values": None,
+        "cache_position": None,
+        "logits_to_keep": 0,
+        "use_cache": False,
+        "attention_mask": torch.ones_like(inputs["input_ids"]),
+        "return_dict": True,
+    }
     torch.testing.assert_close(output(contract, model, {**inputs, **generation}), expected, rtol=0, atol=0)
     with pytest.raises(TypeError, match="'use_cahce'"):
         contract.run(model, {**inputs, "use_cahce": True})
@@ -311,14 +339,19 @@ def _forecaster(name):
 
         model, inputs = build_forecaster(), forecaster_inputs()
         side = {"pos": inputs["pos"], "sensor_type": inputs["sensor_type"]}
-        return (model, model.tokenizer.config, inputs["input_values"],
-                lambda x, **kw: model.forecast(x, 4, **side, **kw).values)  # 2 token steps of 2 samples
+        return (
+            model,
+            model.tokenizer.config,
+            inputs["input_values"],
+            lambda x, **kw: model.forecast(x, 4, **side, **kw).values,
+        )  # 2 token steps of 2 samples
     model = build_rvq(name)
     return model, model.tokenizer.config, rvq_signal(2, 16), lambda x, **kw: model.forecast(x, 6, **kw).values
 
 
-@pytest.mark.parametrize("name", ["bendr", "brainomni_forecast", "flatgpt_embeds_rvq", "flatgpt_mix_rvq",
-                                  "flatgpt_rvq"])
+@pytest.mark.parametrize(
+    "name", ["bendr", "brainomni_forecast", "flatgpt_embeds_rvq", "flatgpt_mix_rvq", "flatgpt_rvq"]
+)
 def test_forecast_channel_names_must_match_the_config(name):
     _, config, x, forecast = _forecaster(name)
     names = [f"MEG{i:03d}" for i in range(x.shape[1])]
@@ -395,7 +428,7 @@ def test_bad_stream_state_is_refused(name, case):
         with pytest.raises(ValueError, match=message):
             model.encode_stream(x, **inputs, state=bad)
         # the state a stream returned continues it
-        model.encode_stream(x[..., model.config.hop_length:], **inputs, state=state)
+        model.encode_stream(x[..., model.config.hop_length :], **inputs, state=state)
 
 
 # ----------------------------------------------------------------------------- audit: configs
@@ -429,8 +462,11 @@ def test_model_class_with_a_config_of_another_family_raises():
     from brain_gen_hf.models.bendr.modeling_bendr import BENDRForecastModel
 
     for build in (BENDRForecastModel, BENDRForecastModel._from_config):  # used to be an AttributeError
-        with pytest.raises(ValueError, match=r"BENDRForecastModel needs a BENDRForecastConfig .*got a "
-                                             r"BrainOmniCausalTokenizerConfig"):
+        with pytest.raises(
+            ValueError,
+            match=r"BENDRForecastModel needs a BENDRForecastConfig .*got a "
+            r"BrainOmniCausalTokenizerConfig",
+        ):
             build(test_brainomni.small_config())
 
 
@@ -500,8 +536,9 @@ def test_delimited_strip_forecast_checks_its_arguments():
         tokenizer.strip_forecast(torch.tensor([[0, 1, 2, 256]]), tokens_per_step=2.5)
     with pytest.raises(ValueError, match=r"Token ids must lie in \[0, 256\]"):  # was passed through
         tokenizer.strip_forecast(torch.tensor([[0, 1, 999, 256]]))
-    assert torch.equal(tokenizer.strip_forecast(torch.tensor([[0, 1, 2, 256]]), tokens_per_step=4),
-                       torch.tensor([[0, 1, 2]]))
+    assert torch.equal(
+        tokenizer.strip_forecast(torch.tensor([[0, 1, 2, 256]]), tokens_per_step=4), torch.tensor([[0, 1, 2]])
+    )
 
 
 def test_tokenizer_save_pretrained_into_an_existing_file_raises(tmp_path):

@@ -30,8 +30,9 @@ EEG = SHARED / "data" / "real" / "eeg"
 
 
 def run_script(*args, timeout=300):
-    result = subprocess.run([sys.executable, *map(str, args)], check=False, capture_output=True, text=True,
-                            timeout=timeout, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], check=False, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
     return result
 
 
@@ -55,8 +56,10 @@ BAD_RUN_CONFIGS = {
     "missing_dataset": ("task: wavenet\n", "needs ['dataset']"),
     "unknown_key": ("task: wavenet\ndataset: d\nlearning_rat: 0.1\n", "learning_rat"),
     # checked by `train` too, but only the config reader knows the file
-    "unknown_model_config_key": ("task: wavenet\ndataset: d\nmodel_config: {dilatons: [1, 2]}\n",
-                                 "unknown `model_config` keys ['dilatons'] for wavenet_full_channel; valid keys: ["),
+    "unknown_model_config_key": (
+        "task: wavenet\ndataset: d\nmodel_config: {dilatons: [1, 2]}\n",
+        "unknown `model_config` keys ['dilatons'] for wavenet_full_channel; valid keys: [",
+    ),
     "unknown_task": ("task: wavenett\ndataset: d\n", "unknown task 'wavenett'"),
 }
 
@@ -71,11 +74,15 @@ def test_train_script_bad_run_config_is_one_line_naming_file(case, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, problem", [
-    (["--max_steps=abc"], "max_steps must be an integer, got 'abc'"),
-    (["--model_config={a: ["], "is not valid YAML"),
-    (["max_steps"], "overrides are written --key=value"),
-], ids=["wrong_type", "invalid_yaml", "not_key_value"])
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["--max_steps=abc"], "max_steps must be an integer, got 'abc'"),
+        (["--model_config={a: ["], "is not valid YAML"),
+        (["max_steps"], "overrides are written --key=value"),
+    ],
+    ids=["wrong_type", "invalid_yaml", "not_key_value"],
+)
 def test_train_script_bad_override_is_one_line(args, problem, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("task: wavenet\ndataset: d\n")
@@ -115,9 +122,11 @@ def _saved_flat_tokenizers(root: Path) -> dict[str, Path]:
     )
 
     signals = np.random.default_rng(0).standard_normal((2, 3, 200)).astype(np.float32)
-    tokenizers = {"amplitude": AmplitudeTokenizer(mu=15, num_channels=3),
-                  "delimited": DelimitedTokenizer(mu=15, num_channels=3),
-                  "bpe": train_bpe_tokenizer(signals, vocab_size=40, mu=15)}
+    tokenizers = {
+        "amplitude": AmplitudeTokenizer(mu=15, num_channels=3),
+        "delimited": DelimitedTokenizer(mu=15, num_channels=3),
+        "bpe": train_bpe_tokenizer(signals, vocab_size=40, mu=15),
+    }
     for name, tokenizer in tokenizers.items():
         tokenizer.save_pretrained(root / name)
     return {name: root / name for name in tokenizers}
@@ -176,11 +185,16 @@ def test_load_tokenizer_names_a_missing_or_damaged_file(tmp_path):
     `load_tokenizer` checks the files first."""
     from brain_gen_hf.tokenizers import load_tokenizer
 
-    config_damage = {"{oops": "is not valid JSON", "[1, 2]": "holds a JSON list, not an object",
-                     '{"mu": 15}': "tokenizer_class is None, not a brain_gen_hf signal tokenizer"}
+    config_damage = {
+        "{oops": "is not valid JSON",
+        "[1, 2]": "holds a JSON list, not an object",
+        '{"mu": 15}': "tokenizer_class is None, not a brain_gen_hf signal tokenizer",
+    }
     for name, folder in _saved_flat_tokenizers(tmp_path).items():
-        assert type(load_tokenizer(folder)).__name__ == {"amplitude": "AmplitudeTokenizer", "bpe": "BPETokenizer",
-                                                         "delimited": "DelimitedTokenizer"}[name]
+        assert (
+            type(load_tokenizer(folder)).__name__
+            == {"amplitude": "AmplitudeTokenizer", "bpe": "BPETokenizer", "delimited": "DelimitedTokenizer"}[name]
+        )
         config, backend = folder / "tokenizer_config.json", folder / "tokenizer.json"
         saved_config, saved_backend = config.read_text(), backend.read_text()
         for text, problem in config_damage.items():
@@ -237,12 +251,18 @@ def test_bpe_tokenizer_without_tokenizer_json_is_refused_not_untrained(tmp_path)
 def test_unknown_model_config_key_names_the_run_config_file(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("task: wavenet\ndataset: d\n")
-    with pytest.raises(ValueError, match=rf"{path} with overrides --model_config.dilatons=\[1\]: unknown "
-                                         r"`model_config` keys \['dilatons'\] for wavenet_full_channel; valid keys"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path} with overrides --model_config.dilatons=\[1\]: unknown "
+        r"`model_config` keys \['dilatons'\] for wavenet_full_channel; valid keys",
+    ):
         read_run_config(path, ["--model_config.dilatons=[1]"])
     path.write_text("task: classifier\ndataset: d\nmodel_config: {num_clases: 2}\n")
-    with pytest.raises(ValueError, match=rf"{path}: unknown `model_config` keys \['num_clases'\] for "
-                                         "classifier_continuous"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path}: unknown `model_config` keys \['num_clases'\] for "
+        "classifier_continuous",
+    ):
         read_run_config(path)
 
 
@@ -257,12 +277,15 @@ def test_pretokenize_script_bad_tokenizer_is_one_line(tiny_meg_dataset, tmp_path
     WavenetFullChannelModel(WavenetFullChannelConfig(in_channels=3, **WAVENET)).save_pretrained(tmp_path / "wavenet")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{oops")
-    cases = {tmp_path / "missing": "does not exist",
-             tmp_path / "wavenet": "holds a wavenet_full_channel model, not a brain tokenizer",
-             tmp_path / "broken": "config.json"}
+    cases = {
+        tmp_path / "missing": "does not exist",
+        tmp_path / "wavenet": "holds a wavenet_full_channel model, not a brain tokenizer",
+        tmp_path / "broken": "config.json",
+    }
     for tokenizer, problem in cases.items():
-        result = run_script(PRETOKENIZE, "--tokenizer", tokenizer, "--dataset", tiny_meg_dataset, "--output",
-                            tmp_path / "tokens")
+        result = run_script(
+            PRETOKENIZE, "--tokenizer", tokenizer, "--dataset", tiny_meg_dataset, "--output", tmp_path / "tokens"
+        )
         assert_one_line_error(result, str(tokenizer), problem)
     assert not (tmp_path / "tokens").exists()
 
@@ -276,8 +299,9 @@ def _token_folder(root: Path, columns: dict | None = None) -> Path:
     columns = columns or {"row": np.zeros(64, dtype=np.int64), "start": np.arange(64) * 64, "codes": list(codes)}
     (root / "data").mkdir(parents=True)
     pq.write_table(pa.table(columns), root / "data" / "train-00000-of-00001.parquet")
-    (root / "tokenization.json").write_text(json.dumps({"example_seconds": 0.64, "sampling_rate": 100.0,
-                                                        "codebook_size": 64, "num_quantizers": 2}))
+    (root / "tokenization.json").write_text(
+        json.dumps({"example_seconds": 0.64, "sampling_rate": 100.0, "codebook_size": 64, "num_quantizers": 2})
+    )
     return root
 
 
@@ -307,10 +331,13 @@ def test_train_script_damaged_token_shard_is_one_line(tmp_path):
     shard = folder / "data" / "train-00000-of-00001.parquet"
     shard.write_bytes(shard.read_bytes()[:100])
     config = tmp_path / "lm.yaml"
-    config.write_text(f"task: flatgpt\nmodel_type: flatgpt\ndataset: {folder}\nexample_seconds: 0.64\n"
-                      f"eval_split: null\noutput_dir: {tmp_path / 'run'}\nlog_with: none\n")
-    assert_one_line_error(run_script(TRAIN, "--config", config), str(shard), "damaged Parquet shard",
-                          "training_scripts/pretokenize.py")
+    config.write_text(
+        f"task: flatgpt\nmodel_type: flatgpt\ndataset: {folder}\nexample_seconds: 0.64\n"
+        f"eval_split: null\noutput_dir: {tmp_path / 'run'}\nlog_with: none\n"
+    )
+    assert_one_line_error(
+        run_script(TRAIN, "--config", config), str(shard), "damaged Parquet shard", "training_scripts/pretokenize.py"
+    )
 
 
 def test_token_folders_without_codes_or_shards_say_how_to_make_one(tmp_path):
@@ -365,8 +392,7 @@ def test_a_missing_flatgpt_dataset_also_says_how_to_pretokenize(tmp_path):
 
 
 # ------------------------------------------------------------------ resume
-def test_resume_latest_with_only_an_incomplete_checkpoint_says_it_starts_at_step_0(tiny_meg_dataset, tmp_path,
-                                                                                   capsys):
+def test_resume_latest_with_only_an_incomplete_checkpoint_says_it_starts_at_step_0(tiny_meg_dataset, tmp_path, capsys):
     config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None, checkpoint_every=0)
     broken = tmp_path / "run" / "checkpoints" / "step-000005.tmp"  # a save interrupted before it completed
     (broken / "state").mkdir(parents=True)
@@ -399,8 +425,15 @@ def _tensorboard_scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def test_resumed_run_logs_each_step_once_to_tensorboard(tiny_meg_dataset, tmp_path):
-    config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=4, eval_split=None, checkpoint_every=2,
-                        log_with="tensorboard", log_every=1)
+    config = run_config(
+        tiny_meg_dataset,
+        tmp_path / "run",
+        max_steps=4,
+        eval_split=None,
+        checkpoint_every=2,
+        log_with="tensorboard",
+        log_every=1,
+    )
     train(*parse_run_config(config), stop_after_steps=3)  # logged steps 1-3, checkpoints at 2 and 3
     shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-000003")  # as if it crashed after logging step 3
     resumed = train(*parse_run_config({**config, "resume_from": "latest"}))
@@ -445,15 +478,33 @@ def test_throughput_is_in_windows_and_signal_seconds():
 
 
 # ------------------------------------------------------------------ quickstart on EEG, LM card contract
-@pytest.mark.parametrize("recording, config, channels", [
-    ("test_raw.set", None, 32),
-    ("test_reduced.edf", "preprocess_short_recordings.yaml", None),
-], ids=["eeglab-default-config", "edf-short-config"])
+@pytest.mark.parametrize(
+    "recording, config, channels",
+    [
+        ("test_raw.set", None, 32),
+        ("test_reduced.edf", "preprocess_short_recordings.yaml", None),
+    ],
+    ids=["eeglab-default-config", "edf-short-config"],
+)
 def test_quickstart_runs_on_eeg_and_the_lm_card_shows_the_contract(recording, config, channels, tmp_path):
     path = require_shared(EEG / recording)
     output = tmp_path / "qs"
-    args = ["-m", "brain_gen_hf.cli", "quickstart", "--output", output, "--input", path, "--tokenizer-steps", "2",
-            "--lm-steps", "2", "--batch-size", "4", "--no-progress"]
+    args = [
+        "-m",
+        "brain_gen_hf.cli",
+        "quickstart",
+        "--output",
+        output,
+        "--input",
+        path,
+        "--tokenizer-steps",
+        "2",
+        "--lm-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--no-progress",
+    ]
     if config:
         args += ["--config", REPO / "training_scripts" / "configs" / config]
     result = run_script(*args, timeout=900)
@@ -491,26 +542,30 @@ def test_readme_train_section_builds_the_dataset_it_trains_on():
     assert data_args.dataset == built
 
 
-@pytest.mark.parametrize(("key", "value", "problem"), [
-    ("eval_every", -1, "eval_every must be 0 or more"),  # was: never evaluated, silently
-    ("checkpoint_every", -1, "checkpoint_every must be 0 or more"),  # was: a checkpoint every step
-    ("keep_last", -1, "keep_last must be 0 or more"),
-    ("warmup_steps", -5, "warmup_steps must be 0 or more"),
-    ("early_stopping_patience", -1, "early_stopping_patience must be 0 or more"),
-    ("log_every", 0, "log_every must be positive"),
-    ("max_grad_norm", -1.0, "max_grad_norm must be a positive number"),  # was: every gradient flipped
-    ("max_grad_norm", 0.0, "max_grad_norm must be a positive number"),  # was: silently no clipping
-    ("min_lr_ratio", 2.0, "min_lr_ratio must lie in [0, 1]"),
-    ("batch_size", 0, "batch_size must be positive"),
-    ("eval_batch_size", 0, "eval_batch_size must be positive"),  # was: silently batch_size
-    ("max_eval_batches", 0, "max_eval_batches must be positive"),  # was: validation loss 0.0
-    ("num_workers", -1, "num_workers must be 0 or more"),
-    ("hub_model_id", "bad id!!", "hub_model_id 'bad id!!' is not a Hub repo id"),  # was: refused after training
-])
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("eval_every", -1, "eval_every must be 0 or more"),  # was: never evaluated, silently
+        ("checkpoint_every", -1, "checkpoint_every must be 0 or more"),  # was: a checkpoint every step
+        ("keep_last", -1, "keep_last must be 0 or more"),
+        ("warmup_steps", -5, "warmup_steps must be 0 or more"),
+        ("early_stopping_patience", -1, "early_stopping_patience must be 0 or more"),
+        ("log_every", 0, "log_every must be positive"),
+        ("max_grad_norm", -1.0, "max_grad_norm must be a positive number"),  # was: every gradient flipped
+        ("max_grad_norm", 0.0, "max_grad_norm must be a positive number"),  # was: silently no clipping
+        ("min_lr_ratio", 2.0, "min_lr_ratio must lie in [0, 1]"),
+        ("batch_size", 0, "batch_size must be positive"),
+        ("eval_batch_size", 0, "eval_batch_size must be positive"),  # was: silently batch_size
+        ("max_eval_batches", 0, "max_eval_batches must be positive"),  # was: validation loss 0.0
+        ("num_workers", -1, "num_workers must be 0 or more"),
+        ("hub_model_id", "bad id!!", "hub_model_id 'bad id!!' is not a Hub repo id"),  # was: refused after training
+    ],
+)
 def test_out_of_range_run_settings_are_refused_before_work_starts(key, value, problem, tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("task: wavenet\ndataset: somewhere\npush_to_hub: true\nhub_model_id: me/model\n",
-                      encoding="utf-8")
+    config.write_text(
+        "task: wavenet\ndataset: somewhere\npush_to_hub: true\nhub_model_id: me/model\n", encoding="utf-8"
+    )
     with pytest.raises(ValueError, match="run.yaml") as err:
         read_run_config(config, [f"--{key}={value}"])
     assert problem in str(err.value), err.value
@@ -530,16 +585,24 @@ def test_resuming_with_another_model_config_names_the_changed_key(tiny_meg_datas
     config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None, checkpoint_every=2)
     train(*parse_run_config(config))
     [checkpoint] = list_checkpoints(tmp_path / "run")
-    wider = {**config, "model_config": {**config["model_config"], "residual_channels": 2 * config["model_config"].get(
-        "residual_channels", 8)}, "output_dir": str(tmp_path / "other"), "resume_from": str(checkpoint),
-             "max_steps": 4}
+    wider = {
+        **config,
+        "model_config": {
+            **config["model_config"],
+            "residual_channels": 2 * config["model_config"].get("residual_channels", 8),
+        },
+        "output_dir": str(tmp_path / "other"),
+        "resume_from": str(checkpoint),
+        "max_steps": 4,
+    }
     with pytest.raises(ValueError, match=r"cannot resume from .*model_config\.residual_channels was"):
         train(*parse_run_config(wider))
 
 
 def test_a_missing_eval_split_is_a_warning_not_silence(tiny_meg_dataset, tmp_path, capsys):
-    config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=1, eval_split="valid", eval_every=1,
-                        checkpoint_every=0)
+    config = run_config(
+        tiny_meg_dataset, tmp_path / "run", max_steps=1, eval_split="valid", eval_every=1, checkpoint_every=0
+    )
     result = train(*parse_run_config(config))
     out = capsys.readouterr().out
     assert "has no split 'valid'" in out and "no validation runs" in out, out
@@ -575,8 +638,15 @@ def test_failed_hub_uploads_keep_the_run_going_and_the_final_model(tiny_meg_data
 
     monkeypatch.setattr(HfApi, "create_repo", offline)
     monkeypatch.setattr(PreTrainedModel, "push_to_hub", offline)
-    config = run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None, checkpoint_every=1,
-                        push_to_hub=True, hub_model_id="me/model")
+    config = run_config(
+        tiny_meg_dataset,
+        tmp_path / "run",
+        max_steps=2,
+        eval_split=None,
+        checkpoint_every=1,
+        push_to_hub=True,
+        hub_model_id="me/model",
+    )
     with pytest.raises(OSError, match="uploading the final model to me/model failed .* is kept locally"):
         train(*parse_run_config(config))
     out = capsys.readouterr().out
@@ -603,43 +673,61 @@ def test_pretokenize_never_writes_into_a_dataset_folder(tiny_meg_dataset, tmp_pa
     before = {p: p.read_bytes() for p in dataset.rglob("*") if p.is_file()}
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine", encoding="utf-8")
-    for output, problem in ((dataset, "is the dataset being tokenized"),  # was: its shards replaced by tokens
-                            (tmp_path / "mine", "is not a pretokenized folder .* nothing was written"),
-                            (tiny_meg_dataset, "is not a pretokenized folder")):  # another dataset
+    for output, problem in (
+        (dataset, "is the dataset being tokenized"),  # was: its shards replaced by tokens
+        (tmp_path / "mine", "is not a pretokenized folder .* nothing was written"),
+        (tiny_meg_dataset, "is not a pretokenized folder"),
+    ):  # another dataset
         with pytest.raises(ValueError, match=problem):
             pretokenize_dataset(_tiny_brain_tokenizer(), str(dataset), output, example_seconds=2.56, progress=False)
     assert {p: p.read_bytes() for p in dataset.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
 
 
-@pytest.mark.parametrize(("kwargs", "error", "problem"), [
-    ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),  # was: one batch of everything
-    ({"splits": ["valid"]}, ValueError, r"has no split\(s\) \['valid'\]"),  # was: an empty token folder
-    ({"output": "notes.txt"}, NotADirectoryError, "is a file, not a folder"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "problem"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),  # was: one batch of everything
+        ({"splits": ["valid"]}, ValueError, r"has no split\(s\) \['valid'\]"),  # was: an empty token folder
+        ({"output": "notes.txt"}, NotADirectoryError, "is a file, not a folder"),
+    ],
+)
 def test_pretokenize_bad_arguments_are_refused_before_writing(tiny_meg_dataset, tmp_path, kwargs, error, problem):
     from brain_gen_hf.data.pretokenize import pretokenize_dataset
 
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
     output = tmp_path / kwargs.pop("output", "tokens")
     with pytest.raises(error, match=problem):
-        pretokenize_dataset(_tiny_brain_tokenizer(), str(tiny_meg_dataset), output, example_seconds=2.56,
-                            progress=False, **kwargs)
+        pretokenize_dataset(
+            _tiny_brain_tokenizer(), str(tiny_meg_dataset), output, example_seconds=2.56, progress=False, **kwargs
+        )
     assert not (tmp_path / "tokens").exists() and (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_pretokenize_script_checks_the_hub_repo_id_first(tmp_path):
-    result = run_script(PRETOKENIZE, "--tokenizer", tmp_path / "no-tokenizer", "--dataset", tmp_path / "no-data",
-                        "--output", tmp_path / "tokens", "--push_to_hub", "bad id!!")
+    result = run_script(
+        PRETOKENIZE,
+        "--tokenizer",
+        tmp_path / "no-tokenizer",
+        "--dataset",
+        tmp_path / "no-data",
+        "--output",
+        tmp_path / "tokens",
+        "--push_to_hub",
+        "bad id!!",
+    )
     assert_one_line_error(result, "--push_to_hub 'bad id!!' is not a Hub repo id")
 
 
-@pytest.mark.parametrize(("args", "problem"), [
-    (["--tokenizer-steps", "-1"], "--tokenizer-steps must be a positive integer"),
-    (["--lm-steps", "0"], "--lm-steps must be a positive integer"),  # was: after the tokenizer had trained
-    (["--batch-size", "0"], "--batch-size must be a positive integer"),
-    (["--output", "notes.txt/qs"], "notes.txt is a file, not a folder"),  # was: [Errno 17] File exists
-])
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--tokenizer-steps", "-1"], "--tokenizer-steps must be a positive integer"),
+        (["--lm-steps", "0"], "--lm-steps must be a positive integer"),  # was: after the tokenizer had trained
+        (["--batch-size", "0"], "--batch-size must be a positive integer"),
+        (["--output", "notes.txt/qs"], "notes.txt is a file, not a folder"),  # was: [Errno 17] File exists
+    ],
+)
 def test_quickstart_bad_arguments_fail_before_any_work(args, problem, tmp_path, capsys):
     from brain_gen_hf.cli import main
 
@@ -651,11 +739,14 @@ def test_quickstart_bad_arguments_fail_before_any_work(args, problem, tmp_path, 
     assert not (tmp_path / "qs").exists()
 
 
-@pytest.mark.parametrize(("target", "problem"), [
-    ("notes.txt", "is a file"),  # was: "not a valid JSON file"
-    ("empty", "has no config.json, so it is not a saved model folder"),  # was: "Should have a `model_type` key"
-    ("missing", "does not exist"),  # was: a Hub request, then a connection error
-])
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("notes.txt", "is a file"),  # was: "not a valid JSON file"
+        ("empty", "has no config.json, so it is not a saved model folder"),  # was: "Should have a `model_type` key"
+        ("missing", "does not exist"),  # was: a Hub request, then a connection error
+    ],
+)
 def test_export_remote_code_names_what_is_not_a_model_folder(target, problem, tmp_path, capsys):
     from brain_gen_hf.cli import main
 
@@ -673,8 +764,9 @@ def test_pretokenize_reruns_into_its_own_interrupted_output(tiny_meg_dataset, tm
     tokens = tmp_path / "tokens"
     (tokens / "data").mkdir(parents=True)  # interrupted after the first split, before tokenization.json
     (tokens / "data" / "train-00000-of-00001.tmp").write_bytes(b"partial")
-    counts = pretokenize_dataset(_tiny_brain_tokenizer(), str(tiny_meg_dataset), tokens, example_seconds=2.56,
-                                 progress=False)
+    counts = pretokenize_dataset(
+        _tiny_brain_tokenizer(), str(tiny_meg_dataset), tokens, example_seconds=2.56, progress=False
+    )
     assert counts and (tokens / TOKENIZATION_FILE).is_file()
 
 
@@ -703,20 +795,21 @@ def test_pretokenize_rerun_of_some_splits_never_mixes_two_tokenizers(tiny_meg_da
     tokens = tmp_path / "tokens"
     torch.manual_seed(0)
     first = _tiny_brain_tokenizer()
-    pretokenize_dataset(first, str(tiny_meg_dataset), tokens, example_seconds=2.56, splits=["train"],
-                        progress=False)
+    pretokenize_dataset(first, str(tiny_meg_dataset), tokens, example_seconds=2.56, splits=["train"], progress=False)
     train_shard = tokens / "data" / "train-00000-of-00001.parquet"
     before = train_shard.read_bytes()
     torch.manual_seed(1)
     other = _tiny_brain_tokenizer()  # other weights: its codes must not join the first tokenizer's
     with pytest.raises(ValueError, match=r"split\(s\) \['train'\] made with another tokenizer_fingerprint"):
-        pretokenize_dataset(other, str(tiny_meg_dataset), tokens, example_seconds=2.56, splits=["validation"],
-                            progress=False)
+        pretokenize_dataset(
+            other, str(tiny_meg_dataset), tokens, example_seconds=2.56, splits=["validation"], progress=False
+        )
     assert not (tokens / "data" / "validation-00000-of-00001.parquet").exists()
     assert train_shard.read_bytes() == before
     # The same tokenizer adds the split, and tokenization.json lists both.
-    counts = pretokenize_dataset(first, str(tiny_meg_dataset), tokens, example_seconds=2.56,
-                                 splits=["validation"], progress=False)
+    counts = pretokenize_dataset(
+        first, str(tiny_meg_dataset), tokens, example_seconds=2.56, splits=["validation"], progress=False
+    )
     assert set(read_tokenization(tokens)["windows"]) == {"train", "validation"} and counts["validation"] > 0
     # Every split again: the other tokenizer replaces the whole folder.
     pretokenize_dataset(other, str(tiny_meg_dataset), tokens, example_seconds=2.56, progress=False)

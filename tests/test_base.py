@@ -16,26 +16,34 @@ def contract(**fields):
     return WavenetFullChannelConfig(in_channels=2, **fields)
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"sampling_rate": -100.0}, "positive number in Hz"),
-    ({"sampling_rate": math.inf}, "positive number in Hz"),
-    ({"channel_names": ["a", "a"]}, "duplicates"),
-    ({"channel_names": ["a", "b"], "channel_types": ["mag"]}, "inconsistent channel metadata"),
-    ({"sensor_positions": [[0.0, 0.0, math.nan], [0.0, 0.0, 0.1]]}, "finite"),
-    ({"sensor_positions": [[0.0, 0.0], [0.0, 0.1]]}, "3 numbers"),
-    ({"sensor_orientations": [[1.0, 0.0, 0.0]] * 3}, "3 channels but `in_channels` is 2"),
-    ({"token_rate": 0}, "token_rate"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"sampling_rate": -100.0}, "positive number in Hz"),
+        ({"sampling_rate": math.inf}, "positive number in Hz"),
+        ({"channel_names": ["a", "a"]}, "duplicates"),
+        ({"channel_names": ["a", "b"], "channel_types": ["mag"]}, "inconsistent channel metadata"),
+        ({"sensor_positions": [[0.0, 0.0, math.nan], [0.0, 0.0, 0.1]]}, "finite"),
+        ({"sensor_positions": [[0.0, 0.0], [0.0, 0.1]]}, "3 numbers"),
+        ({"sensor_orientations": [[1.0, 0.0, 0.0]] * 3}, "3 channels but `in_channels` is 2"),
+        ({"token_rate": 0}, "token_rate"),
+    ],
+)
 def test_signal_contract_validation(fields, message):
     with pytest.raises(ValueError, match=message):
         contract(**fields)
 
 
 def test_signal_contract_round_trips_as_strict_json(tmp_path):
-    config = contract(sampling_rate=100, channel_names=["MEG0111", "MEG0121"], channel_types=["mag", "mag"],
-                      sensor_positions=[[0.01, 0.02, 0.03], [0.0, -0.02, 0.05]],
-                      sensor_orientations=[[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], units="T",
-                      normalization={"method": "robust", "clip": 5.0})
+    config = contract(
+        sampling_rate=100,
+        channel_names=["MEG0111", "MEG0121"],
+        channel_types=["mag", "mag"],
+        sensor_positions=[[0.01, 0.02, 0.03], [0.0, -0.02, 0.05]],
+        sensor_orientations=[[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]],
+        units="T",
+        normalization={"method": "robust", "clip": 5.0},
+    )
     config.save_pretrained(tmp_path)
     data = json.loads((tmp_path / "config.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert data["sampling_rate"] == 100.0 and data["sensor_positions"][1] == [0.0, -0.02, 0.05]
@@ -50,10 +58,12 @@ def test_signal_contract_round_trips_as_strict_json(tmp_path):
 
 
 def test_import_is_cheap_and_registers_lazily():
-    code = ("import sys, brain_gen_hf; assert 'torch' not in sys.modules and 'transformers' not in sys.modules; "
-            "from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer; "
-            "c = AutoConfig.for_model('wavenet_full_channel', in_channels=2); "
-            "m = AutoModel.from_config(c); assert type(m).__name__ == 'WavenetFullChannelModel'; print('ok')")
+    code = (
+        "import sys, brain_gen_hf; assert 'torch' not in sys.modules and 'transformers' not in sys.modules; "
+        "from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer; "
+        "c = AutoConfig.for_model('wavenet_full_channel', in_channels=2); "
+        "m = AutoModel.from_config(c); assert type(m).__name__ == 'WavenetFullChannelModel'; print('ok')"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
@@ -61,12 +71,14 @@ def test_import_is_cheap_and_registers_lazily():
 def test_registration_when_a_model_module_imports_transformers_auto_classes_itself():
     # The RVQ LM module imports transformers' AutoModel while it is itself being imported: its classes are
     # registered once it has finished, and every other family's too.
-    code = ("import brain_gen_hf.models.flatgpt.modeling_flatgpt_rvq; "
-            "from transformers import AutoConfig, AutoModel, AutoModelForCausalLM; "
-            "m = AutoModelForCausalLM.from_config(AutoConfig.for_model('flatgpt_embeds_rvq')); "
-            "assert type(m).__name__ == 'FlatGPTEmbedsRVQForCausalLM', type(m); "
-            "m = AutoModel.from_config(AutoConfig.for_model('wavenet_full_channel', in_channels=2)); "
-            "assert type(m).__name__ == 'WavenetFullChannelModel'; print('ok')")
+    code = (
+        "import brain_gen_hf.models.flatgpt.modeling_flatgpt_rvq; "
+        "from transformers import AutoConfig, AutoModel, AutoModelForCausalLM; "
+        "m = AutoModelForCausalLM.from_config(AutoConfig.for_model('flatgpt_embeds_rvq')); "
+        "assert type(m).__name__ == 'FlatGPTEmbedsRVQForCausalLM', type(m); "
+        "m = AutoModel.from_config(AutoConfig.for_model('wavenet_full_channel', in_channels=2)); "
+        "assert type(m).__name__ == 'WavenetFullChannelModel'; print('ok')"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 

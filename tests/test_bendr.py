@@ -17,8 +17,17 @@ C, SAMPLES = 3, 32
 
 
 def small_config(**overrides):
-    kwargs = dict(channels=C, samples=SAMPLES, encoder_h=16, enc_width=[3, 2], enc_downsample=[2, 2],
-                  transformer_layers=2, attn_heads=2, dropout=0.0, position_encoder=5)
+    kwargs = dict(
+        channels=C,
+        samples=SAMPLES,
+        encoder_h=16,
+        enc_width=[3, 2],
+        enc_downsample=[2, 2],
+        transformer_layers=2,
+        attn_heads=2,
+        dropout=0.0,
+        position_encoder=5,
+    )
     return BENDRForecastConfig(**{**kwargs, **overrides})
 
 
@@ -105,7 +114,7 @@ def test_initialisation_follows_bendr():
     """T-Fixup linears (Xavier x 0.67 * layers^-1/4, zero bias); position conv v ~ N(0, 2/d), g = |v|, zero bias."""
     model = build(transformer_layers=2)
     fc1 = model.contextualiser.transformer_layers[0].mlp.fc1
-    bound = 0.67 * 2 ** -0.25 * (6 / sum(fc1.weight.shape)) ** 0.5
+    bound = 0.67 * 2**-0.25 * (6 / sum(fc1.weight.shape)) ** 0.5
     assert fc1.weight.abs().max() <= bound and fc1.weight.abs().max() > 0.9 * bound
     assert fc1.bias.abs().max() == 0
     conv = model.contextualiser.relative_position[0]
@@ -173,8 +182,15 @@ def test_config_validation_errors():
 
 
 def test_reference_kwargs_map_to_typed_fields():
-    kwargs = dict(channels=4, samples=64, encoder_h=16, enc_width=[3, 2, 2], enc_downsample=[2, 2, 1],
-                  attn_args={"nheads": 4, "dropout": 0.1, "d_model": 48}, mlp_args={"dropout": 0.2, "d_ff": 64})
+    kwargs = dict(
+        channels=4,
+        samples=64,
+        encoder_h=16,
+        enc_width=[3, 2, 2],
+        enc_downsample=[2, 2, 1],
+        attn_args={"nheads": 4, "dropout": 0.1, "d_model": 48},
+        mlp_args={"dropout": 0.2, "d_ff": 64},
+    )
     config = config_from_reference("BENDRForecast", kwargs)
     assert (config.attn_heads, config.attn_dropout, config.d_model) == (4, 0.1, 48)
     assert (config.mlp_dropout, config.mlp_d_ff) == (0.2, 64)
@@ -202,22 +218,24 @@ def reference_wiring(model, x):
     features = ctx.output_layer(h.permute(1, 2, 0))
     y = features
     for width, conv, act in zip(cfg.enc_width[::-1], model.project.conv_stack[0::2], model.project.conv_stack[1::2]):
-        y = act(conv(y)[..., width - 1:])
+        y = act(conv(y)[..., width - 1 :])
     return features, model.project.to_raw(y)
 
 
 @pytest.mark.parametrize("case", discover_cases({"BENDRForecast"}))
 def test_parity_bendr(case, tmp_path):
     case = require_case(case)
-    model = convert_reference_checkpoint(case.registry_name, case.model_kwargs, case.state_dict,
-                                         encoder_norm="reference")
+    model = convert_reference_checkpoint(
+        case.registry_name, case.model_kwargs, case.state_dict, encoder_norm="reference"
+    )
     model.save_pretrained(tmp_path)
     model = AutoModel.from_pretrained(tmp_path).eval()  # non-persistent buffers rebuilt after loading
     for key, expected in case.outputs.items():
         if key.startswith("nonpersistent_buffer."):
             # Recorded in another process: transcendental kernels may round differently on another CPU.
-            torch.testing.assert_close(model.get_buffer(key[len("nonpersistent_buffer."):]), expected, rtol=1e-6,
-                                       atol=1e-7)
+            torch.testing.assert_close(
+                model.get_buffer(key[len("nonpersistent_buffer.") :]), expected, rtol=1e-6, atol=1e-7
+            )
     x = case.inputs["x"]
     cfg = model.config
     with torch.no_grad():
@@ -225,13 +243,16 @@ def test_parity_bendr(case, tmp_path):
         features, prediction = reference_wiring(model, x)
         assert_float_close(features, case.outputs["encode"], "encode (reference wiring)")
         assert_float_close(prediction, case.outputs["forward"], "forward (reference wiring)")
-        assert_float_close(F.mse_loss(prediction, x[..., : prediction.shape[-1]]),
-                           case.outputs["loss_MSE_vs_input_prefix"], "loss (reference wiring)")
+        assert_float_close(
+            F.mse_loss(prediction, x[..., : prediction.shape[-1]]),
+            case.outputs["loss_MSE_vs_input_prefix"],
+            "loss (reference wiring)",
+        )
         # The reference forecast: predict from the last `context_length` samples, append the last output.
         context = x[..., :40]
         sequence = context
         for _ in range(case.outputs["forecast"].shape[-1] - context.shape[-1]):
-            step = reference_wiring(model, sequence[..., -cfg.context_length:])[1][..., -1:]
+            step = reference_wiring(model, sequence[..., -cfg.context_length :])[1][..., -1:]
             sequence = torch.cat([sequence, step], dim=-1)
         assert_float_close(sequence, case.outputs["forecast"], "forecast (reference wiring)")
         # The fixed model differs from the reference exactly by those wiring fixes.

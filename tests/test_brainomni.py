@@ -12,17 +12,32 @@ CASES = discover_cases({"BrainOmniCausalTokenizer"})
 
 
 def small_config(**overrides):
-    kwargs = dict(window_length=8, n_filters=2, ratios=[2, 2], kernel_size=3, last_kernel_size=3, n_dim=8, n_neuro=3,
-                  n_head=2, codebook_dim=8, codebook_size=16, num_quantizers=2, num_sensors=8, lstm_layers=1,
-                  sampling_rate=100.0)
+    kwargs = dict(
+        window_length=8,
+        n_filters=2,
+        ratios=[2, 2],
+        kernel_size=3,
+        last_kernel_size=3,
+        n_dim=8,
+        n_neuro=3,
+        n_head=2,
+        codebook_dim=8,
+        codebook_size=16,
+        num_quantizers=2,
+        num_sensors=8,
+        lstm_layers=1,
+        sampling_rate=100.0,
+    )
     return BrainOmniCausalTokenizerConfig(**{**kwargs, **overrides})
 
 
 def small_inputs(batch=2, channels=3, length=16, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return {"input_values": torch.randn(batch, channels, length, generator=g),
-            "pos": torch.randn(batch, channels, 2, generator=g),
-            "sensor_type": torch.zeros(batch, channels, dtype=torch.long)}
+    return {
+        "input_values": torch.randn(batch, channels, length, generator=g),
+        "pos": torch.randn(batch, channels, 2, generator=g),
+        "sensor_type": torch.zeros(batch, channels, dtype=torch.long),
+    }
 
 
 def build(**overrides):
@@ -139,8 +154,9 @@ def test_metadata_from_the_signal_contract():
     """Positions/types stored in the config replace per-call metadata (sensor space)."""
     positions = [[0.1 * c, 0.0, 0.05] for c in range(3)]
     orientations = [[0.0, 0.0, 1.0]] * 3
-    model = build(sensor_space="sensor", sensor_positions=positions, sensor_orientations=orientations,
-                  sensor_type_ids=[0, 1, 2])
+    model = build(
+        sensor_space="sensor", sensor_positions=positions, sensor_orientations=orientations, sensor_type_ids=[0, 1, 2]
+    )
     x = small_inputs()["input_values"]
     pos = torch.tensor([p + o for p, o in zip(positions, orientations)]).expand(2, -1, -1)
     st = torch.tensor([0, 1, 2]).expand(2, -1)

@@ -14,19 +14,34 @@ CASES = discover_cases({"BrainOmniCausalForecast"})
 
 
 def small_config(**overrides):
-    tokenizer = BrainOmniCausalTokenizerConfig(window_length=8, n_filters=2, ratios=[2], kernel_size=3,
-                                               last_kernel_size=3, n_dim=8, n_neuro=2, n_head=2, codebook_dim=8,
-                                               codebook_size=16, num_quantizers=2, num_sensors=8, lstm_layers=1,
-                                               sampling_rate=100.0)
-    return BrainOmniCausalForecastConfig(**{"tokenizer_config": tokenizer, "lm_dim": 16, "lm_head": 2, "lm_depth": 2,
-                                            **overrides})
+    tokenizer = BrainOmniCausalTokenizerConfig(
+        window_length=8,
+        n_filters=2,
+        ratios=[2],
+        kernel_size=3,
+        last_kernel_size=3,
+        n_dim=8,
+        n_neuro=2,
+        n_head=2,
+        codebook_dim=8,
+        codebook_size=16,
+        num_quantizers=2,
+        num_sensors=8,
+        lstm_layers=1,
+        sampling_rate=100.0,
+    )
+    return BrainOmniCausalForecastConfig(
+        **{"tokenizer_config": tokenizer, "lm_dim": 16, "lm_head": 2, "lm_depth": 2, **overrides}
+    )
 
 
 def small_inputs(batch=2, length=16, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return {"input_values": torch.randn(batch, 3, length, generator=g),
-            "pos": torch.randn(batch, 3, 2, generator=g),
-            "sensor_type": torch.zeros(batch, 3, dtype=torch.long)}
+    return {
+        "input_values": torch.randn(batch, 3, length, generator=g),
+        "pos": torch.randn(batch, 3, 2, generator=g),
+        "sensor_type": torch.zeros(batch, 3, dtype=torch.long),
+    }
 
 
 def build(**overrides):
@@ -64,8 +79,7 @@ class TestBrainOmniForecastContract(ModelContract):
             ({"input_values": x, "pos": pos, "sensor_type": st, "sampling_rate": 1.0}, "sampling rate"),
             ({"input_values": x * float("nan"), "pos": pos, "sensor_type": st}, "NaN"),
             ({"input_values": x[..., :10], "pos": pos, "sensor_type": st}, "multiple of window_length"),
-            ({"input_values": x[..., :2], "pos": pos, "sensor_type": st, "allow_shorter_windows": True},
-             "at least 2"),
+            ({"input_values": x[..., :2], "pos": pos, "sensor_type": st, "allow_shorter_windows": True}, "at least 2"),
         ]
 
 
@@ -123,8 +137,12 @@ def test_parity_forecast_tokenizer_kmeans_init(case):
     case = require_case(case)
     model = _converted(case)
     for layer in model.tokenizer.quantizer.rvq.layers:
-        for buffer in (layer._codebook.embed, layer._codebook.embed_avg, layer._codebook.cluster_size,
-                       layer._codebook.inited):
+        for buffer in (
+            layer._codebook.embed,
+            layer._codebook.embed_avg,
+            layer._codebook.cluster_size,
+            layer._codebook.inited,
+        ):
             buffer.zero_()
     model.tokenizer.init_codebooks(*checks.metadata(case, "codebook_init."), seed=case.procedure_seed("k-means init"))
     state = model.state_dict()
@@ -142,8 +160,7 @@ def test_cached_rollout_equals_recomputed():
     recomputed = model.forecast(**inputs, horizon=5 * hop, generation_config=GenerationConfig(use_cache=False))
     assert torch.equal(cached.codes, recomputed.codes)
     torch.testing.assert_close(cached.values, recomputed.values, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(cached.context_reconstruction, recomputed.context_reconstruction, rtol=1e-5,
-                               atol=1e-6)
+    torch.testing.assert_close(cached.context_reconstruction, recomputed.context_reconstruction, rtol=1e-5, atol=1e-6)
     assert cached.context_reconstruction.shape == (2, 3, 16) and cached.values.shape == (2, 3, 5 * hop)
     sampling = {"do_sample": True, "temperature": 0.8, "top_k": 5, "top_p": 0.9}
     torch.manual_seed(7)
@@ -174,8 +191,9 @@ def test_forecaster_is_causal_in_time():
     embeddings = torch.randn(1, 2, 6, 8, requires_grad=True)
     model.logits_from_embeddings(embeddings)[:, :, :4].sum().backward()
     assert embeddings.grad[:, :, :4].abs().sum() > 0
-    torch.testing.assert_close(embeddings.grad[:, :, 4:], torch.zeros_like(embeddings.grad[:, :, 4:]), rtol=0,
-                               atol=1e-5)
+    torch.testing.assert_close(
+        embeddings.grad[:, :, 4:], torch.zeros_like(embeddings.grad[:, :, 4:]), rtol=0, atol=1e-5
+    )
 
 
 def test_end_to_end_causality():

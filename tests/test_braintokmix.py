@@ -12,9 +12,22 @@ CASES = discover_cases({"BrainOmniCausalTokenizerSEANetChannelMix"})
 
 
 def small_config(**overrides):
-    kwargs = dict(window_length=8, n_filters=2, ratios=[2, 2], kernel_size=3, last_kernel_size=3, n_dim=8, n_neuro=2,
-                  codebook_dim=4, codebook_size=16, num_quantizers=2, num_sensors=4, lstm_layers=0,
-                  n_residual_layers=2, sampling_rate=100.0)
+    kwargs = dict(
+        window_length=8,
+        n_filters=2,
+        ratios=[2, 2],
+        kernel_size=3,
+        last_kernel_size=3,
+        n_dim=8,
+        n_neuro=2,
+        codebook_dim=4,
+        codebook_size=16,
+        num_quantizers=2,
+        num_sensors=4,
+        lstm_layers=0,
+        n_residual_layers=2,
+        sampling_rate=100.0,
+    )
     return BrainTokMixConfig(**{**kwargs, **overrides})
 
 

@@ -43,9 +43,19 @@ def _label_errors(inputs: dict) -> list[tuple[dict, str]]:
 
 
 def _wavenet_full_channel_config(**overrides):
-    return WavenetFullChannelConfig(**{"in_channels": 3, "quant_levels": Q, "quant_emb": 8, "residual_channels": 12,
-                                       "dilation_channels": 8, "skip_channels": 8, "head_channels": 8,
-                                       "dilations": [1, 2], **overrides})
+    return WavenetFullChannelConfig(
+        **{
+            "in_channels": 3,
+            "quant_levels": Q,
+            "quant_emb": 8,
+            "residual_channels": 12,
+            "dilation_channels": 8,
+            "skip_channels": 8,
+            "head_channels": 8,
+            "dilations": [1, 2],
+            **overrides,
+        }
+    )
 
 
 def _tasa3d_config():
@@ -53,8 +63,17 @@ def _tasa3d_config():
 
 
 def _bendr_config():
-    return BENDRForecastConfig(channels=3, samples=32, encoder_h=16, enc_width=[3, 2], enc_downsample=[2, 2],
-                               transformer_layers=2, attn_heads=2, dropout=0.0, position_encoder=5)
+    return BENDRForecastConfig(
+        channels=3,
+        samples=32,
+        encoder_h=16,
+        enc_width=[3, 2],
+        enc_downsample=[2, 2],
+        transformer_layers=2,
+        attn_heads=2,
+        dropout=0.0,
+        position_encoder=5,
+    )
 
 
 def _signal(batch=2, seed=1):
@@ -121,8 +140,14 @@ class TestClassifierQuantizedImageWavenet3DContract(ModelContract):
 
     def make_config(self):
         base = Wavenet3DConfig(quant_levels=Q, quant_emb=8, dilations=[1, 2], spatial_kernel_size=3)
-        return ClassifierQuantizedImageConfig(base_config=base, row_idx=[0, 3, 2, 3], col_idx=[1, 1, 4, 0],
-                                              image_size=[4, 5], num_classes=NUM_CLASSES, red_dim=4)
+        return ClassifierQuantizedImageConfig(
+            base_config=base,
+            row_idx=[0, 3, 2, 3],
+            col_idx=[1, 1, 4, 0],
+            image_size=[4, 5],
+            num_classes=NUM_CLASSES,
+            red_dim=4,
+        )
 
     def make_inputs(self):
         g = torch.Generator().manual_seed(1)
@@ -140,8 +165,9 @@ class TestClassifierQuantizedImageWavenet3DContract(ModelContract):
 
 class TestClassifierQuantizedImageTASA3DContract(TestClassifierQuantizedImageWavenet3DContract):
     def make_config(self):
-        return ClassifierQuantizedImageConfig(base_config=_tasa3d_config(), row_idx=[0, 3, 2], col_idx=[1, 1, 3],
-                                              num_classes=NUM_CLASSES, red_dim=4)
+        return ClassifierQuantizedImageConfig(
+            base_config=_tasa3d_config(), row_idx=[0, 3, 2], col_idx=[1, 1, 3], num_classes=NUM_CLASSES, red_dim=4
+        )
 
     def make_inputs(self):
         g = torch.Generator().manual_seed(1)
@@ -192,8 +218,9 @@ def test_from_base_pretrained(tmp_path, freeze):
     torch.manual_seed(0)
     base = AutoModel.from_config(_wavenet_full_channel_config()).eval()
     base.save_pretrained(tmp_path / "base")
-    model = ClassifierQuantizedModel.from_base_pretrained(tmp_path / "base", num_classes=4, red_dim=2,
-                                                          freeze_base=freeze)
+    model = ClassifierQuantizedModel.from_base_pretrained(
+        tmp_path / "base", num_classes=4, red_dim=2, freeze_base=freeze
+    )
     assert _fields(model.config.base_config) == _fields(base.config)
     base_state = base.state_dict()
     got = model.base_model.state_dict()
@@ -289,8 +316,9 @@ def test_parity_classifier_continuous(case):
     (`tests.test_bendr.reference_wiring`) followed by our head: that checks the conversion of every weight
     and the head (last encoder step -> Linear). The fixed model loads the same weights strictly."""
     case = require_case(case)
-    model = convert_reference_checkpoint(case.registry_name, case.model_kwargs, case.state_dict,
-                                         base_overrides={"encoder_norm": "reference"})
+    model = convert_reference_checkpoint(
+        case.registry_name, case.model_kwargs, case.state_dict, base_overrides={"encoder_norm": "reference"}
+    )
     x, labels = case.inputs["x"], case.inputs["labels"]
     with torch.no_grad():
         features, _ = reference_wiring(model.base_model, x)

@@ -135,8 +135,11 @@ def test_bad_inputs_are_reported_per_file_and_run_continues(tmp_path):
     nan = simulate_meg_raw(duration_seconds=6.0, sfreq=200.0, seed=3)
     nan._data[:, 100:200] = np.nan
     _save(nan, src / "d_nan_raw.fif")
-    eeg = mne.io.RawArray(np.random.default_rng(0).standard_normal((4, 1200)) * 1e-5,
-                          mne.create_info(["E1", "E2", "E3", "E4"], 200.0, "eeg"), verbose="error")
+    eeg = mne.io.RawArray(
+        np.random.default_rng(0).standard_normal((4, 1200)) * 1e-5,
+        mne.create_info(["E1", "E2", "E3", "E4"], 200.0, "eeg"),
+        verbose="error",
+    )
     _save(eeg, src / "e_nopos_raw.fif")
     _save(simulate_meg_raw(duration_seconds=0.5, sfreq=200.0, seed=4), src / "f_short_raw.fif")
     unsupported = tmp_path / "notes.xyz"
@@ -148,8 +151,10 @@ def test_bad_inputs_are_reported_per_file_and_run_continues(tmp_path):
     assert set(report.processed) == {str(good), str(src / "b_flat_raw.fif")}
     assert "channel(s) marked bad: MEG" in " ".join(report.notes[str(src / "b_flat_raw.fif")])
     expectations = {
-        corrupt: "could not read", src / "d_nan_raw.fif": "NaN/inf samples",
-        src / "e_nopos_raw.fif": "have no 3-D position", src / "f_short_raw.fif": "shorter than one cleaning window",
+        corrupt: "could not read",
+        src / "d_nan_raw.fif": "NaN/inf samples",
+        src / "e_nopos_raw.fif": "have no 3-D position",
+        src / "f_short_raw.fif": "shorter than one cleaning window",
         unsupported: "unsupported format",
     }
     for path, text in expectations.items():
@@ -160,8 +165,12 @@ def test_bad_inputs_are_reported_per_file_and_run_continues(tmp_path):
     # sampling rates that differ (no resampling) are rejected per file with both rates named
     other = _save(simulate_meg_raw(duration_seconds=6.0, sfreq=250.0, seed=5), tmp_path / "rates" / "z_250_raw.fif")
     _save(simulate_meg_raw(duration_seconds=6.0, sfreq=200.0, seed=6), tmp_path / "rates" / "a_200_raw.fif")
-    keep_rate = BuildConfig.from_dict({**SMALL, "preprocessing": {"sfreq": None, "h_freq": 40.0,
-                                                                  "filter_phase": "zero", "bad_channel_action": "zero"}})
+    keep_rate = BuildConfig.from_dict(
+        {
+            **SMALL,
+            "preprocessing": {"sfreq": None, "h_freq": 40.0, "filter_phase": "zero", "bad_channel_action": "zero"},
+        }
+    )
     report = build_dataset([str(tmp_path / "rates")], tmp_path / "rates_ds", keep_rate, progress=False)
     assert "250 Hz differs from the 200 Hz" in report.failed[str(other)]
 
@@ -191,6 +200,7 @@ def test_push_to_hub_round_trip(built, local_hub, hub_repo_id):
     for split in local:
         assert remote[split]["session"] == local[split]["session"]
         np.testing.assert_array_equal(np.asarray(remote[split][0]["data"]), np.asarray(local[split][0]["data"]))
-    streamed = next(iter(StreamingWindowDataset(datasets.load_dataset(hub_repo_id, split="train", streaming=True),
-                                                1.0, 0.5)))
+    streamed = next(
+        iter(StreamingWindowDataset(datasets.load_dataset(hub_repo_id, split="train", streaming=True), 1.0, 0.5))
+    )
     np.testing.assert_array_equal(streamed["signal"], WindowDataset(local["train"], 1.0, 0.5)[0]["signal"])

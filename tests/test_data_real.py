@@ -27,8 +27,12 @@ RECORDINGS = [
 SHORT = {
     # zero-phase filters and zeroed bad channels keep this fast; the reference defaults
     # (minimum phase, interpolation) run in test_reference_defaults_on_neuromag.
-    "preprocessing": {"crop_seconds": 20.0, "missing_positions": "zeros", "filter_phase": "zero",
-                      "bad_channel_action": "zero"},
+    "preprocessing": {
+        "crop_seconds": 20.0,
+        "missing_positions": "zeros",
+        "filter_phase": "zero",
+        "bad_channel_action": "zero",
+    },
     "cleaning": {"window_seconds": 0.5, "min_segment_seconds": 0.5, "std_threshold": 3.0, "max_bad_pct": 50.0},
     "splits": {"val_ratio": 0.0, "test_ratio": 0.0},
 }
@@ -59,8 +63,12 @@ def test_real_recording_full_path(relative, types, n_channels, tmp_path):
 def test_reference_defaults_on_neuromag(tmp_path):
     """Reference parameters (minimum-phase 1-50 Hz, 50 Hz notch, 100 Hz, GESD + interpolation)."""
     path = require_shared(REAL / "neuromag" / "141027_cropped_90Hz_raw.fif")
-    config = BuildConfig.from_dict({"cleaning": {"window_seconds": 1.0, "min_segment_seconds": 2.0},
-                                    "splits": {"val_ratio": 0.0, "test_ratio": 0.0}})
+    config = BuildConfig.from_dict(
+        {
+            "cleaning": {"window_seconds": 1.0, "min_segment_seconds": 2.0},
+            "splits": {"val_ratio": 0.0, "test_ratio": 0.0},
+        }
+    )
     report = build_dataset([str(path)], tmp_path / f"ref_{uuid.uuid4().hex[:8]}", config, progress=False)
     assert not report.failed, report.failed
     notes = " ".join(report.notes.get(str(path), []))
@@ -85,7 +93,6 @@ def test_short_recordings_config_accepts_every_real_recording(tmp_path):
     """The config the README and the rejection messages point to really builds every file here."""
     paths = [require_shared(REAL / relative) for relative, _, _ in RECORDINGS]
     config = BuildConfig.from_yaml(REPO_ROOT / "training_scripts" / "configs" / "preprocess_short_recordings.yaml")
-    report = build_dataset([str(p) for p in paths], tmp_path / f"short_{uuid.uuid4().hex[:8]}", config,
-                           progress=False)
+    report = build_dataset([str(p) for p in paths], tmp_path / f"short_{uuid.uuid4().hex[:8]}", config, progress=False)
     assert not report.failed, report.failed
     assert sorted(report.processed) == sorted(map(str, paths))

@@ -19,8 +19,12 @@ from brain_gen_hf.data.windows import WindowConfig, build_window_index, window_s
 
 # -- splits -------------------------------------------------------------------------------------
 def _recordings(n_datasets=2, n_subjects=5, n_sessions=2):
-    return [(f"ds{d}", f"sub-{s:02d}_ses-{k}", f"sub-{s:02d}")
-            for d in range(n_datasets) for s in range(n_subjects) for k in range(n_sessions)]
+    return [
+        (f"ds{d}", f"sub-{s:02d}_ses-{k}", f"sub-{s:02d}")
+        for d in range(n_datasets)
+        for s in range(n_subjects)
+        for k in range(n_sessions)
+    ]
 
 
 def test_split_items_matches_reference_semantics():
@@ -99,8 +103,7 @@ def test_cleaning_drops_noisy_windows_and_segments():
     rng = np.random.default_rng(0)
     data = rng.standard_normal((4, 1000)).astype(np.float32) * 0.5
     data[:, 300:400] *= 20  # window 3 is bad
-    result = clean_recording(data, 100.0, CleaningConfig(window_seconds=1.0, min_segment_seconds=2.0,
-                                                          max_bad_pct=20.0))
+    result = clean_recording(data, 100.0, CleaningConfig(window_seconds=1.0, min_segment_seconds=2.0, max_bad_pct=20.0))
     assert result.summary.bad_windows == 1 and not result.summary.discarded
     assert [s.shape[1] for s in result.segments] == [300, 600]
     assert all(np.abs(s).max() <= 10 for s in result.segments)
@@ -136,9 +139,16 @@ def test_gesd_finds_outlying_channel_std():
 # -- layouts and collators -------------------------------------------------------------------------
 def _row(dataset, session, names, positions, sfreq=100.0, ch_type="mag"):
     positions = np.asarray(positions, dtype=np.float32)
-    return {"dataset": dataset, "session": session, "sfreq": sfreq, "ch_names": names,
-            "ch_types": [ch_type] * len(names), "pos_3d": positions, "ori_3d": np.zeros_like(positions),
-            "pos_2d": positions[:, :2]}
+    return {
+        "dataset": dataset,
+        "session": session,
+        "sfreq": sfreq,
+        "ch_names": names,
+        "ch_types": [ch_type] * len(names),
+        "pos_3d": positions,
+        "ori_3d": np.zeros_like(positions),
+        "pos_2d": positions[:, :2],
+    }
 
 
 def test_layout_union_by_position_and_type():
@@ -150,8 +160,10 @@ def test_layout_union_by_position_and_type():
     assert len(layout) == 6
     np.testing.assert_array_equal(layout.indices_for("B", "s1"), [0, 1, 4])
     assert layout.names[0] == "a0" and layout.types[5] == "grad"
-    parcels = [{**_row("P", "s", ["bankssts-lh", "bankssts-rh"], np.zeros((2, 3))), "ch_types": ["parcel"] * 2},
-               {**_row("Q", "s", ["bankssts-rh"], np.ones((1, 3))), "ch_types": ["parcel"]}]
+    parcels = [
+        {**_row("P", "s", ["bankssts-lh", "bankssts-rh"], np.zeros((2, 3))), "ch_types": ["parcel"] * 2},
+        {**_row("Q", "s", ["bankssts-rh"], np.ones((1, 3))), "ch_types": ["parcel"]},
+    ]
     layout = build_canonical_layout(parcels)  # parcels merge by name whatever their positions
     assert len(layout) == 2 and layout.indices_for("Q", "s").tolist() == [1]
     with pytest.raises(ValueError, match="sampling rate"):
@@ -199,8 +211,10 @@ def test_build_config_from_dict_validates():
 
 
 def test_cli_import_is_cheap_and_parses_preprocess():
-    code = ("import sys, brain_gen_hf.cli as c; heavy = [m for m in ('torch', 'mne', 'datasets') if m in sys.modules];"
-            "assert not heavy, heavy; p = c.build_parser();"
-            "a = p.parse_args(['preprocess', 'x.fif', 'y/', '--output', 'o', '--push-to-hub', 'u/r']);"
-            "assert a.inputs == ['x.fif', 'y/'] and a.push_to_hub == 'u/r' and a.func is c.run_preprocess")
+    code = (
+        "import sys, brain_gen_hf.cli as c; heavy = [m for m in ('torch', 'mne', 'datasets') if m in sys.modules];"
+        "assert not heavy, heavy; p = c.build_parser();"
+        "a = p.parse_args(['preprocess', 'x.fif', 'y/', '--output', 'o', '--push-to-hub', 'u/r']);"
+        "assert a.inputs == ['x.fif', 'y/'] and a.push_to_hub == 'u/r' and a.func is c.run_preprocess"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

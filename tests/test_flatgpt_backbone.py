@@ -16,6 +16,7 @@ def _ids(length=12, seed=3):
 @pytest.mark.parametrize("backbone", ["smollm3", "qwen"])
 def test_new_rope_matches_a_model_built_with_it(backbone):
     """resize_context(rope_theta, max_position_embeddings) == building the model with those values."""
+
     def config(theta, max_positions):
         if backbone == "qwen":
             return flatgpt_config(qwen_backbone(theta=theta, max_positions=max_positions))

@@ -8,4 +8,3 @@ class TestFlatGPTEmbedsRVQContract(_FlatGPTRVQContract):
     causal = True
     causal_output_time_dim = 1  # logits (B, N, K): one code per position
     causal_input_time_dim = 1
-

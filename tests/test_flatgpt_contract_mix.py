@@ -14,5 +14,7 @@ class TestFlatGPTMixContract(_FlatGPTContract):
 
     def bad_inputs(self):
         x = self.make_inputs()["input_ids"]
-        return [case for case in super().bad_inputs() if case[1] != "exceed"] + [({"input_ids": x[:5]}, "channel rows"),
-                                            ({"input_ids": torch.zeros(6, 20, dtype=torch.long)}, "exceed")]
+        return [case for case in super().bad_inputs() if case[1] != "exceed"] + [
+            ({"input_ids": x[:5]}, "channel rows"),
+            ({"input_ids": torch.zeros(6, 20, dtype=torch.long)}, "exceed"),
+        ]

@@ -10,4 +10,3 @@ class TestFlatGPTRVQContract(_FlatGPTRVQContract):
     def bad_inputs(self):
         x = self.make_inputs()["input_ids"]
         return super().bad_inputs() + [({"input_ids": x[:, :3]}, "whole positions")]
-

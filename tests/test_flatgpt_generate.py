@@ -10,8 +10,9 @@ from tests.flatgpt_configs import V, embeds_config, flatgpt_config, mix_config, 
 VARIANTS = {
     "flatgpt_qwen": lambda: flatgpt_config(),
     "flatgpt_smollm3": lambda: flatgpt_config(smollm3_backbone()),
-    "flatgpt_delimited": lambda: flatgpt_config(smollm3_backbone(), tokenizer_config={
-        "tokenizer_class": "DelimitedTokenizer", "delimiter_id": V - 1}),
+    "flatgpt_delimited": lambda: flatgpt_config(
+        smollm3_backbone(), tokenizer_config={"tokenizer_class": "DelimitedTokenizer", "delimiter_id": V - 1}
+    ),
     "embeds": lambda: embeds_config(),
     "mix": lambda: mix_config(),
 }
@@ -37,8 +38,10 @@ def test_generate_with_and_without_cache_is_identical(name):
     assert with_cache.shape == (input_ids.shape[0], input_ids.shape[1] + new)
     assert torch.equal(with_cache, without)
     # generate() and the forecast loop are the same greedy process inside one window
-    rolled = model.generate_windowed(input_ids, new, sampler(GenerationConfig(do_sample=False)), window=input_ids.shape[1] + new)
-    assert torch.equal(rolled, with_cache[:, input_ids.shape[1]:])
+    rolled = model.generate_windowed(
+        input_ids, new, sampler(GenerationConfig(do_sample=False)), window=input_ids.shape[1] + new
+    )
+    assert torch.equal(rolled, with_cache[:, input_ids.shape[1] :])
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

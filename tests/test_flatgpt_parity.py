@@ -13,9 +13,22 @@ from tests.refvec import assert_float_close, discover_cases, require_case
 
 CASES = discover_cases({"FlatGPT", "FlatGPTEmbeds", "FlatGPTMix"})
 # Architecture fields of the backbone that must survive conversion (rope fields are compared separately).
-BACKBONE_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                   "num_key_value_heads", "hidden_act", "rms_norm_eps", "attention_dropout", "max_position_embeddings",
-                   "no_rope_layers", "attention_bias", "mlp_bias", "head_dim", "use_sliding_window")
+BACKBONE_FIELDS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_act",
+    "rms_norm_eps",
+    "attention_dropout",
+    "max_position_embeddings",
+    "no_rope_layers",
+    "attention_bias",
+    "mlp_bias",
+    "head_dim",
+    "use_sliding_window",
+)
 
 
 def _convert(case):
@@ -88,9 +101,13 @@ def _greedy_forecast(model, context, args):
     """The reference's greedy rollout of a bin grid `(B, T, C, W)`: decoded steps `(B, steps, C)` and the sampled
     tokens. `forecast` reads the bins as `(B, C, T)` and returns them as `codes` `(B, C, steps)`."""
     bins = context.flatten(2).transpose(1, 2)
-    output = model.forecast(bins, args["rollout_steps"], GenerationConfig(do_sample=False, use_cache=args["use_cache"]),
-                            max_context_tokens=args["max_context_tokens"],
-                            sliding_window_overlap=args["sliding_window_overlap"])
+    output = model.forecast(
+        bins,
+        args["rollout_steps"],
+        GenerationConfig(do_sample=False, use_cache=args["use_cache"]),
+        max_context_tokens=args["max_context_tokens"],
+        sliding_window_overlap=args["sliding_window_overlap"],
+    )
     return output.codes.transpose(1, 2), output.tokens.flatten(0, -2)  # FlatGPTMix: (B, C, t) -> (B*C, t) rows
 
 
@@ -118,8 +135,11 @@ def test_parity_flatgpt_greedy_forecast(case):
         if key in recorded:
             continue
         assert key in case.meta["errors"], f"{key} neither recorded nor a documented reference error"
-        args = dict(tensors[f"outputs:{recorded[0]}.output"]["args"]) if recorded else {
-            "rollout_steps": 3, "max_context_tokens": None, "sliding_window_overlap": 0.5}
+        args = (
+            dict(tensors[f"outputs:{recorded[0]}.output"]["args"])
+            if recorded
+            else {"rollout_steps": 3, "max_context_tokens": None, "sliding_window_overlap": 0.5}
+        )
         args["use_cache"] = key == "forecast"
         output, sampled = _greedy_forecast(model, context, args)
         other, other_sampled = _greedy_forecast(model, context, {**args, "use_cache": not args["use_cache"]})

@@ -31,10 +31,15 @@ def _rope_grid(registry_name: str, kwargs: dict) -> list[int]:
 def _backbone(case) -> FlatGPTBackbone:
     kwargs = case.model_kwargs
     backbone, block_size, _ = backbone_config_from_reference(kwargs["trf_class"], kwargs["trf_args"])
-    config = FlatGPTConfig(backbone_config=backbone, hidden_size=kwargs["hidden_size"], vocab_size=kwargs["vocab_size"],
-                           input_shape=_rope_grid(case.registry_name, kwargs), block_size=block_size)
+    config = FlatGPTConfig(
+        backbone_config=backbone,
+        hidden_size=kwargs["hidden_size"],
+        vocab_size=kwargs["vocab_size"],
+        input_shape=_rope_grid(case.registry_name, kwargs),
+        block_size=block_size,
+    )
     module = FlatGPTBackbone(config, keep_token_embedding=True).eval()
-    weights = {k[len("transformer."):]: v for k, v in case.state_dict.items() if k.startswith("transformer.")}
+    weights = {k[len("transformer.") :]: v for k, v in case.state_dict.items() if k.startswith("transformer.")}
     module.load_state_dict(weights, strict=True)
     return module
 
@@ -72,7 +77,12 @@ def test_parity_flatgpt_rvq_token_corruption(case):
     schedule = corruption_schedule(len(case.outputs["token_corruption.schedule"]), cfg["p_start"], cfg["p_end"])
     assert_float_close(schedule, case.outputs["token_corruption.schedule"], "token_corruption.schedule")
     torch.manual_seed(meta["args"]["torch.manual_seed"])
-    corrupted = corrupt_tokens(case.outputs["encode.codes"], case.model_kwargs["vocab_size"], p_start=cfg["p_start"],
-                               p_end=cfg["p_end"], tokens_per_step=cfg["tokens_per_step"],
-                               block_len_steps=cfg["block_len_steps"])
+    corrupted = corrupt_tokens(
+        case.outputs["encode.codes"],
+        case.model_kwargs["vocab_size"],
+        p_start=cfg["p_start"],
+        p_end=cfg["p_end"],
+        tokens_per_step=cfg["tokens_per_step"],
+        block_len_steps=cfg["block_len_steps"],
+    )
     assert torch.equal(corrupted, case.outputs["token_corruption.codes"])

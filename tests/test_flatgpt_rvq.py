@@ -13,8 +13,9 @@ GREEDY = GenerationConfig(do_sample=False)
 VARIANTS = {
     "embeds_rvq": lambda: build("flatgpt_embeds_rvq"),
     "embeds_rvq_smollm3": lambda: build("flatgpt_embeds_rvq", backbone=smollm3_backbone()),
-    "embeds_rvq_brainomni": lambda: build("flatgpt_embeds_rvq", tokenizer=BRAINOMNI, input_shape=[16, 2, 2],
-                                          spatial_reduction=[1, 1]),
+    "embeds_rvq_brainomni": lambda: build(
+        "flatgpt_embeds_rvq", tokenizer=BRAINOMNI, input_shape=[16, 2, 2], spatial_reduction=[1, 1]
+    ),
     "rvq_joint": lambda: build("flatgpt_rvq"),
     "rvq_tied": lambda: build("flatgpt_rvq", quantizer_head="tied"),
     "mix_rvq": lambda: build("flatgpt_mix_rvq"),
@@ -44,7 +45,7 @@ def test_generate_with_and_without_cache_is_identical(name):
     assert torch.equal(with_cache, without)
     assert with_cache.min() >= 0 and with_cache.max() < K
     rolled = model.generate_windowed(input_ids, new, sampler(GREEDY), window=input_ids.shape[1] + new)
-    assert torch.equal(rolled, with_cache[:, input_ids.shape[1]:])
+    assert torch.equal(rolled, with_cache[:, input_ids.shape[1] :])
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -117,8 +118,9 @@ def test_from_pretrained_tokenizer_builds_a_new_lm_around_it(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     from brain_gen_hf.models.flatgpt.modeling_flatgpt_rvq import FlatGPTRVQForCausalLM
 
-    model = FlatGPTRVQForCausalLM.from_pretrained_tokenizer(tmp_path, hidden_size=24, input_shape=[16, 4, 2],
-                                                            backbone_config=qwen_backbone()).eval()
+    model = FlatGPTRVQForCausalLM.from_pretrained_tokenizer(
+        tmp_path, hidden_size=24, input_shape=[16, 4, 2], backbone_config=qwen_backbone()
+    ).eval()
     # grid fields not given are derived from the tokenizer
     assert model.config.vocab_size == K and model.config.temporal_reduction == 4
     assert model.config.spatial_reduction == [2, 1] and model.config.reduced_shape == (4, 2, 2)
@@ -129,10 +131,11 @@ def test_from_pretrained_tokenizer_builds_a_new_lm_around_it(tmp_path):
 
 
 def test_embedding_corruptor_only_acts_in_training():
-    model = build("flatgpt_embeds_rvq", tokenizer={**BRAINTOKMIX, "num_quantizers": 4}, input_shape=[16, 4, 4],
-                  corrupt=True)
+    model = build(
+        "flatgpt_embeds_rvq", tokenizer={**BRAINTOKMIX, "num_quantizers": 4}, input_shape=[16, 4, 4], corrupt=True
+    )
     codes = torch.randint(0, K, (2, 32), generator=torch.Generator().manual_seed(1))
-    plain = torch.cat([model.pre_embedding.emb[i % 4](codes[:, i:i + 1]) for i in range(32)], dim=1)
+    plain = torch.cat([model.pre_embedding.emb[i % 4](codes[:, i : i + 1]) for i in range(32)], dim=1)
     torch.testing.assert_close(model.pre_embedding(codes), plain, rtol=0, atol=0)
     model.train()
     torch.manual_seed(0)
@@ -171,8 +174,12 @@ def test_config_errors():
     with pytest.raises(ValueError, match="window_length"):
         rvq_config("flatgpt_rvq", input_shape=[12, 4, 2])
     with pytest.raises(ValueError, match="divisible by the 4 concatenated"):
-        FlatGPTMixRVQConfig(tokenizer_config=dict(BRAINTOKMIX), hidden_size=22, input_shape=[16, 4, 2],
-                            backbone_config={**qwen_backbone(), "num_attention_heads": 2, "num_key_value_heads": 1})
+        FlatGPTMixRVQConfig(
+            tokenizer_config=dict(BRAINTOKMIX),
+            hidden_size=22,
+            input_shape=[16, 4, 2],
+            backbone_config={**qwen_backbone(), "num_attention_heads": 2, "num_key_value_heads": 1},
+        )
     with pytest.raises(ValueError, match="quantizer_embed_dim"):
         rvq_config("flatgpt_rvq", quantizer_embed_dim=8)
     with pytest.raises(ValueError, match="quantizer_head"):

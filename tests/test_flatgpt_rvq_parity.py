@@ -23,8 +23,9 @@ CASES = discover_cases({"FlatGPTRVQ", "FlatGPTMixRVQ", "FlatGPTEmbedsRVQ"})
 
 def _convert(case):
     tokenizer_config = config_from_reference(case.config["tokenizer_class"], case.config["tokenizer_kwargs"])
-    return convert_reference_checkpoint(case.registry_name, case.model_kwargs, case.state_dict,
-                                        tokenizer_config=tokenizer_config)
+    return convert_reference_checkpoint(
+        case.registry_name, case.model_kwargs, case.state_dict, tokenizer_config=tokenizer_config
+    )
 
 
 def _signal(case, key="x"):
@@ -79,8 +80,9 @@ def test_parity_flatgpt_rvq_training_corruption(case):
     torch.manual_seed(tensors["outputs:train_forward_with_corruption.logits"]["args"]["torch.manual_seed"])
     with torch.no_grad():
         out = model(codes, labels=codes)
-    assert_float_close(out.logits[:, :-1], expected["train_forward_with_corruption.logits"],
-                       "train_forward_with_corruption.logits")
+    assert_float_close(
+        out.logits[:, :-1], expected["train_forward_with_corruption.logits"], "train_forward_with_corruption.logits"
+    )
     assert torch.equal(codes[:, 1:], expected["train_forward_with_corruption.targets"])
     if "embedding_corruptor.train_output" in expected:
         torch.manual_seed(tensors["outputs:embedding_corruptor.train_output"]["args"]["torch.manual_seed"])
@@ -97,16 +99,28 @@ def test_parity_flatgpt_rvq_resize_context(case):
         return
     model = copy.deepcopy(_convert(case))
     args = tensors["outputs:resize_context.inv_freq"]["args"]
-    model.resize_context(input_shape=args["input_shape"], rope_theta=args["rope_theta"],
-                         max_position_embeddings=args["max_position_embeddings"])
+    model.resize_context(
+        input_shape=args["input_shape"],
+        rope_theta=args["rope_theta"],
+        max_position_embeddings=args["max_position_embeddings"],
+    )
     assert list(model.config.reduced_shape) == case.meta["scalars"]["resize_context.reduced_shape"]["value"]
-    assert_float_close(model.transformer.model.rotary_emb.inv_freq, case.outputs["resize_context.inv_freq"],
-                       "resize_context.inv_freq", rtol=1e-6, atol=0)  # pow kernels may round differently
+    assert_float_close(
+        model.transformer.model.rotary_emb.inv_freq,
+        case.outputs["resize_context.inv_freq"],
+        "resize_context.inv_freq",
+        rtol=1e-6,
+        atol=0,
+    )  # pow kernels may round differently
     with torch.no_grad():
-        out = model(input_values=case.inputs["resize_context.x_long"], pos=case.inputs["pos"],
-                    sensor_type=case.inputs["sensor_type"])
-    assert_float_close(out.logits[:, :-1], case.outputs["resize_context.forward.logits"],
-                       "resize_context.forward.logits")
+        out = model(
+            input_values=case.inputs["resize_context.x_long"],
+            pos=case.inputs["pos"],
+            sensor_type=case.inputs["sensor_type"],
+        )
+    assert_float_close(
+        out.logits[:, :-1], case.outputs["resize_context.forward.logits"], "resize_context.forward.logits"
+    )
     assert torch.equal(out.input_ids[:, 1:], case.outputs["resize_context.forward.targets"])
 
 
@@ -114,10 +128,15 @@ def _greedy_forecast(model, case, args):
     """The decoded greedy rollout `(B, C, rollout_steps)` and the flat codes it sampled."""
     window = args["max_context_tokens"]
     window = window * model.prediction_block if window not in (None, -1) else window  # positions -> flat codes
-    output = model.forecast(case.inputs["forecast.initial_x"], args["rollout_steps"],
-                            GenerationConfig(do_sample=False, use_cache=args["use_cache"]), pos=case.inputs["pos"],
-                            sensor_type=case.inputs["sensor_type"], max_context_tokens=window,
-                            sliding_window_overlap=args["sliding_window_overlap"])
+    output = model.forecast(
+        case.inputs["forecast.initial_x"],
+        args["rollout_steps"],
+        GenerationConfig(do_sample=False, use_cache=args["use_cache"]),
+        pos=case.inputs["pos"],
+        sensor_type=case.inputs["sensor_type"],
+        max_context_tokens=window,
+        sliding_window_overlap=args["sliding_window_overlap"],
+    )
     return output.values, output.tokens
 
 

@@ -17,8 +17,11 @@ from tests.flatgpt_rvq_configs import build as build_rvq
 DELIMITED = {"tokenizer_class": "DelimitedTokenizer", "delimiter_id": V - 1}
 VARIANTS = {
     "flatgpt": (lambda: flatgpt_config(), AmplitudeTokenizer, V - 1),
-    "flatgpt_delimited": (lambda: flatgpt_config(smollm3_backbone(), tokenizer_config=DELIMITED), DelimitedTokenizer,
-                          V - 2),
+    "flatgpt_delimited": (
+        lambda: flatgpt_config(smollm3_backbone(), tokenizer_config=DELIMITED),
+        DelimitedTokenizer,
+        V - 2,
+    ),
     "embeds": (lambda: embeds_config(), AmplitudeTokenizer, V - 1),
     "mix": (lambda: mix_config(), AmplitudeMixTokenizer, V - 1),
 }

@@ -55,10 +55,10 @@ def test_batch_rows_are_independent(case):
     for i in range(2):
         alone_input, alone_metadata = row(case, input_values, metadata, i)
         alone = model.forecast(alone_input, case.horizon, **alone_metadata)
-        torch.testing.assert_close(batched.values[i: i + 1], alone.values, rtol=case.rtol, atol=case.atol)
+        torch.testing.assert_close(batched.values[i : i + 1], alone.values, rtol=case.rtol, atol=case.atol)
         for key in ("codes", "tokens"):
             if getattr(batched, key) is not None:
-                assert torch.equal(getattr(batched, key)[i: i + 1], getattr(alone, key)), key
+                assert torch.equal(getattr(batched, key)[i : i + 1], getattr(alone, key)), key
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -82,12 +82,17 @@ def test_seeded_sampling(case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_top_k_one_sampling_is_greedy(case):
-    if not case.samples:
-        pytest.skip("deterministic family: sampling is refused (test_seeded_sampling)")
     model = case.build()
+    if not case.samples:  # a deterministic family refuses even a top-k=1 draw rather than ignoring do_sample
+        with pytest.raises(ValueError, match="do_sample"):
+            forecast(case, model, generation_config=GenerationConfig(do_sample=True, top_k=1, temperature=0.7))
+        return
     set_seed(0)
-    assert_same(case, forecast(case, model), forecast(case, model, generation_config=GenerationConfig(
-        do_sample=True, top_k=1, temperature=0.7)))
+    assert_same(
+        case,
+        forecast(case, model),
+        forecast(case, model, generation_config=GenerationConfig(do_sample=True, top_k=1, temperature=0.7)),
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -152,10 +157,18 @@ def test_processors_follow_the_generation_config():
 
     sampled = GenerationConfig(do_sample=True, temperature=0.7, top_k=5, top_p=0.9, min_p=0.1)
     processors = build_logits_processor(sampled)
-    assert [type(p) for p in processors] == [TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
-                                             MinPLogitsWarper]
-    assert (processors[0].temperature, processors[1].top_k, processors[2].top_p, processors[3].min_p) == \
-        (0.7, 5, 0.9, 0.1)
+    assert [type(p) for p in processors] == [
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+        MinPLogitsWarper,
+    ]
+    assert (processors[0].temperature, processors[1].top_k, processors[2].top_p, processors[3].min_p) == (
+        0.7,
+        5,
+        0.9,
+        0.1,
+    )
     reference = build_logits_processor(sampled, reference_top_p=True)
     assert isinstance(reference[2], ReferenceTopPLogitsWarper) and reference[2].top_p == 0.9
     # neutral values add nothing; greedy decoding ignores the sampling fields; the caller's processors come first
@@ -178,10 +191,17 @@ def test_generation_config_is_resolved_and_validated():
     assert not greedy.do_sample
     own = resolve_generation_config(WithConfig())
     assert own.do_sample and own.top_k == 4 and own is not WithConfig.generation_config  # a copy
-    for fields, match in [({"temperature": 0.0}, "temperature"), ({"top_k": -1}, "top_k"), ({"top_k": 1.5}, "top_k"),
-                          ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"top_p": float("nan")}, "top_p"),
-                          ({"min_p": 2.0}, "min_p"), ({"num_beams": 2}, "num_beams"),
-                          ({"repetition_penalty": 1.2}, "repetition_penalty")]:
+    for fields, match in [
+        ({"temperature": 0.0}, "temperature"),
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": 1.5}, "top_k"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_p": float("nan")}, "top_p"),
+        ({"min_p": 2.0}, "min_p"),
+        ({"num_beams": 2}, "num_beams"),
+        ({"repetition_penalty": 1.2}, "repetition_penalty"),
+    ]:
         with pytest.raises(ValueError, match=match):
             resolve_generation_config(Bare(), GenerationConfig(do_sample=True, **fields))
     with pytest.raises(TypeError, match="GenerationConfig"):

@@ -60,7 +60,7 @@ def test_interrupted_push_leaves_no_partial_model_and_retry_succeeds(local_hub, 
     model = small_model()
     x = torch.randint(0, 16, (1, 2, 6))
     local_hub.server.fail_next("commit", mode="disconnect")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - the client's error type for a dropped connection varies by release
         model.push_to_hub(hub_repo_id)
     files = local_hub.api.list_repo_files(hub_repo_id)
     assert "config.json" not in files and "model.safetensors" not in files  # nothing half-written

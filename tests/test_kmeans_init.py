@@ -34,12 +34,15 @@ def test_sample_rows_both_branches():
     assert torch.equal(sample_rows(t["sample.samples"], 25), t["sample.with_replacement"])
 
 
-@pytest.mark.parametrize("case, seed, clusters, iters, chunk_size", [
-    ("few", 13, 9, 10, None),  # fewer rows than clusters: padded with random rows first
-    ("chunked", 14, 6, 10, 7),
-    ("empty", 15, 8, 10, None),  # repeated rows: some clusters end empty and keep their centre
-    ("one_iter", 16, 5, 1, None),
-])
+@pytest.mark.parametrize(
+    "case, seed, clusters, iters, chunk_size",
+    [
+        ("few", 13, 9, 10, None),  # fewer rows than clusters: padded with random rows first
+        ("chunked", 14, 6, 10, 7),
+        ("empty", 15, 8, 10, None),  # repeated rows: some clusters end empty and keep their centre
+        ("one_iter", 16, 5, 1, None),
+    ],
+)
 def test_kmeans_branches(case, seed, clusters, iters, chunk_size):
     t = _tensors("sampling_and_kmeans")
     samples = t["kmeans.chunked.samples"] if case == "one_iter" else t[f"kmeans.{case}.samples"]
@@ -52,7 +55,7 @@ def test_kmeans_branches(case, seed, clusters, iters, chunk_size):
 def _rvq(name: str) -> tuple[ResidualVectorQuantizer, dict, dict]:
     t, meta = _tensors(name), json.loads((DATA / "rvq_cases.json").read_text())[name]
     rvq = ResidualVectorQuantizer(meta["dim"], meta["codebook_dim"], meta["codebook_size"], meta["num_quantizers"])
-    rvq.load_state_dict({k[len("before."):]: v for k, v in t.items() if k.startswith("before.")})
+    rvq.load_state_dict({k[len("before.") :]: v for k, v in t.items() if k.startswith("before.")})
     return rvq.eval(), t, meta
 
 
@@ -60,7 +63,7 @@ def _assert_state(rvq: ResidualVectorQuantizer, t: dict, prefix: str) -> None:
     state = rvq.state_dict()
     for key, value in t.items():
         if key.startswith(prefix):
-            name = key[len(prefix):]
+            name = key[len(prefix) :]
             if name.endswith("cluster_size"):  # counts: exact, any difference is a different assignment
                 assert torch.equal(state[name], value), f"{prefix}{name}: {state[name]} != {value}"
             else:

@@ -181,7 +181,7 @@ def test_interrupted_commit_leaves_repo_consistent(local_hub, hub_repo_id, folde
 
     # the connection drops after the server received the whole commit (LFS data included)
     server.fail_next("commit", mode="disconnect")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - the client's error type for a dropped connection varies by release
         api.upload_folder(repo_id=hub_repo_id, folder_path=folder)
     server.fail_next("commit", mode="error")
     with pytest.raises(HfHubHTTPError) as err:

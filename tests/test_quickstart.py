@@ -9,9 +9,26 @@ import torch
 
 def test_quickstart_outputs_exist_load_and_are_finite(tmp_path):
     output = tmp_path / "qs"
-    result = subprocess.run([sys.executable, "-m", "brain_gen_hf.cli", "quickstart", "--output", str(output),
-                             "--tokenizer-steps", "3", "--lm-steps", "3", "--batch-size", "4", "--no-progress"],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "brain_gen_hf.cli",
+            "quickstart",
+            "--output",
+            str(output),
+            "--tokenizer-steps",
+            "3",
+            "--lm-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "SIMULATED" in result.stdout
 

@@ -50,14 +50,17 @@ def test_every_family_loads_as_remote_code_without_the_package(tmp_path):
         config = json.loads((folder / "config.json").read_text())
         assert contract.auto_class in config["auto_map"], name
         for generated in folder.glob("*.py"):
-            imports = [line for line in generated.read_text().splitlines() if line.lstrip().startswith(("import ", "from "))]
+            imports = [
+                line for line in generated.read_text().splitlines() if line.lstrip().startswith(("import ", "from "))
+            ]
             assert not any("brain_gen_hf" in line for line in imports), (name, generated.name)
         inputs = contract.make_inputs()
         tensors = {f"in.{k}": v.clone().contiguous() for k, v in inputs.items() if isinstance(v, torch.Tensor)}
         tensors["expected"] = first_tensor(contract.run(model, inputs), contract.output_key).contiguous()
         save_file(tensors, folder / "io.safetensors")
-        cases.append({"name": name, "folder": str(folder), "auto_class": contract.auto_class,
-                      "output_key": contract.output_key})
+        cases.append(
+            {"name": name, "folder": str(folder), "auto_class": contract.auto_class, "output_key": contract.output_key}
+        )
         model_types.add(model.config.model_type)
     assert cases, "no model family joined the contract"
     missing = {t for t in REQUIRED_FAMILIES if not any(mt == t or mt.startswith(t) for mt in model_types)}
@@ -95,8 +98,14 @@ def test_every_family_loads_as_remote_code_without_the_package(tmp_path):
                 failures.append(case["name"] + ": " + repr(err)[:500])
         print("FAILURES", json.dumps(failures))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=tmp_path,
+    )
     assert "FAILURES" in result.stdout, result.stderr[-4000:]
     failures = json.loads(result.stdout.split("FAILURES", 1)[1])
     assert not failures, "\n".join(failures)

@@ -14,8 +14,9 @@ Q = 16
 
 
 def small_config(**overrides):
-    kwargs = dict(input_hw=[4, 4], emb_dim=4, quant_levels=Q, depth=2, num_down=1, channel_grow=2, heads=2,
-                  spatial_emb=True)
+    kwargs = dict(
+        input_hw=[4, 4], emb_dim=4, quant_levels=Q, depth=2, num_down=1, channel_grow=2, heads=2, spatial_emb=True
+    )
     return TASA3DConfig(**{**kwargs, **overrides})
 
 
@@ -85,8 +86,8 @@ def test_batch_items_are_independent():
     with torch.no_grad():
         both = model(x).logits
         for i in range(2):
-            alone = model(x[i: i + 1]).logits
-            torch.testing.assert_close(both[i: i + 1], alone, rtol=1e-5, atol=1e-6)
+            alone = model(x[i : i + 1]).logits
+            torch.testing.assert_close(both[i : i + 1], alone, rtol=1e-5, atol=1e-6)
 
 
 def test_condition_is_embedded_per_time_step():
@@ -140,8 +141,9 @@ def test_parity_tasa3d(case, tmp_path):
     # Non-persistent RoPE buffers must be rebuilt from the config, also after a save / Auto load round trip.
     model.save_pretrained(tmp_path)
     reloaded = AutoModel.from_pretrained(tmp_path).eval()
-    buffers = {k[len("nonpersistent_buffer."):]: v for k, v in case.outputs.items()
-               if k.startswith("nonpersistent_buffer.")}
+    buffers = {
+        k[len("nonpersistent_buffer.") :]: v for k, v in case.outputs.items() if k.startswith("nonpersistent_buffer.")
+    }
     assert buffers, "the case records the RoPE buffers"
     for name, expected in buffers.items():
         for m in (model, reloaded):
@@ -258,8 +260,14 @@ def test_forecast_images_are_the_training_images():
     from brain_gen_hf.layers.sensor_image import SensorImage
 
     pos_2d = np.array([[0.0, 0.0], [1.0, 0.2], [0.3, 1.0], [0.6, 0.6]], dtype=np.float32)
-    layout = ChannelLayout(names=list("abcd"), types=["eeg"] * 4, pos_2d=pos_2d, pos_3d=np.zeros((4, 3)),
-                           ori_3d=np.zeros((4, 3)), sfreq=100.0)
+    layout = ChannelLayout(
+        names=list("abcd"),
+        types=["eeg"] * 4,
+        pos_2d=pos_2d,
+        pos_3d=np.zeros((4, 3)),
+        ori_3d=np.zeros((4, 3)),
+        sfreq=100.0,
+    )
     collate = ImageCollator(layout, image_size=4, quantize=True, mu=Q - 1)
     signal = forecast_signal(batch=2, channels=4, steps=7)
     items = [{"signal": s.numpy(), "channel_mask": np.ones(4, dtype=bool)} for s in signal]

@@ -44,7 +44,10 @@ def test_train_encode_decode_round_trip(trained, group_size):
     assert encoding["input_ids"].shape[0] == 3
     # BPE lengths differ per example: right padding with the pad token, masked out
     lengths = encoding["attention_mask"].sum(1)
-    assert torch.equal(encoding["input_ids"][encoding["attention_mask"] == 0], torch.full(((lengths.max() - lengths).sum().item(),), tokenizer.pad_token_id))
+    assert torch.equal(
+        encoding["input_ids"][encoding["attention_mask"] == 0],
+        torch.full(((lengths.max() - lengths).sum().item(),), tokenizer.pad_token_id),
+    )
     bins = mulaw_encode(x)
     assert torch.equal(tokenizer.strip_forecast(encoding["input_ids"]), bins.transpose(1, 2))
     assert torch.equal(tokenizer.decode_signal(encoding["input_ids"]), mulaw_decode(bins))

@@ -149,7 +149,9 @@ def test_loading_a_folder_whose_config_disagrees_with_its_vocab_fails(tmp_path):
 
 
 def test_tokenizers_package_import_is_light():
-    code = "import sys, brain_gen_hf.tokenizers; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = (
+        "import sys, brain_gen_hf.tokenizers; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

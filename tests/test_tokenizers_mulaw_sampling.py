@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from brain_gen_hf.tokenizers.mulaw import mulaw_decode, mulaw_encode
 from brain_gen_hf.forecasting.sampling import reference_sample as sample
+from brain_gen_hf.tokenizers.mulaw import mulaw_decode, mulaw_encode
 from tests.conftest import refvec_root
 from tests.refvec import RefCase, assert_float_close, require_case
 

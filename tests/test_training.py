@@ -15,15 +15,34 @@ from brain_gen_hf.training.optim import lr_multiplier, parameter_groups
 from brain_gen_hf.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
-WAVENET = dict(quant_levels=64, quant_emb=8, residual_channels=8, dilation_channels=8, skip_channels=8,
-               head_channels=8, dilations=[1, 2])
+WAVENET = dict(
+    quant_levels=64,
+    quant_emb=8,
+    residual_channels=8,
+    dilation_channels=8,
+    skip_channels=8,
+    head_channels=8,
+    dilations=[1, 2],
+)
 
 
 def run_config(dataset, output_dir, **overrides):
-    config = dict(task="wavenet", model_config=WAVENET, dataset=str(dataset), example_seconds=0.5,
-                  overlap_seconds=0.0, batch_size=2, eval_split="validation", output_dir=str(output_dir),
-                  max_steps=6, learning_rate=1e-3, warmup_steps=2, log_with="none", progress_bar=False,
-                  checkpoint_every=3)
+    config = dict(
+        task="wavenet",
+        model_config=WAVENET,
+        dataset=str(dataset),
+        example_seconds=0.5,
+        overlap_seconds=0.0,
+        batch_size=2,
+        eval_split="validation",
+        output_dir=str(output_dir),
+        max_steps=6,
+        learning_rate=1e-3,
+        warmup_steps=2,
+        log_with="none",
+        progress_bar=False,
+        checkpoint_every=3,
+    )
     config.update(overrides)
     return config
 
@@ -105,14 +124,32 @@ def test_two_processes_keep_identical_parameters(strategy, tiny_meg_dataset, tmp
     """`accelerate launch` with 2 CPU processes (DDP, or FSDP2 full sharding): identical parameters on both ranks,
     only the main process writes, and the saved final model holds the full (gathered) weights."""
     config = tmp_path / "run.yaml"
-    config.write_text(json.dumps(run_config(tiny_meg_dataset, tmp_path / "ddp", max_steps=3, eval_split=None,
-                                            checkpoint_every=0)))
+    config.write_text(
+        json.dumps(run_config(tiny_meg_dataset, tmp_path / "ddp", max_steps=3, eval_split=None, checkpoint_every=0))
+    )
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "DDP_REPORT_DIR": str(tmp_path)}
-    launch = ["--multi_gpu"] if strategy == "ddp" else ["--use_fsdp", "--fsdp_version", "2",
-                                                          "--fsdp_sharding_strategy", "FULL_SHARD"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(REPO / "tests" / "ddp_train_script.py"), "--config", str(config)]
+    launch = (
+        ["--multi_gpu"]
+        if strategy == "ddp"
+        else ["--use_fsdp", "--fsdp_version", "2", "--fsdp_sharding_strategy", "FULL_SHARD"]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *launch,
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO / "tests" / "ddp_train_script.py"),
+        "--config",
+        str(config),
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -145,8 +182,7 @@ def test_shipped_configs_parse(path):
         get_task(model_args.task)
 
 
-def test_checkpoints_pushed_to_the_hub_reload_by_repo_id_and_resume(tiny_meg_dataset, tmp_path, local_hub,
-                                                                       hub_repo_id):
+def test_checkpoints_pushed_to_the_hub_reload_by_repo_id_and_resume(tiny_meg_dataset, tmp_path, local_hub, hub_repo_id):
     from transformers import AutoModel
 
     import brain_gen_hf  # noqa: F401
@@ -161,8 +197,9 @@ def test_checkpoints_pushed_to_the_hub_reload_by_repo_id_and_resume(tiny_meg_dat
     assert any(f.startswith("checkpoints/step-000002/state/") for f in files)
     assert "model.safetensors" not in files  # no final model yet
     with local_hub.fresh_cache():
-        resumed = train(*parse_run_config({**pushed, "output_dir": str(tmp_path / "elsewhere"),
-                                           "resume_from": hub_repo_id}))
+        resumed = train(
+            *parse_run_config({**pushed, "output_dir": str(tmp_path / "elsewhere"), "resume_from": hub_repo_id})
+        )
         assert resumed.losses == full.losses  # steps 3 and 4 recomputed after the Hub resume, exactly
         assert {"config.json", "model.safetensors", "README.md"} <= set(local_hub.api.list_repo_files(hub_repo_id))
         model = AutoModel.from_pretrained(hub_repo_id)  # the final model, by repo id
@@ -182,7 +219,9 @@ def test_mfu_is_against_the_devices_peak_or_not_reported():
     assert unknown.mfu() is None and "throughput/mfu" not in unknown.metrics() and "MFU" not in unknown.summary()
 
     cpu = device_peak(torch.device("cpu"))  # measured: a torch.mm probe on this machine
-    assert cpu.flops == matmul_peak_flops(dtype=torch.float32) and cpu.flops > 0 and "measured on this CPU" in cpu.source
+    assert (
+        cpu.flops == matmul_peak_flops(dtype=torch.float32) and cpu.flops > 0 and "measured on this CPU" in cpu.source
+    )
     assert gpu_peak_flops("NVIDIA H200", torch.bfloat16, tf32=False) == 989e12
     assert gpu_peak_flops("NVIDIA H100 PCIe", torch.float32, tf32=False) == 51.2e12
     assert gpu_peak_flops("NVIDIA A100-SXM4-80GB", torch.float32, tf32=True) == 156e12
@@ -192,8 +231,11 @@ def test_mfu_is_against_the_devices_peak_or_not_reported():
 
 
 def test_trainer_prints_mfu_against_the_measured_cpu_peak(tiny_meg_dataset, tmp_path, capsys):
-    train(*parse_run_config(run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None,
-                                       checkpoint_every=0)))
+    train(
+        *parse_run_config(
+            run_config(tiny_meg_dataset, tmp_path / "run", max_steps=2, eval_split=None, checkpoint_every=0)
+        )
+    )
     out = capsys.readouterr().out
     assert "MFU is computed against the float32 torch.mm peak measured on this CPU" in out, out
     assert "throughput over the last steps:" in out and "tokens/s, MFU " in out, out

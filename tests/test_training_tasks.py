@@ -9,23 +9,67 @@ from brain_gen_hf.training.arguments import parse_run_config
 from brain_gen_hf.training.trainer import train
 
 CHANNELS = 102  # magnetometers of the simulated helmet
-QWEN = {"model_type": "qwen2_5_vl_text", "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
-        "intermediate_size": 32, "rms_norm_eps": 1e-6, "rope_theta": 1e4, "max_position_embeddings": 256,
-        "rope_scaling": {"rope_type": "default", "mrope_section": 1}}
-BRAINTOKMIX = {"window_length": 32, "n_filters": 4, "ratios": [2, 2], "n_dim": 16, "n_neuro": 2, "codebook_dim": 8,
-               "codebook_size": 32, "num_quantizers": 2, "lstm_layers": 0, "n_residual_layers": 1}
+QWEN = {
+    "model_type": "qwen2_5_vl_text",
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "intermediate_size": 32,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1e4,
+    "max_position_embeddings": 256,
+    "rope_scaling": {"rope_type": "default", "mrope_section": 1},
+}
+BRAINTOKMIX = {
+    "window_length": 32,
+    "n_filters": 4,
+    "ratios": [2, 2],
+    "n_dim": 16,
+    "n_neuro": 2,
+    "codebook_dim": 8,
+    "codebook_size": 32,
+    "num_quantizers": 2,
+    "lstm_layers": 0,
+    "n_residual_layers": 1,
+}
 
 TASKS = {
-    "bendr": dict(model_config={"encoder_h": 8, "enc_width": [3, 2], "enc_downsample": [2, 2],
-                                "transformer_layers": 1, "attn_heads": 2, "position_groups": 4, "dropout": 0.0}),
+    "bendr": dict(
+        model_config={
+            "encoder_h": 8,
+            "enc_width": [3, 2],
+            "enc_downsample": [2, 2],
+            "transformer_layers": 1,
+            "attn_heads": 2,
+            "position_groups": 4,
+            "dropout": 0.0,
+        }
+    ),
     "braintokmix": dict(task="brain_tokenizer", model_type="braintokmix", model_config=BRAINTOKMIX),
-    "brainomni": dict(task="brain_tokenizer", model_type="brainomni_causal_tokenizer",
-                      model_config={**BRAINTOKMIX, "n_neuro": 3, "n_head": 2, "num_sensors": CHANNELS}),
-    "flatgpt_mix_amplitude": dict(task="flatgpt", model_type="flatgpt_mix", model_config={
-        "hidden_size": 16, "backbone_config": QWEN, "input_shape": [64, CHANNELS, 1], "mix_method": "none"}),
-    "brainomni_forecast": dict(task="brainomni_forecast", model_config={
-        "tokenizer_config": {**BRAINTOKMIX, "n_neuro": 3, "n_head": 2, "num_sensors": CHANNELS},
-        "lm_dim": 16, "lm_head": 2, "lm_depth": 1}),
+    "brainomni": dict(
+        task="brain_tokenizer",
+        model_type="brainomni_causal_tokenizer",
+        model_config={**BRAINTOKMIX, "n_neuro": 3, "n_head": 2, "num_sensors": CHANNELS},
+    ),
+    "flatgpt_mix_amplitude": dict(
+        task="flatgpt",
+        model_type="flatgpt_mix",
+        model_config={
+            "hidden_size": 16,
+            "backbone_config": QWEN,
+            "input_shape": [64, CHANNELS, 1],
+            "mix_method": "none",
+        },
+    ),
+    "brainomni_forecast": dict(
+        task="brainomni_forecast",
+        model_config={
+            "tokenizer_config": {**BRAINTOKMIX, "n_neuro": 3, "n_head": 2, "num_sensors": CHANNELS},
+            "lm_dim": 16,
+            "lm_head": 2,
+            "lm_depth": 1,
+        },
+    ),
 }
 
 
@@ -33,9 +77,21 @@ TASKS = {
 def test_family_trains_through_the_shared_trainer(name, tiny_meg_dataset, tmp_path):
     settings = dict(TASKS[name])
     settings.setdefault("task", name)
-    config = dict(dataset=str(tiny_meg_dataset), example_seconds=0.64, overlap_seconds=0.0, batch_size=2,
-                  eval_split="validation", eval_every=2, max_eval_batches=2, output_dir=str(tmp_path),
-                  max_steps=3, learning_rate=1e-3, log_with="none", progress_bar=False, **settings)
+    config = dict(
+        dataset=str(tiny_meg_dataset),
+        example_seconds=0.64,
+        overlap_seconds=0.0,
+        batch_size=2,
+        eval_split="validation",
+        eval_every=2,
+        max_eval_batches=2,
+        output_dir=str(tmp_path),
+        max_steps=3,
+        learning_rate=1e-3,
+        log_with="none",
+        progress_bar=False,
+        **settings,
+    )
     result = train(*parse_run_config(config))
     assert result.step == 3 and all(torch.isfinite(torch.tensor(v)) for v in result.losses.values())
     assert result.eval_losses and result.final_model_dir is not None
@@ -63,14 +119,26 @@ def test_flatgpt_rvq_trains_with_the_tokenizer_in_the_loop_and_on_pretokenized_c
     tokenizer.init_codebooks(torch.randn(4, CHANNELS, 64), seed=1)
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     lm_config = {"hidden_size": 16, "backbone_config": QWEN}
-    common = dict(task="flatgpt", model_type="flatgpt_embeds_rvq", tokenizer=str(tmp_path / "tokenizer"),
-                  model_config=lm_config, example_seconds=0.64, overlap_seconds=0.0, batch_size=2, eval_split=None,
-                  max_steps=2, log_with="none", progress_bar=False)
-    on_the_fly = train(*parse_run_config({**common, "dataset": str(tiny_meg_dataset),
-                                          "output_dir": str(tmp_path / "lm_signal")}))
+    common = dict(
+        task="flatgpt",
+        model_type="flatgpt_embeds_rvq",
+        tokenizer=str(tmp_path / "tokenizer"),
+        model_config=lm_config,
+        example_seconds=0.64,
+        overlap_seconds=0.0,
+        batch_size=2,
+        eval_split=None,
+        max_steps=2,
+        log_with="none",
+        progress_bar=False,
+    )
+    on_the_fly = train(
+        *parse_run_config({**common, "dataset": str(tiny_meg_dataset), "output_dir": str(tmp_path / "lm_signal")})
+    )
 
-    counts = pretokenize_dataset(tokenizer, str(tiny_meg_dataset), tmp_path / "tokens", example_seconds=0.64,
-                                 progress=False)
+    counts = pretokenize_dataset(
+        tokenizer, str(tiny_meg_dataset), tmp_path / "tokens", example_seconds=0.64, progress=False
+    )
     tokens = load_token_datasets(tmp_path / "tokens")
     assert counts["train"] == len(tokens["train"])
     first = tokens["train"][0]["codes"]
@@ -78,16 +146,22 @@ def test_flatgpt_rvq_trains_with_the_tokenizer_in_the_loop_and_on_pretokenized_c
 
     window = torch.from_numpy(load_window_datasets(str(tiny_meg_dataset), 0.64, 0.0)["train"].window_array([0]))
     assert torch.equal(first.long(), tokenizer.flatten_codes(tokenizer.encode(window).codes)[0])
-    pretokenized = train(*parse_run_config({**common, "dataset": str(tmp_path / "tokens"),
-                                            "output_dir": str(tmp_path / "lm_codes")}))
+    pretokenized = train(
+        *parse_run_config({**common, "dataset": str(tmp_path / "tokens"), "output_dir": str(tmp_path / "lm_codes")})
+    )
     assert on_the_fly.losses[1] == pytest.approx(pretokenized.losses[1], rel=1e-5)  # same batches, same model
     lm = AutoModel.from_pretrained(pretokenized.final_model_dir)
     assert type(lm).__name__ == "FlatGPTEmbedsRVQForCausalLM"
 
 
 def test_mistyped_model_config_key_is_named_before_any_work(tmp_path):
-    config = dict(task="wavenet", dataset=str(tmp_path / "never-read"), model_config={"dilatons": [1, 2]},
-                  output_dir=str(tmp_path / "run"), log_with="none")
+    config = dict(
+        task="wavenet",
+        dataset=str(tmp_path / "never-read"),
+        model_config={"dilatons": [1, 2]},
+        output_dir=str(tmp_path / "run"),
+        log_with="none",
+    )
     from brain_gen_hf.training.model_building import check_config_keys
 
     with pytest.raises(ValueError, match="dilatons"):
@@ -97,20 +171,57 @@ def test_mistyped_model_config_key_is_named_before_any_work(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("model_type, base", [
-    ("classifier_continuous", {"model_type": "bendr_forecast", "encoder_h": 8, "enc_width": [3, 2],
-                               "enc_downsample": [2, 2], "transformer_layers": 1, "attn_heads": 2,
-                               "position_groups": 4, "dropout": 0.0}),
-    ("classifier_quantized", {"model_type": "wavenet_full_channel", "quant_levels": 64, "quant_emb": 8,
-                              "residual_channels": 8, "dilation_channels": 8, "skip_channels": 8,
-                              "head_channels": 8, "dilations": [1, 2]}),
-])
+@pytest.mark.parametrize(
+    "model_type, base",
+    [
+        (
+            "classifier_continuous",
+            {
+                "model_type": "bendr_forecast",
+                "encoder_h": 8,
+                "enc_width": [3, 2],
+                "enc_downsample": [2, 2],
+                "transformer_layers": 1,
+                "attn_heads": 2,
+                "position_groups": 4,
+                "dropout": 0.0,
+            },
+        ),
+        (
+            "classifier_quantized",
+            {
+                "model_type": "wavenet_full_channel",
+                "quant_levels": 64,
+                "quant_emb": 8,
+                "residual_channels": 8,
+                "dilation_channels": 8,
+                "skip_channels": 8,
+                "head_channels": 8,
+                "dilations": [1, 2],
+            },
+        ),
+    ],
+)
 def test_classifier_trains_on_labels_from_segment_metadata(model_type, base, tiny_meg_dataset, tmp_path):
     """Subject identification: the class of a window is its segment's `subject`."""
-    config = dict(task="classifier", model_type=model_type, model_config={"base_config": base},
-                  label_column="subject", dataset=str(tiny_meg_dataset), example_seconds=0.64, overlap_seconds=0.0,
-                  batch_size=4, eval_split="validation", eval_every=2, max_eval_batches=2, output_dir=str(tmp_path),
-                  max_steps=3, learning_rate=1e-3, log_with="none", progress_bar=False)
+    config = dict(
+        task="classifier",
+        model_type=model_type,
+        model_config={"base_config": base},
+        label_column="subject",
+        dataset=str(tiny_meg_dataset),
+        example_seconds=0.64,
+        overlap_seconds=0.0,
+        batch_size=4,
+        eval_split="validation",
+        eval_every=2,
+        max_eval_batches=2,
+        output_dir=str(tmp_path),
+        max_steps=3,
+        learning_rate=1e-3,
+        log_with="none",
+        progress_bar=False,
+    )
     result = train(*parse_run_config(config))
     assert result.step == 3 and all(torch.isfinite(torch.tensor(v)) for v in result.losses.values())
     from transformers import AutoModelForSequenceClassification
@@ -125,10 +236,21 @@ def test_classifier_trains_on_labels_from_segment_metadata(model_type, base, tin
 
 def test_bf16_mixed_precision_smoke(tiny_meg_dataset, tmp_path):
     """accelerate's bf16 autocast on CPU (slow there, so two tiny steps): finite losses, fp32 weights saved."""
-    config = dict(task="brain_tokenizer", model_type="braintokmix", model_config=BRAINTOKMIX,
-                  dataset=str(tiny_meg_dataset), example_seconds=0.64, overlap_seconds=0.0, batch_size=2,
-                  eval_split=None, output_dir=str(tmp_path), max_steps=2, mixed_precision="bf16", log_with="none",
-                  progress_bar=False)
+    config = dict(
+        task="brain_tokenizer",
+        model_type="braintokmix",
+        model_config=BRAINTOKMIX,
+        dataset=str(tiny_meg_dataset),
+        example_seconds=0.64,
+        overlap_seconds=0.0,
+        batch_size=2,
+        eval_split=None,
+        output_dir=str(tmp_path),
+        max_steps=2,
+        mixed_precision="bf16",
+        log_with="none",
+        progress_bar=False,
+    )
     result = train(*parse_run_config(config))
     assert result.step == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.losses.values())
     from safetensors.torch import load_file
@@ -176,17 +298,35 @@ def test_collators_emit_what_they_declare_and_the_trainer_checks_it_against_forw
 
     names = ["a", "b", "c"]
     positions = np.array([[0.1, 0, 0.05], [0, 0.1, 0.05], [-0.1, 0, 0.05]], dtype=np.float32)
-    layout = build_canonical_layout([{"dataset": "A", "session": "s", "sfreq": 100.0, "ch_names": names,
-                                      "ch_types": ["mag"] * 3, "pos_3d": positions, "ori_3d": np.zeros_like(positions),
-                                      "pos_2d": positions[:, :2]}])
+    layout = build_canonical_layout(
+        [
+            {
+                "dataset": "A",
+                "session": "s",
+                "sfreq": 100.0,
+                "ch_names": names,
+                "ch_types": ["mag"] * 3,
+                "pos_3d": positions,
+                "ori_3d": np.zeros_like(positions),
+                "pos_2d": positions[:, :2],
+            }
+        ]
+    )
     signal = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
-    items = [{"signal": signal, "channel_mask": np.ones(3, bool), "label": i, "codes": torch.arange(6)}
-             for i in range(2)]
-    collators = [ContinuousCollator(layout), ContinuousCollator(layout, positions="3d"),
-                 ContinuousCollator(layout, positions=None, labels=True), MuLawCollator(),
-                 MuLawCollator(shift=False, labels=False), CodesCollator(), ImageCollator(layout, image_size=4),
-                 ImageCollator(layout, image_size=4, quantize=True),
-                 ClassLabelCollator(ContinuousCollator(layout, positions=None))]
+    items = [
+        {"signal": signal, "channel_mask": np.ones(3, bool), "label": i, "codes": torch.arange(6)} for i in range(2)
+    ]
+    collators = [
+        ContinuousCollator(layout),
+        ContinuousCollator(layout, positions="3d"),
+        ContinuousCollator(layout, positions=None, labels=True),
+        MuLawCollator(),
+        MuLawCollator(shift=False, labels=False),
+        CodesCollator(),
+        ImageCollator(layout, image_size=4),
+        ImageCollator(layout, image_size=4, quantize=True),
+        ClassLabelCollator(ContinuousCollator(layout, positions=None)),
+    ]
     for collate in collators:
         batch = collate(items)
         assert tuple(batch) == collate.model_inputs, type(collate).__name__
@@ -201,9 +341,18 @@ def test_collators_emit_what_they_declare_and_the_trainer_checks_it_against_forw
     from brain_gen_hf.models.bendr.configuration_bendr import BENDRForecastConfig
     from brain_gen_hf.models.bendr.modeling_bendr import BENDRForecastModel
 
-    bendr = BENDRForecastModel(BENDRForecastConfig(channels=3, samples=8, encoder_h=8, enc_width=[3, 2],
-                                                   enc_downsample=[2, 2], transformer_layers=1, attn_heads=2,
-                                                   position_groups=4))
+    bendr = BENDRForecastModel(
+        BENDRForecastConfig(
+            channels=3,
+            samples=8,
+            encoder_h=8,
+            enc_width=[3, 2],
+            enc_downsample=[2, 2],
+            transformer_layers=1,
+            attn_heads=2,
+            position_groups=4,
+        )
+    )
     check_batch_reaches_forward(bendr, collators[2], BENDR_TRAINING)
     with pytest.raises(ValueError, match=r"not in the contract's inputs \['input_values', 'labels'\]"):
         check_batch_reaches_forward(bendr, collators[0], BENDR_TRAINING)  # pos / sensor_type
@@ -218,8 +367,10 @@ def test_contract_lookup_by_task_or_model_type():
     assert resolve_contract(None, "flatgpt_mix").task == "flatgpt"
     assert resolve_contract("brain_tokenizer", "brainomni_causal_tokenizer").task == "brain_tokenizer"
     assert resolve_contract("wavenet", None).default_model_type == "wavenet_full_channel"
-    with pytest.raises(ValueError, match="task 'wavenet' trains .* not model_type 'braintokmix'; braintokmix is "
-                                         "trained by task 'brain_tokenizer'"):
+    with pytest.raises(
+        ValueError,
+        match="task 'wavenet' trains .* not model_type 'braintokmix'; braintokmix is trained by task 'brain_tokenizer'",
+    ):
         resolve_contract("wavenet", "braintokmix")
     with pytest.raises(ValueError, match="no training task trains model_type 'tasa3d'"):
         resolve_contract(None, "tasa3d")
@@ -236,9 +387,11 @@ def test_contracts_import_without_datasets_or_mne():
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['datasets'] = None; sys.modules['mne'] = None\n"
-            "from brain_gen_hf.training.tasks import TASKS, get_task\n"
-            "print(sorted(get_task(t).task for t in TASKS))")
+    code = (
+        "import sys; sys.modules['datasets'] = None; sys.modules['mne'] = None\n"
+        "from brain_gen_hf.training.tasks import TASKS, get_task\n"
+        "print(sorted(get_task(t).task for t in TASKS))"
+    )
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "'wavenet'" in result.stdout and "'flatgpt'" in result.stdout

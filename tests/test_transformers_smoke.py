@@ -29,10 +29,20 @@ from tests.model_contract import ModelContract, first_tensor  # noqa: E402
 
 # Test modules that hold the `ModelContract` of each family (they import only the model runtime).
 CONTRACT_MODULES = (
-    "tests.test_bendr", "tests.test_brainomni", "tests.test_brainomni_forecast", "tests.test_braintokmix",
-    "tests.test_classifier", "tests.test_tasa3d", "tests.test_wavenet", "tests.test_flatgpt_contract_qwen",
-    "tests.test_flatgpt_contract_smollm3", "tests.test_flatgpt_contract_embeds", "tests.test_flatgpt_contract_mix",
-    "tests.test_flatgpt_contract_rvq", "tests.test_flatgpt_contract_embeds_rvq", "tests.test_flatgpt_contract_mix_rvq",
+    "tests.test_bendr",
+    "tests.test_brainomni",
+    "tests.test_brainomni_forecast",
+    "tests.test_braintokmix",
+    "tests.test_classifier",
+    "tests.test_tasa3d",
+    "tests.test_wavenet",
+    "tests.test_flatgpt_contract_qwen",
+    "tests.test_flatgpt_contract_smollm3",
+    "tests.test_flatgpt_contract_embeds",
+    "tests.test_flatgpt_contract_mix",
+    "tests.test_flatgpt_contract_rvq",
+    "tests.test_flatgpt_contract_embeds_rvq",
+    "tests.test_flatgpt_contract_mix_rvq",
 )
 
 
@@ -51,13 +61,25 @@ def _contracts() -> dict[str, type[ModelContract]]:
 CONTRACTS = _contracts()
 
 
-DATA_AND_TRAINING_PACKAGES = ("mne", "datasets", "accelerate", "matplotlib", "tensorboard", "scipy", "pandas",
-                              "pyarrow")
+DATA_AND_TRAINING_PACKAGES = (
+    "mne",
+    "datasets",
+    "accelerate",
+    "matplotlib",
+    "tensorboard",
+    "scipy",
+    "pandas",
+    "pyarrow",
+)
 
 
 def test_models_tokenizers_and_generation_need_no_data_or_training_packages():
-    modules = sorted({e.config_module for e in MODELS} | {e.model_module for e in MODELS}
-                     | {t.module for t in TOKENIZERS} | {"brain_gen_hf.forecasting"})
+    modules = sorted(
+        {e.config_module for e in MODELS}
+        | {e.model_module for e in MODELS}
+        | {t.module for t in TOKENIZERS}
+        | {"brain_gen_hf.forecasting"}
+    )
     script = textwrap.dedent(f"""
         import importlib, sys
         blocked = {DATA_AND_TRAINING_PACKAGES!r}

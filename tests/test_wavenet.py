@@ -18,15 +18,30 @@ Q = 32
 # ------------------------------------------------------------------ forecast builders (also tests/forecast_contract.py)
 def forecast_model(**overrides):
     torch.manual_seed(0)
-    fields = {"in_channels": 3, "quant_levels": Q, "quant_emb": 8, "residual_channels": 16, "dilation_channels": 16,
-              "skip_channels": 16, "head_channels": 16, "dilations": [1, 2, 4]}
+    fields = {
+        "in_channels": 3,
+        "quant_levels": Q,
+        "quant_emb": 8,
+        "residual_channels": 16,
+        "dilation_channels": 16,
+        "skip_channels": 16,
+        "head_channels": 16,
+        "dilations": [1, 2, 4],
+    }
     return AutoModel.from_config(WavenetFullChannelConfig(**{**fields, **overrides}))
 
 
 def forecast_model_3d(**overrides):
     torch.manual_seed(0)
-    fields = {"quant_levels": Q, "quant_emb": 8, "dilations": [1, 2], "spatial_kernel_size": 3, "image_size": [3, 4],
-              "row_idx": [0, 1, 2, 2], "col_idx": [0, 3, 1, 2]}
+    fields = {
+        "quant_levels": Q,
+        "quant_emb": 8,
+        "dilations": [1, 2],
+        "spatial_kernel_size": 3,
+        "image_size": [3, 4],
+        "row_idx": [0, 1, 2, 2],
+        "col_idx": [0, 3, 1, 2],
+    }
     return AutoModel.from_config(Wavenet3DConfig(**{**fields, **overrides}))
 
 
@@ -41,8 +56,16 @@ class TestWavenetFullChannelContract(ModelContract):
     causal_input_time_dim = -1  # embeddings (B*C, E, T)
 
     def make_config(self):
-        return WavenetFullChannelConfig(in_channels=3, quant_levels=Q, quant_emb=8, residual_channels=16,
-                                        dilation_channels=16, skip_channels=16, head_channels=16, dilations=[1, 2, 4])
+        return WavenetFullChannelConfig(
+            in_channels=3,
+            quant_levels=Q,
+            quant_emb=8,
+            residual_channels=16,
+            dilation_channels=16,
+            skip_channels=16,
+            head_channels=16,
+            dilations=[1, 2, 4],
+        )
 
     def make_inputs(self):
         g = torch.Generator().manual_seed(1)
@@ -67,8 +90,7 @@ class TestWavenet3DContract(ModelContract):
     causal_input_time_dim = -1  # embeddings (B, E, H, W, T)
 
     def make_config(self):
-        return Wavenet3DConfig(quant_levels=Q, quant_emb=8, dilations=[1, 2], spatial_kernel_size=3,
-                               image_size=[5, 6])
+        return Wavenet3DConfig(quant_levels=Q, quant_emb=8, dilations=[1, 2], spatial_kernel_size=3, image_size=[5, 6])
 
     def make_inputs(self):
         g = torch.Generator().manual_seed(1)
@@ -138,8 +160,9 @@ def test_full_channel_hidden_states_are_the_residual_stream(parallel):
     from transformers import AutoModel
 
     torch.manual_seed(0)
-    config = WavenetFullChannelConfig(in_channels=3, quant_levels=Q, quant_emb=16, residual_channels=16,
-                                      dilations=[1, 2], parallel_layers=parallel)
+    config = WavenetFullChannelConfig(
+        in_channels=3, quant_levels=Q, quant_emb=16, residual_channels=16, dilations=[1, 2], parallel_layers=parallel
+    )
     model = AutoModel.from_config(config).eval()
     x = torch.randint(0, Q, (2, 3, 10))
     with torch.no_grad():
@@ -161,8 +184,9 @@ def test_wavenet3d_hidden_states_shape():
     from transformers import AutoModel
 
     torch.manual_seed(0)
-    model = AutoModel.from_config(Wavenet3DConfig(quant_levels=Q, quant_emb=8, residual_channels=12,
-                                                  dilations=[1])).eval()
+    model = AutoModel.from_config(
+        Wavenet3DConfig(quant_levels=Q, quant_emb=8, residual_channels=12, dilations=[1])
+    ).eval()
     with torch.no_grad():
         out = model(torch.randint(0, Q, (1, 4, 5, 6)), output_hidden_states=True)
     assert [h.shape for h in out.hidden_states] == [(1, 4, 5, 6, 12)] * 2
@@ -212,9 +236,17 @@ def signal_with_bins(bins: torch.Tensor, mu: int) -> torch.Tensor:
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_forecast_follows_hand_set_weights(parallel, use_cache):
     levels = 8
-    config = WavenetFullChannelConfig(in_channels=2, quant_levels=levels, quant_emb=levels, residual_channels=levels,
-                                      dilation_channels=levels, skip_channels=levels, head_channels=levels,
-                                      dilations=[1, 2], parallel_layers=parallel)
+    config = WavenetFullChannelConfig(
+        in_channels=2,
+        quant_levels=levels,
+        quant_emb=levels,
+        residual_channels=levels,
+        dilation_channels=levels,
+        skip_channels=levels,
+        head_channels=levels,
+        dilations=[1, 2],
+        parallel_layers=parallel,
+    )
     model = period_three_weights(AutoModel.from_config(config), levels)
     context_bins = torch.randint(0, levels, (2, 2, 10), generator=torch.Generator().manual_seed(3))
     out = model.forecast(signal_with_bins(context_bins, levels - 1), 7, GenerationConfig(use_cache=use_cache))
@@ -227,14 +259,27 @@ def test_wavenet3d_forecast_follows_hand_set_weights_through_the_image():
     """Channels at their pixels forecast their own period-3 continuation; two channels on one pixel share the
     pixel, which holds the later channel's signal."""
     levels = 8
-    config = Wavenet3DConfig(quant_levels=levels, quant_emb=levels, residual_channels=levels, dilation_channels=levels,
-                             skip_channels=levels, head_channels=levels, dilations=[1, 2], image_size=[2, 3])
+    config = Wavenet3DConfig(
+        quant_levels=levels,
+        quant_emb=levels,
+        residual_channels=levels,
+        dilation_channels=levels,
+        skip_channels=levels,
+        head_channels=levels,
+        dilations=[1, 2],
+        image_size=[2, 3],
+    )
     model = period_three_weights(AutoModel.from_config(config), levels)
     rows, cols = [0, 0, 1, 0], [0, 2, 1, 0]  # channel 3 shares channel 0's pixel
     context_bins = torch.randint(0, levels, (2, 4, 8), generator=torch.Generator().manual_seed(4))
     for use_cache in (True, False):
-        out = model.forecast(signal_with_bins(context_bins, levels - 1), 5, GenerationConfig(use_cache=use_cache),
-                             row_idx=rows, col_idx=cols)
+        out = model.forecast(
+            signal_with_bins(context_bins, levels - 1),
+            5,
+            GenerationConfig(use_cache=use_cache),
+            row_idx=rows,
+            col_idx=cols,
+        )
         expected = context_bins[..., -3:].repeat(1, 1, 2)[..., :5]
         expected[:, 0] = expected[:, 3]
         assert torch.equal(out.codes, expected)
@@ -325,8 +370,9 @@ def test_wavenet3d_dense_condition_forecast():
     signal = forecast_signal(batch=1, channels=4, steps=6)
     condition = torch.randn(1, 2, 3, 4, 9, generator=torch.Generator().manual_seed(5))
     first = model.forecast(signal, 3, condition=condition)
-    assert torch.equal(first.codes, model.forecast(signal, 3, GenerationConfig(use_cache=False),
-                                                   condition=condition).codes)
+    assert torch.equal(
+        first.codes, model.forecast(signal, 3, GenerationConfig(use_cache=False), condition=condition).codes
+    )
     with pytest.raises(ValueError, match=r"T \+ horizon"):
         model.forecast(signal, 3, condition=condition[..., :8])
     with pytest.raises(ValueError, match="exactly when the model has `cond_channels`"):

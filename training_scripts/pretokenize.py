@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_reporting_errors(
         lambda: pretokenize(args),
-        interrupted="interrupted; splits already written are kept: rerun the same command to write them all")
+        interrupted="interrupted; splits already written are kept: rerun the same command to write them all",
+    )
 
 
 def pretokenize(args: argparse.Namespace) -> None:
@@ -42,8 +43,15 @@ def pretokenize(args: argparse.Namespace) -> None:
 
         check_repo_id(args.push_to_hub, "--push_to_hub")  # before the work, not after it
     tokenizer = load_frozen_tokenizer(args.tokenizer)
-    counts = pretokenize_dataset(tokenizer, args.dataset, args.output, example_seconds=args.example_seconds,
-                                 overlap_seconds=args.overlap_seconds, splits=args.splits, batch_size=args.batch_size)
+    counts = pretokenize_dataset(
+        tokenizer,
+        args.dataset,
+        args.output,
+        example_seconds=args.example_seconds,
+        overlap_seconds=args.overlap_seconds,
+        splits=args.splits,
+        batch_size=args.batch_size,
+    )
     print(f"windows tokenized per split: {counts}")
     if args.push_to_hub:
         from huggingface_hub import HfApi
@@ -51,11 +59,16 @@ def pretokenize(args: argparse.Namespace) -> None:
         from brain_gen_hf.hub.upload import upload_errors
 
         api = HfApi()
-        with upload_errors(f"{args.output} to the Hub dataset repo {args.push_to_hub}",
-                           f"the token folder {args.output}"):
+        with upload_errors(
+            f"{args.output} to the Hub dataset repo {args.push_to_hub}", f"the token folder {args.output}"
+        ):
             api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
-            api.upload_folder(repo_id=args.push_to_hub, repo_type="dataset", folder_path=args.output,
-                              commit_message="Upload pretokenized brain-token shards")
+            api.upload_folder(
+                repo_id=args.push_to_hub,
+                repo_type="dataset",
+                folder_path=args.output,
+                commit_message="Upload pretokenized brain-token shards",
+            )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     known, overrides = parser.parse_known_args(argv)
     return run_reporting_errors(
         lambda: run(known.config, overrides),
-        interrupted="interrupted; complete checkpoints are kept: rerun with --resume_from=latest to continue")
+        interrupted="interrupted; complete checkpoints are kept: rerun with --resume_from=latest to continue",
+    )
 
 
 def run(config_file: str, overrides: list[str]) -> None:
@@ -32,6 +33,7 @@ def run(config_file: str, overrides: list[str]) -> None:
 
     result = train(*read_run_config(config_file, overrides))
     print(f"finished at step {result.step}; final model: {result.final_model_dir}")
+
 
 if __name__ == "__main__":
     sys.exit(main())

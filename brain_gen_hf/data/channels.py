@@ -33,8 +33,9 @@ class ChannelMetadata:
     def __post_init__(self):
         n = len(self.names)
         if not (len(self.types) == len(self.units) == n):
-            raise ValueError(f"channel metadata lengths differ: {n} names, {len(self.types)} types, "
-                             f"{len(self.units)} units")
+            raise ValueError(
+                f"channel metadata lengths differ: {n} names, {len(self.types)} types, {len(self.units)} units"
+            )
         for key, width in (("pos_3d", 3), ("ori_3d", 3), ("pos_2d", 2)):
             value = np.asarray(getattr(self, key), dtype=np.float32)
             if value.shape != (n, width):

@@ -39,8 +39,10 @@ class CleaningConfig:
         if self.std_threshold <= 0:
             raise ValueError(f"std_threshold must be positive, got {self.std_threshold}")
         if 0 < self.max_segment_seconds < self.min_segment_seconds:
-            raise ValueError(f"max_segment_seconds ({self.max_segment_seconds}) is below min_segment_seconds "
-                             f"({self.min_segment_seconds}): no segment could be kept; raise it (<= 0: unlimited)")
+            raise ValueError(
+                f"max_segment_seconds ({self.max_segment_seconds}) is below min_segment_seconds "
+                f"({self.min_segment_seconds}): no segment could be kept; raise it (<= 0: unlimited)"
+            )
         if self.min_first_segment_seconds < 0:
             raise ValueError("min_first_segment_seconds must be >= 0")
 
@@ -50,10 +52,10 @@ SHORT_RECORDINGS_CONFIG = "training_scripts/configs/preprocess_short_recordings.
 REJECTION_FIXES = {
     "too_short": f"lower cleaning.window_seconds, or use --config {SHORT_RECORDINGS_CONFIG} for recordings of seconds",
     "too_many_bad_windows": "raise cleaning.std_threshold or cleaning.max_bad_pct (or set cleaning.enabled: false), "
-                            f"or for recordings of seconds use --config {SHORT_RECORDINGS_CONFIG} (0.5 s windows)",
+    f"or for recordings of seconds use --config {SHORT_RECORDINGS_CONFIG} (0.5 s windows)",
     "no_good_windows": "raise cleaning.std_threshold (or set cleaning.enabled: false)",
     "no_segments": f"lower cleaning.min_segment_seconds, or use --config {SHORT_RECORDINGS_CONFIG} for short "
-                   "recordings",
+    "recordings",
     "first_segment_too_short": "lower cleaning.min_first_segment_seconds",
 }
 
@@ -101,8 +103,11 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
         return CleaningResult([], summary)
 
     if n_windows == 0:
-        return discard("too_short", f"recording is {duration:.2f} s long, shorter than one cleaning "
-                                    f"window of {config.window_seconds:g} s (cleaning.window_seconds)")
+        return discard(
+            "too_short",
+            f"recording is {duration:.2f} s long, shorter than one cleaning "
+            f"window of {config.window_seconds:g} s (cleaning.window_seconds)",
+        )
     windows = data[:, : n_windows * width].reshape(data.shape[0], n_windows, width)
     window_std = windows.std(axis=(0, 2))
     good = window_std <= config.std_threshold
@@ -110,10 +115,12 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
     summary.bad_window_pct = 100.0 * summary.bad_windows / n_windows
     summary.kept_windows = int(good.sum())
     if summary.bad_window_pct > config.max_bad_pct:
-        return discard("too_many_bad_windows",
-                       f"{summary.bad_window_pct:.1f}% of {n_windows} windows have std > "
-                       f"{config.std_threshold:g} (cleaning.std_threshold; limit cleaning.max_bad_pct="
-                       f"{config.max_bad_pct:g}%)")
+        return discard(
+            "too_many_bad_windows",
+            f"{summary.bad_window_pct:.1f}% of {n_windows} windows have std > "
+            f"{config.std_threshold:g} (cleaning.std_threshold; limit cleaning.max_bad_pct="
+            f"{config.max_bad_pct:g}%)",
+        )
     if not good.any():
         return discard("no_good_windows", f"no window passes cleaning.std_threshold={config.std_threshold:g}")
 
@@ -136,14 +143,21 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
             if len(part) * width >= min_samples:
                 segment = windows[:, part].reshape(data.shape[0], -1)
                 segments.append(np.clip(segment, low, high).astype(np.float32))
-    if segments and config.min_first_segment_seconds > 0 and \
-            segments[0].shape[1] < config.min_first_segment_seconds * sfreq:
-        return discard("first_segment_too_short",
-                       f"first clean segment is {segments[0].shape[1] / sfreq:.1f} s "
-                       f"< cleaning.min_first_segment_seconds={config.min_first_segment_seconds:g}")
+    if (
+        segments
+        and config.min_first_segment_seconds > 0
+        and segments[0].shape[1] < config.min_first_segment_seconds * sfreq
+    ):
+        return discard(
+            "first_segment_too_short",
+            f"first clean segment is {segments[0].shape[1] / sfreq:.1f} s "
+            f"< cleaning.min_first_segment_seconds={config.min_first_segment_seconds:g}",
+        )
     if not segments:
-        return discard("no_segments",
-                       f"no clean segment reaches cleaning.min_segment_seconds={config.min_segment_seconds:g} s "
-                       f"(longest clean run {longest / sfreq:.1f} s of a {duration:.1f} s recording)")
+        return discard(
+            "no_segments",
+            f"no clean segment reaches cleaning.min_segment_seconds={config.min_segment_seconds:g} s "
+            f"(longest clean run {longest / sfreq:.1f} s of a {duration:.1f} s recording)",
+        )
     summary.segments_kept = len(segments)
     return CleaningResult(segments, summary)

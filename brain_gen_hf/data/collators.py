@@ -45,8 +45,11 @@ class ContinuousCollator:
             self.pos = torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32))
             self.sensor_type = torch.from_numpy(layout.sensor_type_ids)
         self.labels = labels
-        self.model_inputs = (("input_values",) + (("pos", "sensor_type") if positions is not None else ())
-                             + (("labels",) if labels else ()))
+        self.model_inputs = (
+            ("input_values",)
+            + (("pos", "sensor_type") if positions is not None else ())
+            + (("labels",) if labels else ())
+        )
 
     def __call__(self, items: list[dict]) -> dict:
         signal = _stack(items, "signal")
@@ -130,8 +133,9 @@ def grid_indices(pos_2d: np.ndarray, image_size: int = 32) -> tuple[np.ndarray, 
 class ImageCollator:
     """Sparse sensor images. `quantize=True` gives mu-law token images with next-step labels."""
 
-    def __init__(self, layout: ChannelLayout, image_size: int = 32, quantize: bool = False, mu: int = 255,
-                 max_value: float = 5.0):
+    def __init__(
+        self, layout: ChannelLayout, image_size: int = 32, quantize: bool = False, mu: int = 255, max_value: float = 5.0
+    ):
         self.image_size = image_size
         row, col = grid_indices(layout.pos_2d, image_size)
         self.row_idx, self.col_idx = torch.from_numpy(row), torch.from_numpy(col)

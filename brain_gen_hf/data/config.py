@@ -110,7 +110,8 @@ class BuildConfig:
         values = {} if values is None else values
         if not isinstance(values, dict):
             raise ValueError(  # noqa: TRY004 (config errors are ValueErrors: the CLI reports them in one line)
-                f"a build config is a mapping of keys and sections, got {type(values).__name__}")
+                f"a build config is a mapping of keys and sections, got {type(values).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -140,8 +141,9 @@ class BuildConfig:
         import yaml
 
         if not Path(path).is_file():
-            raise FileNotFoundError(f"build config {path} does not exist (examples: "
-                                    "training_scripts/configs/preprocess_*.yaml)")
+            raise FileNotFoundError(
+                f"build config {path} does not exist (examples: training_scripts/configs/preprocess_*.yaml)"
+            )
         with open(path, encoding="utf-8") as handle:
             try:
                 values = yaml.safe_load(handle)

@@ -79,8 +79,10 @@ class ChannelLayout:
         try:
             return self.recording_indices[(dataset, session)]
         except KeyError:
-            raise KeyError(f"recording {dataset}/{session} is not part of this layout; build the layout from "
-                           "the same rows you load windows from") from None
+            raise KeyError(
+                f"recording {dataset}/{session} is not part of this layout; build the layout from "
+                "the same rows you load windows from"
+            ) from None
 
     def match_row(self, row) -> np.ndarray:
         """Canonical indices of a row's channels (known recording, else matched by channel key)."""
@@ -94,16 +96,24 @@ class ChannelLayout:
             j = lookup.get(key)
             (missing.append(str(name)) if j is None else found.append(j))
         if missing:
-            raise ValueError(f"recording {row['dataset']}/{row['session']} has {len(missing)} channels outside the "
-                             f"layout ({', '.join(missing[:5])}...); build the layout over every dataset you load, "
-                             "e.g. build_canonical_layout(ds_a, ds_b)")
+            raise ValueError(
+                f"recording {row['dataset']}/{row['session']} has {len(missing)} channels outside the "
+                f"layout ({', '.join(missing[:5])}...); build the layout over every dataset you load, "
+                "e.g. build_canonical_layout(ds_a, ds_b)"
+            )
         indices = np.array(found, dtype=np.int64)
         self.recording_indices[(str(row["dataset"]), str(row["session"]))] = indices
         return indices
 
     def to_dict(self) -> dict:
-        return {"names": self.names, "types": self.types, "pos_2d": self.pos_2d.tolist(),
-                "pos_3d": self.pos_3d.tolist(), "ori_3d": self.ori_3d.tolist(), "sfreq": self.sfreq}
+        return {
+            "names": self.names,
+            "types": self.types,
+            "pos_2d": self.pos_2d.tolist(),
+            "pos_3d": self.pos_3d.tolist(),
+            "ori_3d": self.ori_3d.tolist(),
+            "sfreq": self.sfreq,
+        }
 
 
 def _first_row_per_recording(segments):
@@ -144,10 +154,14 @@ def build_canonical_layout(*sources) -> ChannelLayout:
             if sfreq is None:
                 sfreq = row_sfreq
             elif not np.isclose(row_sfreq, sfreq, atol=1e-6):
-                raise ValueError(f"recording {row['dataset']}/{row['session']} has sfreq {row_sfreq:g} Hz, others "
-                                 f"{sfreq:g} Hz; every recording of a layout must share one sampling rate")
-            pos_2d, pos_3d, ori_3d = (np.asarray(row[k], dtype=np.float64).reshape(-1, w)
-                                      for k, w in (("pos_2d", 2), ("pos_3d", 3), ("ori_3d", 3)))
+                raise ValueError(
+                    f"recording {row['dataset']}/{row['session']} has sfreq {row_sfreq:g} Hz, others "
+                    f"{sfreq:g} Hz; every recording of a layout must share one sampling rate"
+                )
+            pos_2d, pos_3d, ori_3d = (
+                np.asarray(row[k], dtype=np.float64).reshape(-1, w)
+                for k, w in (("pos_2d", 2), ("pos_3d", 3), ("ori_3d", 3))
+            )
             indices = np.empty(len(row["ch_names"]), dtype=np.int64)
             keys = recording_keys(row["ch_names"], row["ch_types"], pos_3d, pos_2d)
             for i, (name, ch_type, key) in enumerate(zip(row["ch_names"], row["ch_types"], keys)):
@@ -167,8 +181,10 @@ def build_canonical_layout(*sources) -> ChannelLayout:
                 sums["ori_3d"][j] += ori_3d[i]
                 indices[i] = j
             if len(set(indices.tolist())) != len(indices):
-                raise ValueError(f"recording {row['dataset']}/{row['session']} has two channels at the same "
-                                 "canonical key (same type and position); positions must be distinct")
+                raise ValueError(
+                    f"recording {row['dataset']}/{row['session']} has two channels at the same "
+                    "canonical key (same type and position); positions must be distinct"
+                )
             recording_indices[(row["dataset"], row["session"])] = indices
     if sfreq is None:
         raise ValueError("cannot build a channel layout from zero recordings")
@@ -177,8 +193,12 @@ def build_canonical_layout(*sources) -> ChannelLayout:
     norm = np.linalg.norm(ori, axis=1, keepdims=True)
     ori = np.divide(ori, norm, out=np.zeros_like(ori), where=norm > 0)
     return ChannelLayout(
-        names=[min(n) for n in names], types=types,
+        names=[min(n) for n in names],
+        types=types,
         pos_2d=(np.array(sums["pos_2d"]) / count).astype(np.float32),
         pos_3d=(np.array(sums["pos_3d"]) / count).astype(np.float32),
-        ori_3d=ori.astype(np.float32), sfreq=sfreq, recording_indices=recording_indices,
-        keys=list(entries))
+        ori_3d=ori.astype(np.float32),
+        sfreq=sfreq,
+        recording_indices=recording_indices,
+        keys=list(entries),
+    )

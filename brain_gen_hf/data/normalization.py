@@ -53,8 +53,7 @@ def normalize_recording(data: np.ndarray, config: NormalizationConfig, *, source
         center, scale = np.zeros(n_channels), np.ones(n_channels)
     flat = scale <= 0
     if flat.all():
-        raise ValueError(f"{source}: every channel has zero spread ({config.method} scale is 0); "
-                         "the recording is flat")
+        raise ValueError(f"{source}: every channel has zero spread ({config.method} scale is 0); the recording is flat")
     # Flat channels (e.g. kept bad channels) would divide by zero: leave them unscaled at zero.
     scale = np.where(flat, 1.0, scale)
     out = (data - center[:, None]) / scale[:, None]

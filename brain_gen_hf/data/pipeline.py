@@ -64,16 +64,19 @@ def _process_raw(source: RecordingSource, config: BuildConfig, raw, read_notes: 
     result = clean_recording(normalized, sfreq, config.cleaning)
     if result.summary.discarded:
         reason = result.summary.discard_reason
-        raise ValueError(f"{name}: session cleaning rejected the recording ({reason}): {result.summary.message}; "
-                         f"to keep it, {REJECTION_FIXES.get(reason, 'adjust the cleaning section of the config')}")
+        raise ValueError(
+            f"{name}: session cleaning rejected the recording ({reason}): {result.summary.message}; "
+            f"to keep it, {REJECTION_FIXES.get(reason, 'adjust the cleaning section of the config')}"
+        )
     if config.example_seconds is not None:
         longest = max(s.shape[1] for s in result.segments) / sfreq
         if longest < config.example_seconds:
-            raise ValueError(f"{name}: longest clean segment is {longest:.2f} s, shorter than one training "
-                             f"window of example_seconds={config.example_seconds:g} s; lower example_seconds in the "
-                             "build config (or set it to null) to keep it")
-    processed = ProcessedRecording(source, sfreq, channels, result.segments, stats, result.summary,
-                                   bad_channels, notes)
+            raise ValueError(
+                f"{name}: longest clean segment is {longest:.2f} s, shorter than one training "
+                f"window of example_seconds={config.example_seconds:g} s; lower example_seconds in the "
+                "build config (or set it to null) to keep it"
+            )
+    processed = ProcessedRecording(source, sfreq, channels, result.segments, stats, result.summary, bad_channels, notes)
     if config.mulaw.enabled:
         from ..tokenizers.mulaw import mulaw_encode as encode
 

@@ -67,8 +67,10 @@ class PreprocessingConfig:
         if any(not (math.isfinite(f) and f > 0) for f in self.notch_freqs):
             raise ValueError(f"notch_freqs must be positive frequencies in Hz, got {self.notch_freqs}")
         if self.sfreq is not None and self.h_freq is not None and self.h_freq > self.sfreq / 2:
-            raise ValueError(f"h_freq ({self.h_freq} Hz) is above the Nyquist frequency of sfreq={self.sfreq} Hz "
-                             f"({self.sfreq / 2:g} Hz): lower h_freq or raise sfreq")
+            raise ValueError(
+                f"h_freq ({self.h_freq} Hz) is above the Nyquist frequency of sfreq={self.sfreq} Hz "
+                f"({self.sfreq / 2:g} Hz): lower h_freq or raise sfreq"
+            )
         if self.resample_method not in ("polyphase", "fft"):
             raise ValueError(f"resample_method must be 'polyphase' or 'fft', got {self.resample_method!r}")
         if self.gradient_compensation not in (None, 0, 1, 2, 3):
@@ -76,8 +78,9 @@ class PreprocessingConfig:
         if not 0 < self.bad_channel_alpha < 1:
             raise ValueError(f"bad_channel_alpha must lie in (0, 1), got {self.bad_channel_alpha}")
         if not 0 < self.bad_channel_max_outlier_fraction <= 1:
-            raise ValueError(f"bad_channel_max_outlier_fraction must lie in (0, 1], got "
-                             f"{self.bad_channel_max_outlier_fraction}")
+            raise ValueError(
+                f"bad_channel_max_outlier_fraction must lie in (0, 1], got {self.bad_channel_max_outlier_fraction}"
+            )
 
 
 def gesd_outliers(values: np.ndarray, alpha: float = 0.05, max_outliers: int | None = None) -> np.ndarray:
@@ -144,8 +147,8 @@ def apply_maxwell_filter(raw, st_duration: float = 10.0):
         head_pos = None
     st = st_duration if raw.times[-1] >= st_duration else None
     return mne.preprocessing.maxwell_filter(
-        raw, head_pos=head_pos, destination=raw.info["dev_head_t"], st_duration=st,
-        mag_scale="auto", verbose="error")
+        raw, head_pos=head_pos, destination=raw.info["dev_head_t"], st_duration=st, mag_scale="auto", verbose="error"
+    )
 
 
 def _interpolate_bads(raw, mode: str) -> None:
@@ -163,8 +166,15 @@ def _is_neuromag(raw) -> bool:
     from mne.io.constants import FIFF
 
     coil_types = {ch["coil_type"] for ch in raw.info["chs"]}
-    return bool(coil_types & {FIFF.FIFFV_COIL_VV_PLANAR_T1, FIFF.FIFFV_COIL_VV_PLANAR_T2,
-                              FIFF.FIFFV_COIL_VV_PLANAR_T3, FIFF.FIFFV_COIL_VV_MAG_T3})
+    return bool(
+        coil_types
+        & {
+            FIFF.FIFFV_COIL_VV_PLANAR_T1,
+            FIFF.FIFFV_COIL_VV_PLANAR_T2,
+            FIFF.FIFFV_COIL_VV_PLANAR_T3,
+            FIFF.FIFFV_COIL_VV_MAG_T3,
+        }
+    )
 
 
 def preprocess_raw(raw, config: PreprocessingConfig, *, source: str = "recording"):
@@ -180,16 +190,20 @@ def preprocess_raw(raw, config: PreprocessingConfig, *, source: str = "recording
 
     data_types = resolve_picks(raw, config.picks)
     if not data_types:
-        raise ValueError(f"{source}: no channels of the picked types {config.picks!r} "
-                         f"(recording has {sorted(set(raw.get_channel_types()))})")
+        raise ValueError(
+            f"{source}: no channels of the picked types {config.picks!r} "
+            f"(recording has {sorted(set(raw.get_channel_types()))})"
+        )
     if config.montage and "eeg" in data_types:
         raw.set_montage(config.montage, on_missing="ignore", match_case=False, verbose="error")
 
     raw_data = raw.get_data(picks=data_types)
     if not np.isfinite(raw_data).all():
         bad = int((~np.isfinite(raw_data)).sum())
-        raise ValueError(f"{source}: {bad} NaN/inf samples in the data channels; mne filters would "
-                         "spread them over the whole recording. Crop or repair the file first.")
+        raise ValueError(
+            f"{source}: {bad} NaN/inf samples in the data channels; mne filters would "
+            "spread them over the whole recording. Crop or repair the file first."
+        )
 
     if config.maxwell:
         if _is_neuromag(raw):
@@ -202,7 +216,9 @@ def preprocess_raw(raw, config: PreprocessingConfig, *, source: str = "recording
     nyquist = raw.info["sfreq"] / 2
     notch = [f for f in config.notch_freqs if f < nyquist]
     if len(notch) < len(config.notch_freqs):
-        notes.append(f"notch at {sorted(set(config.notch_freqs) - set(notch))} Hz skipped: above Nyquist ({nyquist:g} Hz)")
+        notes.append(
+            f"notch at {sorted(set(config.notch_freqs) - set(notch))} Hz skipped: above Nyquist ({nyquist:g} Hz)"
+        )
     h_freq = config.h_freq
     if h_freq is not None and h_freq >= nyquist:
         notes.append(f"low-pass at {h_freq:g} Hz skipped: at or above Nyquist ({nyquist:g} Hz)")
@@ -216,7 +232,7 @@ def preprocess_raw(raw, config: PreprocessingConfig, *, source: str = "recording
         if notch:
             raw.notch_filter(notch, picks=data_types, phase=config.filter_phase, verbose="error")
 
-    for step in ((notch_filter, bandpass) if config.notch_before_bandpass else (bandpass, notch_filter)):
+    for step in (notch_filter, bandpass) if config.notch_before_bandpass else (bandpass, notch_filter):
         step()
     if config.sfreq is not None and not np.isclose(raw.info["sfreq"], config.sfreq):
         raw.resample(config.sfreq, method=config.resample_method, verbose="error")
@@ -245,7 +261,8 @@ def preprocess_raw(raw, config: PreprocessingConfig, *, source: str = "recording
     if len(bads) > config.max_bad_channel_fraction * len(raw.ch_names):
         raise ValueError(
             f"{source}: {len(bads)} of {len(raw.ch_names)} channels are bad "
-            f"(> {config.max_bad_channel_fraction:.0%}; reference rule): {', '.join(sorted(bads)[:10])}")
+            f"(> {config.max_bad_channel_fraction:.0%}; reference rule): {', '.join(sorted(bads)[:10])}"
+        )
     if bads:
         action = config.bad_channel_action
         positions = np.array([raw.info["chs"][raw.ch_names.index(b)]["loc"][:3] for b in bads])

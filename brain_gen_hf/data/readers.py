@@ -19,8 +19,23 @@ from pathlib import Path
 # Suffixes that name a recording. Sidecars (.fdt, .vmrk, .eeg, .meg4, ...) are opened by mne
 # through the header file and must not be listed as recordings of their own.
 RECORDING_SUFFIXES = (
-    ".fif", ".fif.gz", ".ds", ".sqd", ".con", ".edf", ".bdf", ".gdf", ".set", ".vhdr", ".cnt",
-    ".mff", ".nxe", ".snirf", ".cdt", ".nedf", ".xdf",
+    ".fif",
+    ".fif.gz",
+    ".ds",
+    ".sqd",
+    ".con",
+    ".edf",
+    ".bdf",
+    ".gdf",
+    ".set",
+    ".vhdr",
+    ".cnt",
+    ".mff",
+    ".nxe",
+    ".snirf",
+    ".cdt",
+    ".nedf",
+    ".xdf",
 )
 BTI_DATA_PREFIX = "c,rf"
 # Files read together with a header file (same stem), part of its content fingerprint.
@@ -53,8 +68,10 @@ class RecordingSource:
 def check_dataset_name(name: str, where: str = "") -> str:
     """A user-supplied dataset name becomes a folder name: refuse anything that is not one plain name."""
     if not name or name.startswith(".") or "/" in name or "\\" in name or ".." in name or "\0" in name:
-        raise ValueError(f"dataset name {name!r}{where} is not a plain name: dataset names become folder names and "
-                         "must not be empty, start with '.', or contain '/', '\\' or '..' (use e.g. 'my_meg')")
+        raise ValueError(
+            f"dataset name {name!r}{where} is not a plain name: dataset names become folder names and "
+            "must not be empty, start with '.', or contain '/', '\\' or '..' (use e.g. 'my_meg')"
+        )
     return name
 
 
@@ -92,8 +109,9 @@ def _walk_folder(folder: Path) -> list[Path]:
         for d in sorted(dirs):
             if _recording_suffix(root_path / d) in (".ds", ".mff"):
                 found.append(root_path / d)
-        dirs[:] = sorted(d for d in dirs if _recording_suffix(root_path / d) not in (".ds", ".mff")
-                         and not d.startswith("."))
+        dirs[:] = sorted(
+            d for d in dirs if _recording_suffix(root_path / d) not in (".ds", ".mff") and not d.startswith(".")
+        )
         found.extend(root_path / f for f in sorted(files) if is_recording(root_path / f))
     return sorted(found)
 
@@ -165,8 +183,9 @@ def source_fingerprint(path: Path) -> dict:
     return {"stat": source_stat(path), "sha256": source_digest(path)}
 
 
-def discover_recordings(inputs, default_dataset: str | None = None, *,
-                        existing: Mapping[str, str] | None = None) -> list[RecordingSource]:
+def discover_recordings(
+    inputs, default_dataset: str | None = None, *, existing: Mapping[str, str] | None = None
+) -> list[RecordingSource]:
     """Expand files, folders and globs into recordings. `NAME=PATH` names the dataset of PATH.
 
     The dataset name defaults to `default_dataset`, else to the input folder's name (or the
@@ -198,7 +217,8 @@ def discover_recordings(inputs, default_dataset: str | None = None, *,
                 root, files = path, _walk_folder(path)
                 if not files:
                     raise FileNotFoundError(
-                        f"no recording found under {path} (looked for {', '.join(RECORDING_SUFFIXES)})")
+                        f"no recording found under {path} (looked for {', '.join(RECORDING_SUFFIXES)})"
+                    )
             else:
                 root, files = path.parent, [path]
             dataset = name or default_dataset or safe_name(root.resolve().name, "dataset")
@@ -206,8 +226,10 @@ def discover_recordings(inputs, default_dataset: str | None = None, *,
                 key = str(file.resolve())
                 if key in found:
                     if found[key][1] != dataset:
-                        raise ValueError(f"{file} is listed under two dataset names ({found[key][1]!r} and "
-                                         f"{dataset!r}); list each recording once")
+                        raise ValueError(
+                            f"{file} is listed under two dataset names ({found[key][1]!r} and "
+                            f"{dataset!r}); list each recording once"
+                        )
                     continue
                 found[key] = (file, dataset, *_session_name(file, root))
     return _unique_sessions(found, dict(existing or {}))
@@ -233,8 +255,10 @@ def _unique_sessions(found: dict, existing: dict[str, str]) -> list[RecordingSou
         for key in pending:
             names[key] = next(free)
             taken.add(f"{dataset}/{names[key]}")
-    return [RecordingSource(path, dataset, names[key], subject, task)
-            for key, (path, dataset, _, subject, task) in found.items()]
+    return [
+        RecordingSource(path, dataset, names[key], subject, task)
+        for key, (path, dataset, _, subject, task) in found.items()
+    ]
 
 
 def read_recording(path, *, preload: bool = True, warnings_to: list[str] | None = None):
@@ -252,8 +276,8 @@ def read_recording(path, *, preload: bool = True, warnings_to: list[str] | None 
     suffix = _recording_suffix(path)
     if suffix is None:
         raise ValueError(
-            f"{path}: unsupported format (expected one of {', '.join(RECORDING_SUFFIXES)} or a "
-            "BTi 'c,rf*' file)")
+            f"{path}: unsupported format (expected one of {', '.join(RECORDING_SUFFIXES)} or a BTi 'c,rf*' file)"
+        )
     verbose = "error" if warnings_to is None else "warning"
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -262,14 +286,20 @@ def read_recording(path, *, preload: bool = True, warnings_to: list[str] | None 
                 config = path.parent / "config"
                 head_shape = path.parent / "hs_file"
                 raw = mne.io.read_raw_bti(
-                    path, config_fname=config, head_shape_fname=head_shape if head_shape.exists() else None,
-                    preload=preload, verbose=verbose)
+                    path,
+                    config_fname=config,
+                    head_shape_fname=head_shape if head_shape.exists() else None,
+                    preload=preload,
+                    verbose=verbose,
+                )
             else:
                 raw = mne.io.read_raw(path, preload=preload, verbose=verbose)
     except Exception as err:  # mne raises many types on damaged files; name the file whatever it was
         problem = " ".join(str(err).split())
-        raise OSError(f"{path}: mne could not read the recording, the file is damaged or not a {suffix} "
-                      f"recording ({type(err).__name__}: {problem})") from err
+        raise OSError(
+            f"{path}: mne could not read the recording, the file is damaged or not a {suffix} "
+            f"recording ({type(err).__name__}: {problem})"
+        ) from err
     if warnings_to is not None:
         warnings_to.extend(f"mne: {' '.join(str(w.message).split())}" for w in caught)
     return raw

@@ -59,8 +59,18 @@ MANIFEST_VERSION = 2  # 2: entries carry `source` (resolved path) and `source_fi
 SHARD_NAME = re.compile(r"[a-z]+-\d{5}-of-\d{5}\.parquet")
 CARD_FILES = ("README.md", "build_report.json")
 # Manifest entry fields the build reads back, with their JSON types.
-ENTRY_FIELDS = {"file": str, "path": str, "dataset": str, "session": str, "subject": str, "sfreq": (int, float),
-                "n_segments": int, "seconds": (int, float), "n_channels": int, "ch_types": list}
+ENTRY_FIELDS = {
+    "file": str,
+    "path": str,
+    "dataset": str,
+    "session": str,
+    "subject": str,
+    "sfreq": (int, float),
+    "n_segments": int,
+    "seconds": (int, float),
+    "n_channels": int,
+    "ch_types": list,
+}
 
 
 def segment_features(with_tokens: bool = False, mu: int = 255):
@@ -98,14 +108,20 @@ def _nested_array(arrays: list[np.ndarray], dtype) -> pa.Array:
     import pyarrow as pa
 
     rows_per_block = np.array([a.shape[0] for a in arrays], dtype=np.int64)
-    widths = np.concatenate([np.full(a.shape[0], a.shape[1], dtype=np.int64) for a in arrays]) \
-        if arrays else np.zeros(0, dtype=np.int64)
-    values = np.concatenate([np.ascontiguousarray(a, dtype=dtype).ravel() for a in arrays]) \
-        if arrays else np.zeros(0, dtype=dtype)
-    inner = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)),
-                                     pa.array(values))
-    return pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(rows_per_block)]).astype(np.int32)),
-                                    inner)
+    widths = (
+        np.concatenate([np.full(a.shape[0], a.shape[1], dtype=np.int64) for a in arrays])
+        if arrays
+        else np.zeros(0, dtype=np.int64)
+    )
+    values = (
+        np.concatenate([np.ascontiguousarray(a, dtype=dtype).ravel() for a in arrays])
+        if arrays
+        else np.zeros(0, dtype=dtype)
+    )
+    inner = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)), pa.array(values)
+    )
+    return pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(rows_per_block)]).astype(np.int32)), inner)
 
 
 def recording_table(processed, features) -> pa.Table:
@@ -115,7 +131,10 @@ def recording_table(processed, features) -> pa.Table:
     source: RecordingSource = processed.source
     ch = processed.channels
     n = len(processed.segments)
-    repeat = lambda value: [value] * n  # per-recording metadata is the same on every row
+
+    def repeat(value):  # per-recording metadata is the same on every row
+        return [value] * n
+
     columns = {
         "dataset": repeat(source.dataset),
         "subject": repeat(source.subject),
@@ -181,11 +200,16 @@ class BuildReport:
     repaired: dict[str, str] = field(default_factory=dict)  # source -> why its old rows were replaced
 
     def summary(self) -> str:
-        lines = [(f"built {self.output_dir}: {len(self.processed)} processed, {len(self.skipped_done)} already "
-                  f"done, {len(self.failed)} failed")]
+        lines = [
+            (
+                f"built {self.output_dir}: {len(self.processed)} processed, {len(self.skipped_done)} already "
+                f"done, {len(self.failed)} failed"
+            )
+        ]
         for split, info in self.splits.items():
-            lines.append(f"  {split}: {info['recordings']} recordings, {info['segments']} segments, "
-                         f"{info['hours']:.3f} h")
+            lines.append(
+                f"  {split}: {info['recordings']} recordings, {info['segments']} segments, {info['hours']:.3f} h"
+            )
         for path, notes in self.notes.items():  # what mne warned about (e.g. a truncated file), skipped steps
             lines.extend(f"  NOTE {path}: {note}" for note in notes if note.startswith("mne: ") or "skipped" in note)
         for message in self.repaired.values():
@@ -207,21 +231,28 @@ def check_output_folder(folder: Path) -> None:
     """Refuse an output that is a file, or a non-empty folder that is not a brain_gen_hf dataset."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"output {folder} is an existing file, not a folder; pass a new or existing "
-                                 "dataset folder to --output")
+        raise NotADirectoryError(
+            f"output {folder} is an existing file, not a folder; pass a new or existing dataset folder to --output"
+        )
     blocking = next((parent for parent in folder.parents if parent.exists() and not parent.is_dir()), None)
     if blocking is not None:
-        raise NotADirectoryError(f"output {folder} lies under {blocking}, which is a file, not a folder; pass a "
-                                 "new or existing dataset folder to --output")
+        raise NotADirectoryError(
+            f"output {folder} lies under {blocking}, which is a file, not a folder; pass a "
+            "new or existing dataset folder to --output"
+        )
     if folder.is_dir() and any(folder.iterdir()) and not is_dataset_folder(folder):
-        raise ValueError(f"output folder {folder} is not empty and is not a brain_gen_hf dataset (no "
-                         f"{BUILD_DIR}/{MANIFEST_NAME}); nothing was written or deleted: choose a new or empty "
-                         "folder for --output")
+        raise ValueError(
+            f"output folder {folder} is not empty and is not a brain_gen_hf dataset (no "
+            f"{BUILD_DIR}/{MANIFEST_NAME}); nothing was written or deleted: choose a new or empty "
+            "folder for --output"
+        )
 
 
 def _manifest_error(path: Path, problem: str) -> ValueError:
-    return ValueError(f"{path}: invalid build manifest ({problem}); it is the resume state of "
-                      f"{path.parent.parent}: rebuild with --overwrite (finished recordings are processed again)")
+    return ValueError(
+        f"{path}: invalid build manifest ({problem}); it is the resume state of "
+        f"{path.parent.parent}: rebuild with --overwrite (finished recordings are processed again)"
+    )
 
 
 def _read_manifest(path: Path, fingerprint: str) -> dict[str, dict]:
@@ -238,7 +269,8 @@ def _read_manifest(path: Path, fingerprint: str) -> dict[str, dict]:
         raise ValueError(
             f"{path.parent.parent} was built with different preprocessing settings "
             f"(fingerprint {state.get('fingerprint')} != {fingerprint}); use a new output folder "
-            "or overwrite=True / --overwrite to rebuild from scratch")
+            "or overwrite=True / --overwrite to rebuild from scratch"
+        )
     recordings_dir = (path.parent / RECORDINGS_DIR).resolve()
     for recording_id, entry in state["recordings"].items():
         if not isinstance(entry, dict):
@@ -247,8 +279,11 @@ def _read_manifest(path: Path, fingerprint: str) -> dict[str, dict]:
             if not isinstance(entry.get(key), kind):
                 raise _manifest_error(path, f"entry {recording_id!r} lacks a valid {key!r}")
         if recording_id != f"{entry['dataset']}/{entry['session']}":
-            raise _manifest_error(path, f"entry {recording_id!r} is filed under another name than its "
-                                        f"dataset/session {entry['dataset']}/{entry['session']}")
+            raise _manifest_error(
+                path,
+                f"entry {recording_id!r} is filed under another name than its "
+                f"dataset/session {entry['dataset']}/{entry['session']}",
+            )
         if not (path.parent.parent / entry["file"]).resolve().is_relative_to(recordings_dir):
             raise _manifest_error(path, f"entry {recording_id!r} points outside {recordings_dir}: {entry['file']!r}")
     return state["recordings"]
@@ -282,8 +317,10 @@ class Manifest:
 
     def ids_by_source(self) -> dict[str, str]:
         """Resolved source path -> recording id (version-1 entries: their `path` as written)."""
-        return {entry.get("source") or str(Path(entry["path"]).resolve()): recording_id
-                for recording_id, entry in self.recordings.items()}
+        return {
+            entry.get("source") or str(Path(entry["path"]).resolve()): recording_id
+            for recording_id, entry in self.recordings.items()
+        }
 
 
 class DatasetBuilder:
@@ -310,10 +347,15 @@ class DatasetBuilder:
         """`.build/recordings/<dataset>/<session>.parquet`, refused if it would leave that folder."""
         check_dataset_name(source.dataset)
         path = self.recordings_dir / source.dataset / f"{source.session}.parquet"
-        if "/" in source.session or "\\" in source.session or \
-                not path.resolve().is_relative_to(self.recordings_dir.resolve()):
-            raise ValueError(f"{source.path}: session name {source.session!r} would write outside "
-                             f"{self.recordings_dir}; use a plain name")
+        if (
+            "/" in source.session
+            or "\\" in source.session
+            or not path.resolve().is_relative_to(self.recordings_dir.resolve())
+        ):
+            raise ValueError(
+                f"{source.path}: session name {source.session!r} would write outside "
+                f"{self.recordings_dir}; use a plain name"
+            )
         return path
 
     def _start_writing(self) -> None:
@@ -381,14 +423,18 @@ class DatasetBuilder:
             if str(source) in in_run or source.exists():
                 report.repaired[entry["path"]] = f"{message}; processing {entry['path']} again"
                 if str(source) not in in_run:
-                    extra.append(RecordingSource(source, entry["dataset"], entry["session"], entry["subject"],
-                                                 entry.get("task", "")))
+                    extra.append(
+                        RecordingSource(
+                            source, entry["dataset"], entry["session"], entry["subject"], entry.get("task", "")
+                        )
+                    )
             else:
                 report.failed[entry["path"]] = f"{message}, and its source {source} no longer exists: rows dropped"
         return extra
 
-    def _is_done(self, source: RecordingSource, known: dict[str, str], orphans: dict[str, str],
-                 report: BuildReport) -> bool:
+    def _is_done(
+        self, source: RecordingSource, known: dict[str, str], orphans: dict[str, str], report: BuildReport
+    ) -> bool:
         """True when `source` is in the dataset with its current content; drops stale rows otherwise.
 
         `known`: resolved source path -> recording id; `orphans`: content digest -> recording id of
@@ -399,8 +445,9 @@ class DatasetBuilder:
         entry = self.manifest.recordings[recording_id]
         if recording_id != source.recording_id:
             self._drop(recording_id)
-            report.repaired[str(source.path)] = (f"{source.path}: was {recording_id}, is now {source.recording_id}; "
-                                                 "processed again under the new name")
+            report.repaired[str(source.path)] = (
+                f"{source.path}: was {recording_id}, is now {source.recording_id}; processed again under the new name"
+            )
             return False
         fingerprint = entry.get("source_fingerprint")
         stat = source_stat(source.path)
@@ -414,15 +461,19 @@ class DatasetBuilder:
             self.manifest.save()
             return True
         self._drop(recording_id)
-        report.repaired[str(source.path)] = (f"{source.path} changed since it was processed (different content): "
-                                             "its old rows were removed and it is processed again")
+        report.repaired[str(source.path)] = (
+            f"{source.path} changed since it was processed (different content): "
+            "its old rows were removed and it is processed again"
+        )
         return False
 
     def _orphans(self) -> dict[str, str]:
         """Content digest -> recording id of finished recordings whose source no longer exists."""
-        return {entry["source_fingerprint"]["sha256"]: recording_id
-                for recording_id, entry in self.manifest.recordings.items()
-                if entry.get("source_fingerprint") and not Path(entry.get("source") or entry["path"]).exists()}
+        return {
+            entry["source_fingerprint"]["sha256"]: recording_id
+            for recording_id, entry in self.manifest.recordings.items()
+            if entry.get("source_fingerprint") and not Path(entry.get("source") or entry["path"]).exists()
+        }
 
     def _relink_moved(self, source: RecordingSource, orphans: dict[str, str], report: BuildReport) -> bool:
         """A new path with the content of a finished recording whose source is gone: the file moved."""
@@ -456,16 +507,26 @@ class DatasetBuilder:
         if reference is not None and not np.isclose(processed.sfreq, reference, atol=1e-6):
             raise ValueError(
                 f"{source.path}: sampling rate {processed.sfreq:g} Hz differs from the {reference:g} Hz of the "
-                "recordings already in this dataset; set preprocessing.sfreq to resample every file to one rate")
+                "recordings already in this dataset; set preprocessing.sfreq to resample every file to one rate"
+            )
         self._start_writing()
         _write_parquet_atomic(recording_table(processed, self.features), target, self.config.shards)
         entry = {
-            "path": str(source.path), "source": source.resolved_path, "source_fingerprint": fingerprint,
-            "file": target.relative_to(self.output_dir).as_posix(), "dataset": source.dataset,
-            "session": source.session, "subject": source.subject, "task": source.task,
-            "sfreq": processed.sfreq, "n_segments": len(processed.segments), "seconds": processed.seconds,
-            "n_channels": len(processed.channels), "ch_types": sorted(set(processed.channels.types)),
-            "notes": processed.notes, "cleaning": processed.cleaning.to_dict(),
+            "path": str(source.path),
+            "source": source.resolved_path,
+            "source_fingerprint": fingerprint,
+            "file": target.relative_to(self.output_dir).as_posix(),
+            "dataset": source.dataset,
+            "session": source.session,
+            "subject": source.subject,
+            "task": source.task,
+            "sfreq": processed.sfreq,
+            "n_segments": len(processed.segments),
+            "seconds": processed.seconds,
+            "n_channels": len(processed.channels),
+            "ch_types": sorted(set(processed.channels.types)),
+            "notes": processed.notes,
+            "cleaning": processed.cleaning.to_dict(),
         }
         self.manifest.mark_done(source.recording_id, entry)
         return entry
@@ -506,10 +567,13 @@ class DatasetBuilder:
         report = report or BuildReport(str(self.output_dir))
         entries = self.manifest.recordings
         if not entries:
-            raise ValueError(f"no recording could be processed into {self.output_dir}; "
-                             + ("failures: " + "; ".join(report.failed.values()) if report.failed else "no inputs"))
-        assignment = assign_splits(((e["dataset"], e["session"], e["subject"]) for e in entries.values()),
-                                   self.config.splits)
+            raise ValueError(
+                f"no recording could be processed into {self.output_dir}; "
+                + ("failures: " + "; ".join(report.failed.values()) if report.failed else "no inputs")
+            )
+        assignment = assign_splits(
+            ((e["dataset"], e["session"], e["subject"]) for e in entries.values()), self.config.splits
+        )
         staging = self.build_dir / f"staging-{uuid.uuid4().hex}"
         staging.mkdir()
         max_bytes = self.config.shards.max_shard_size_mb * 2**20
@@ -558,8 +622,10 @@ class DatasetBuilder:
             return pq.read_table(path, schema=self.features.arrow_schema)
         except (OSError, ValueError, TypeError) as err:  # ArrowInvalid / ArrowTypeError: damaged or foreign file
             self._drop(f"{entry['dataset']}/{entry['session']}")
-            raise ValueError(f"{path}: damaged recording file ({type(err).__name__}: {err}); it was removed from "
-                             f"the manifest: rerun the same command to process {entry['path']} again") from err
+            raise ValueError(
+                f"{path}: damaged recording file ({type(err).__name__}: {err}); it was removed from "
+                f"the manifest: rerun the same command to process {entry['path']} again"
+            ) from err
 
     def _swap_data_dir(self, staging: Path) -> None:
         """Replace data/ by the staged shards with two renames (old shards survive a crash).
@@ -586,17 +652,25 @@ def _copy_foreign_files(data: Path, staging: Path) -> None:
             shutil.copy2(child, staging / child.name, follow_symlinks=False)
 
 
-def build_dataset(inputs, output_dir, config: BuildConfig | None = None, *, overwrite: bool = False,
-                  progress: bool = True) -> BuildReport:
+def build_dataset(
+    inputs, output_dir, config: BuildConfig | None = None, *, overwrite: bool = False, progress: bool = True
+) -> BuildReport:
     """Functional entry point: `DatasetBuilder(output_dir, config).build(inputs)`."""
     config = config or BuildConfig()
     discover_recordings(inputs, config.dataset_name)  # a typo in the inputs fails before the output is looked at
     return DatasetBuilder(output_dir, config, overwrite=overwrite).build(inputs, progress=progress)
 
 
-def push_dataset_to_hub(output_dir, repo_id: str, *, token: str | None = None, private: bool | None = None,
-                        revision: str | None = None, commit_message: str = "Upload brain_gen_hf dataset",
-                        endpoint: str | None = None) -> str:
+def push_dataset_to_hub(
+    output_dir,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str = "Upload brain_gen_hf dataset",
+    endpoint: str | None = None,
+) -> str:
     """Upload the card and shards of a built folder to a Hub dataset repo; returns the commit url."""
     from huggingface_hub import HfApi
 
@@ -608,15 +682,28 @@ def push_dataset_to_hub(output_dir, repo_id: str, *, token: str | None = None, p
     with upload_errors(f"{output_dir} to the Hub dataset repo {repo_id}", f"the built dataset {output_dir}"):
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         commit = api.upload_folder(
-            folder_path=str(output_dir), repo_id=repo_id, repo_type="dataset", revision=revision,
-            commit_message=commit_message, allow_patterns=["README.md", "build_report.json", f"{DATA_DIR}/*.parquet"],
-            delete_patterns=[f"{DATA_DIR}/*.parquet"])
+            folder_path=str(output_dir),
+            repo_id=repo_id,
+            repo_type="dataset",
+            revision=revision,
+            commit_message=commit_message,
+            allow_patterns=["README.md", "build_report.json", f"{DATA_DIR}/*.parquet"],
+            delete_patterns=[f"{DATA_DIR}/*.parquet"],
+        )
     return str(commit)
 
 
-def preprocess_and_publish(inputs, output_dir, config: BuildConfig | None = None, *, push_to_hub: str | None = None,
-                           overwrite: bool = False, progress: bool = True, private: bool | None = None,
-                           token: str | None = None) -> BuildReport:
+def preprocess_and_publish(
+    inputs,
+    output_dir,
+    config: BuildConfig | None = None,
+    *,
+    push_to_hub: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    private: bool | None = None,
+    token: str | None = None,
+) -> BuildReport:
     """What `brain-gen-hf preprocess` does: build (resumable), print the summary, optionally push."""
     if push_to_hub:
         check_repo_id(push_to_hub, "--push-to-hub")  # before the build, not after it

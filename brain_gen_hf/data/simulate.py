@@ -59,7 +59,7 @@ def vectorview_info(sfreq: float, helmet_radius: float = 0.11):
     azimuth = np.arctan2(site_xy[:, 1], site_xy[:, 0])
     normal = np.column_stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)])
     names, types, locs = [], [], []
-    for (site, members), ez in zip(sites.items(), normal):
+    for (_site, members), ez in zip(sites.items(), normal):
         ex = np.cross([0.0, 0.0, 1.0], ez)
         ex = ex / np.linalg.norm(ex) if np.linalg.norm(ex) > 1e-9 else np.array([1.0, 0.0, 0.0])
         ey = np.cross(ez, ex)
@@ -82,7 +82,9 @@ def vectorview_info(sfreq: float, helmet_radius: float = 0.11):
 
 
 def _pink_noise(rng, n_series: int, n_samples: int, sfreq: float, exponent: float) -> np.ndarray:
-    spectrum = rng.standard_normal((n_series, n_samples // 2 + 1)) + 1j * rng.standard_normal((n_series, n_samples // 2 + 1))
+    spectrum = rng.standard_normal((n_series, n_samples // 2 + 1)) + 1j * rng.standard_normal(
+        (n_series, n_samples // 2 + 1)
+    )
     freqs = np.fft.rfftfreq(n_samples, 1 / sfreq)
     freqs[0] = freqs[1]
     series = np.fft.irfft(spectrum / freqs ** (exponent / 2), n=n_samples, axis=1)
@@ -112,7 +114,7 @@ def simulate_meg_raw(config: SimulationConfig | None = None, **overrides):
     sources = _pink_noise(rng, config.n_sources, n_samples, config.sfreq, config.pink_exponent)
 
     # Alpha: posterior sources (negative y in the device frame), amplitude waxing and waning.
-    posterior = np.exp(-np.linalg.norm(positions - np.array([0.0, -0.09, 0.03]), axis=1) ** 2 / (2 * 0.07**2))
+    posterior = np.exp(-(np.linalg.norm(positions - np.array([0.0, -0.09, 0.03]), axis=1) ** 2) / (2 * 0.07**2))
     envelope = 1 + 0.8 * _pink_noise(rng, 1, n_samples, config.sfreq, 3.0)[0].clip(-1.2, 1.2)
     phase_jitter = np.cumsum(rng.normal(0, 0.02, n_samples))
     alpha = envelope * np.sin(2 * np.pi * config.alpha_frequency * times + phase_jitter)
@@ -130,8 +132,9 @@ def simulate_meg_raw(config: SimulationConfig | None = None, **overrides):
     return raw
 
 
-def write_simulated_recordings(folder, n_subjects: int = 2, n_sessions: int = 1, *, seed: int = 0,
-                               **config_overrides) -> list[Path]:
+def write_simulated_recordings(
+    folder, n_subjects: int = 2, n_sessions: int = 1, *, seed: int = 0, **config_overrides
+) -> list[Path]:
     """Write SIMULATED recordings as `sub-simXX/ses-YY/meg/sub-simXX_ses-YY_task-rest_meg.fif`."""
     folder = Path(folder)
     paths = []

@@ -29,8 +29,10 @@ class SplitConfig:
         if self.strategy not in ("session", "subject", "dataset"):
             raise ValueError(f"split strategy must be session/subject/dataset, got {self.strategy!r}")
         if not (0 <= self.val_ratio <= 1 and 0 <= self.test_ratio <= 1 and self.val_ratio + self.test_ratio <= 1):
-            raise ValueError(f"val_ratio ({self.val_ratio}) and test_ratio ({self.test_ratio}) must be in [0, 1] "
-                             "and sum to at most 1")
+            raise ValueError(
+                f"val_ratio ({self.val_ratio}) and test_ratio ({self.test_ratio}) must be in [0, 1] "
+                "and sum to at most 1"
+            )
         if self.strategy == "dataset" and not self.heldout_dataset:
             raise ValueError("split strategy 'dataset' needs heldout_dataset")
 
@@ -58,7 +60,7 @@ def assign_splits(recordings, config: SplitConfig) -> dict[tuple[str, str], str]
     appearance, sessions are sorted within a dataset, so the result depends only on the set of
     recordings and the seed.
     """
-    by_dataset: "OrderedDict[str, dict[str, str]]" = OrderedDict()
+    by_dataset: OrderedDict[str, dict[str, str]] = OrderedDict()
     for dataset, session, subject in recordings:
         by_dataset.setdefault(dataset, {})[session] = subject or session
     rng = random.Random(config.seed)
@@ -72,8 +74,7 @@ def assign_splits(recordings, config: SplitConfig) -> dict[tuple[str, str], str]
 
     if config.strategy == "dataset":
         if config.heldout_dataset not in by_dataset:
-            raise KeyError(f"heldout_dataset {config.heldout_dataset!r} is not among the datasets "
-                           f"{list(by_dataset)}")
+            raise KeyError(f"heldout_dataset {config.heldout_dataset!r} is not among the datasets {list(by_dataset)}")
         if len(by_dataset) < 2:
             raise ValueError("split strategy 'dataset' needs at least two datasets")
     for dataset, sessions in by_dataset.items():

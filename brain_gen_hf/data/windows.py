@@ -29,11 +29,15 @@ class WindowConfig:
         overlap = int(round(self.overlap_seconds * sfreq))
         if length <= 0:
             kind = "a zero-length window" if length == 0 else f"a window of {length} samples"
-            raise ValueError(f"example_seconds={self.example_seconds} gives {kind} at {sfreq:g} Hz; use a positive "
-                             f"example_seconds of at least {1 / sfreq:g} s")
+            raise ValueError(
+                f"example_seconds={self.example_seconds} gives {kind} at {sfreq:g} Hz; use a positive "
+                f"example_seconds of at least {1 / sfreq:g} s"
+            )
         if overlap < 0 or overlap >= length:
-            raise ValueError(f"overlap_seconds={self.overlap_seconds} must be >= 0 and below example_seconds "
-                             f"({overlap} vs {length} samples): the overlap would leave no step")
+            raise ValueError(
+                f"overlap_seconds={self.overlap_seconds} must be >= 0 and below example_seconds "
+                f"({overlap} vs {length} samples): the overlap would leave no step"
+            )
         return length, length - overlap
 
 
@@ -53,8 +57,14 @@ def build_window_index(n_samples: np.ndarray, length: int, step: int) -> np.ndar
     return np.stack([rows, starts], axis=1)
 
 
-def load_window_datasets(path_or_repo: str, example_seconds: float = 10.24, overlap_seconds: float = 5.0, *,
-                         streaming: bool = False, **load_kwargs) -> dict:
+def load_window_datasets(
+    path_or_repo: str,
+    example_seconds: float = 10.24,
+    overlap_seconds: float = 5.0,
+    *,
+    streaming: bool = False,
+    **load_kwargs,
+) -> dict:
     """{split: WindowDataset | StreamingWindowDataset} sharing one canonical layout over all splits."""
     splits = load_segments(path_or_repo, streaming=streaming, **load_kwargs)
     for name, segments in splits.items():
@@ -78,17 +88,22 @@ def _check_segment_columns(path_or_repo, split: str, columns: list[str] | None) 
     if not missing:
         return  # (streamed datasets may not know their columns before the first row)
     if "codes" in columns:
-        raise ValueError(f"{path_or_repo} holds token shards (a `codes` column) but no tokenization.json: rerun "
-                         f"training_scripts/pretokenize.py with --output {path_or_repo} to write them again")
-    raise ValueError(f"{path_or_repo}: the {split!r} rows have no {missing} columns, so this is not a dataset built "
-                     f"by `brain-gen-hf preprocess` (columns: {columns}); {_build_hint(str(path_or_repo))}")
+        raise ValueError(
+            f"{path_or_repo} holds token shards (a `codes` column) but no tokenization.json: rerun "
+            f"training_scripts/pretokenize.py with --output {path_or_repo} to write them again"
+        )
+    raise ValueError(
+        f"{path_or_repo}: the {split!r} rows have no {missing} columns, so this is not a dataset built "
+        f"by `brain-gen-hf preprocess` (columns: {columns}); {_build_hint(str(path_or_repo))}"
+    )
 
 
 # What a Hub repo id looks like ("name" or "org/name"); anything else can only be a local path.
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 _SHARD_NAME = re.compile(r"[^-]+-(\d{5})-of-(\d{5})\.parquet")
-_REBUILD_HINT = ("rerun `brain-gen-hf preprocess` with the same --output to rewrite data/ from .build/, or fetch "
-                 "the dataset again")
+_REBUILD_HINT = (
+    "rerun `brain-gen-hf preprocess` with the same --output to rewrite data/ from .build/, or fetch the dataset again"
+)
 
 
 def _build_hint(output: str = "DIR") -> str:
@@ -123,7 +138,8 @@ def load_segments(path_or_repo: str, split: str | None = None, *, streaming: boo
         problem = " ".join(str(err).split())
         raise FileNotFoundError(
             f"{name!r} is neither a local dataset folder nor a reachable Hub dataset repo ({type(err).__name__}: "
-            f"{problem}); {_build_hint(name)}, or check the repo id, network and token") from err
+            f"{problem}); {_build_hint(name)}, or check the repo id, network and token"
+        ) from err
 
 
 def _check_hub_dataset(repo_id: str, revision: str | None = None, token=None) -> None:
@@ -140,18 +156,29 @@ def _check_hub_dataset(repo_id: str, revision: str | None = None, token=None) ->
     except GatedRepoError:
         return  # it exists; `load_dataset` explains how to get access
     except (RepositoryNotFoundError, RevisionNotFoundError) as err:
-        raise FileNotFoundError(f"{repo_id} is not a local dataset folder, and the Hub has no dataset repo "
-                                f"{repo_id}{f' at revision {revision}' if revision else ''} (or it is private: "
-                                f"log in with `hf auth login`); {_build_hint(repo_id)}") from err
+        raise FileNotFoundError(
+            f"{repo_id} is not a local dataset folder, and the Hub has no dataset repo "
+            f"{repo_id}{f' at revision {revision}' if revision else ''} (or it is private: "
+            f"log in with `hf auth login`); {_build_hint(repo_id)}"
+        ) from err
     except Exception as err:  # connection errors are the HTTP client's own classes (not OSError)
         problem = " ".join(str(err).split()) or type(err).__name__
-        raise FileNotFoundError(f"{repo_id} is not a local dataset folder, and the Hub could not be reached to "
-                                f"look for a dataset repo of that name ({type(err).__name__}: {problem}); check the "
-                                "network, or set HF_HUB_OFFLINE=1 to use a copy in the local cache") from err
+        raise FileNotFoundError(
+            f"{repo_id} is not a local dataset folder, and the Hub could not be reached to "
+            f"look for a dataset repo of that name ({type(err).__name__}: {problem}); check the "
+            "network, or set HF_HUB_OFFLINE=1 to use a copy in the local cache"
+        ) from err
 
 
-def load_parquet_folder(folder: Path, *, split: str | None = None, streaming: bool = False,
-                        build_hint: str | None = None, rebuild_hint: str | None = None, **kwargs):
+def load_parquet_folder(
+    folder: Path,
+    *,
+    split: str | None = None,
+    streaming: bool = False,
+    build_hint: str | None = None,
+    rebuild_hint: str | None = None,
+    **kwargs,
+):
     """`load_dataset("parquet")` of the `data/{split}-*.parquet` shards of a local folder, a damaged shard named.
 
     `build_hint` / `rebuild_hint` say how to make the folder / repair its shards (default: `brain-gen-hf
@@ -167,8 +194,9 @@ def load_parquet_folder(folder: Path, *, split: str | None = None, streaming: bo
         raise _damaged_shard_error(folder, err, rebuild_hint) from err
 
 
-def local_shards(folder: Path, *, build_hint: str | None = None, rebuild_hint: str | None = None
-                 ) -> dict[str, list[str]]:
+def local_shards(
+    folder: Path, *, build_hint: str | None = None, rebuild_hint: str | None = None
+) -> dict[str, list[str]]:
     """{split: shard files} of a built folder, every shard checked to be readable Parquet."""
     import pyarrow.parquet as pq
 
@@ -178,8 +206,9 @@ def local_shards(folder: Path, *, build_hint: str | None = None, rebuild_hint: s
         raise NotADirectoryError(f"{folder} is a file, not a dataset folder; {build_hint or _build_hint()}")
     shards = sorted(data.glob("*.parquet")) if data.is_dir() else []
     if not shards:
-        raise FileNotFoundError(f"{folder} is not a built dataset: {data} holds no Parquet shards; "
-                                f"{build_hint or _build_hint(str(folder))}")
+        raise FileNotFoundError(
+            f"{folder} is not a built dataset: {data} holds no Parquet shards; {build_hint or _build_hint(str(folder))}"
+        )
     files: dict[str, list[str]] = {}
     for shard in shards:
         try:
@@ -200,8 +229,9 @@ def _check_complete(data: Path, split: str, names: list[str], rebuild_hint: str 
     totals = {int(m.group(2)) for m in numbered}
     indices = sorted(int(m.group(1)) for m in numbered)
     if len(totals) != 1 or indices != list(range(totals.pop())):
-        raise ValueError(f"{data}: the {split!r} shards are incomplete or mixed from two builds ({', '.join(names)}); "
-                         f"{rebuild_hint}")
+        raise ValueError(
+            f"{data}: the {split!r} shards are incomplete or mixed from two builds ({', '.join(names)}); {rebuild_hint}"
+        )
 
 
 def _decode_errors() -> tuple[type[Exception], ...]:
@@ -222,15 +252,19 @@ def _damaged_shard_error(folder: Path, err: Exception, rebuild_hint: str | None 
         except _decode_errors() as cause:
             return ValueError(f"{shard}: damaged Parquet shard ({type(cause).__name__}: {cause}); {rebuild_hint}")
     cause = err.__cause__ or err
-    return ValueError(f"{folder}: the Parquet shards of the dataset could not be loaded ({type(cause).__name__}: "
-                      f"{cause}); {rebuild_hint}")
+    return ValueError(
+        f"{folder}: the Parquet shards of the dataset could not be loaded ({type(cause).__name__}: "
+        f"{cause}); {rebuild_hint}"
+    )
 
 
 def _no_window_message(n_samples: np.ndarray, length: int, sfreq: float) -> str:
     longest = int(n_samples.max()) if len(n_samples) else 0
-    return (f"no windows: the longest segment has {longest} samples ({longest / sfreq:.2f} s), shorter than one "
-            f"window of {length} samples ({length / sfreq:.2f} s); lower example_seconds or rebuild with longer "
-            "segments")
+    return (
+        f"no windows: the longest segment has {longest} samples ({longest / sfreq:.2f} s), shorter than one "
+        f"window of {length} samples ({length / sfreq:.2f} s); lower example_seconds or rebuild with longer "
+        "segments"
+    )
 
 
 class _SegmentReader:
@@ -293,8 +327,15 @@ class WindowDataset(torch.utils.data.Dataset):
     `__getitems__` serves a whole batch (the DataLoader fast path).
     """
 
-    def __init__(self, segments, example_seconds: float = 10.24, overlap_seconds: float = 5.0, *,
-                 layout: ChannelLayout | None = None, cache_segments: int = 8):
+    def __init__(
+        self,
+        segments,
+        example_seconds: float = 10.24,
+        overlap_seconds: float = 5.0,
+        *,
+        layout: ChannelLayout | None = None,
+        cache_segments: int = 8,
+    ):
         self.segments = segments
         self.window = WindowConfig(example_seconds, overlap_seconds)
         self.layout = layout or build_canonical_layout(segments)
@@ -303,8 +344,10 @@ class WindowDataset(torch.utils.data.Dataset):
         meta = segments.select_columns(["dataset", "session", "sfreq", "n_samples"]).with_format("arrow")[:]
         sfreqs = meta.column("sfreq").to_numpy()
         if len(sfreqs) and not np.allclose(sfreqs, self.layout.sfreq, atol=1e-6):
-            raise ValueError(f"segments have sampling rates {sorted(set(sfreqs.tolist()))}, the layout "
-                             f"{self.layout.sfreq:g} Hz; all segments must share one rate")
+            raise ValueError(
+                f"segments have sampling rates {sorted(set(sfreqs.tolist()))}, the layout "
+                f"{self.layout.sfreq:g} Hz; all segments must share one rate"
+            )
         n_samples = meta.column("n_samples").to_numpy()
         self.index = build_window_index(n_samples, self.length, self.step)
         if len(self.index) == 0:
@@ -342,8 +385,10 @@ class WindowDataset(torch.utils.data.Dataset):
         signal = self.window_array(indices)
         rows = self.index[np.asarray(indices, dtype=np.int64)]
         masks = np.stack([self.row_masks[int(r)] for r in rows[:, 0]])
-        items = [{"signal": signal[b], "channel_mask": masks[b], "row": int(r), "start": int(st)}
-                 for b, (r, st) in enumerate(rows)]
+        items = [
+            {"signal": signal[b], "channel_mask": masks[b], "row": int(r), "start": int(st)}
+            for b, (r, st) in enumerate(rows)
+        ]
         return WindowBatch(items, signal, masks)
 
     def window_array(self, indices) -> np.ndarray:
@@ -370,8 +415,14 @@ class StreamingWindowDataset(torch.utils.data.IterableDataset):
     the same channels; pass `build_canonical_layout(streamed_dataset)` to merge datasets.
     """
 
-    def __init__(self, segments, example_seconds: float = 10.24, overlap_seconds: float = 5.0, *,
-                 layout: ChannelLayout | None = None):
+    def __init__(
+        self,
+        segments,
+        example_seconds: float = 10.24,
+        overlap_seconds: float = 5.0,
+        *,
+        layout: ChannelLayout | None = None,
+    ):
         self.segments = segments.with_format("numpy") if hasattr(segments, "with_format") else segments
         self.window = WindowConfig(example_seconds, overlap_seconds)
         self.layout = layout
@@ -385,8 +436,10 @@ class StreamingWindowDataset(torch.utils.data.IterableDataset):
             except StopIteration:
                 return
             except _decode_errors() as err:
-                raise ValueError(f"reading the streamed segments failed: a Parquet shard of the dataset is damaged "
-                                 f"({type(err).__name__}: {err}); {_REBUILD_HINT}") from err
+                raise ValueError(
+                    f"reading the streamed segments failed: a Parquet shard of the dataset is damaged "
+                    f"({type(err).__name__}: {err}); {_REBUILD_HINT}"
+                ) from err
             yield row
 
     def __iter__(self):

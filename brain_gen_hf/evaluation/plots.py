@@ -15,8 +15,16 @@ def welch_psd(signal: np.ndarray, sfreq: float, segment: int = 256) -> tuple[np.
     return freqs, power.mean(axis=0)
 
 
-def plot_forecast(context: np.ndarray, forecast: np.ndarray, truth: np.ndarray, sfreq: float, path: str | Path,
-                  channel_names: list[str] | None = None, n_channels: int = 4, title: str = "") -> Path:
+def plot_forecast(
+    context: np.ndarray,
+    forecast: np.ndarray,
+    truth: np.ndarray,
+    sfreq: float,
+    path: str | Path,
+    channel_names: list[str] | None = None,
+    n_channels: int = 4,
+    title: str = "",
+) -> Path:
     """`(C, Tc)` context, `(C, Th)` forecast and truth -> a stacked per-channel figure saved at `path`."""
     import matplotlib
 

@@ -30,9 +30,16 @@ class ForecastMixin:
     # Converted models whose sampling must follow brain-gen's top-p rule set this to True.
     forecast_reference_top_p: bool = False
 
-    def forecast(self, input_values: torch.Tensor, horizon: int, generation_config: GenerationConfig | None = None,
-                 *, logits_processor: LogitsProcessorList | list | None = None, progress: bool | None = None,
-                 **sensor_metadata) -> ForecastOutput:
+    def forecast(
+        self,
+        input_values: torch.Tensor,
+        horizon: int,
+        generation_config: GenerationConfig | None = None,
+        *,
+        logits_processor: LogitsProcessorList | list | None = None,
+        progress: bool | None = None,
+        **sensor_metadata,
+    ) -> ForecastOutput:
         """Predict the `horizon` samples that follow `input_values`.
 
         Args:
@@ -53,21 +60,24 @@ class ForecastMixin:
             raise ValueError(f"horizon must be a positive int (future samples of the model's signal), got {horizon!r}")
         self._check_forecast_kwargs(sensor_metadata)
         generation_config = resolve_generation_config(self, generation_config)
-        processors = build_logits_processor(generation_config, logits_processor,
-                                            reference_top_p=self.forecast_reference_top_p)
+        processors = build_logits_processor(
+            generation_config, logits_processor, reference_top_p=self.forecast_reference_top_p
+        )
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                output = self._forecast(input_values, horizon, generation_config, processors, progress=progress,
-                                        **sensor_metadata)
+                output = self._forecast(
+                    input_values, horizon, generation_config, processors, progress=progress, **sensor_metadata
+                )
         finally:
             self.train(was_training)
         self._check_forecast_output(output, input_values, horizon)
         return output
 
-    def _forecast(self, input_values, horizon, generation_config, logits_processor, *, progress,
-                  **sensor_metadata) -> ForecastOutput:
+    def _forecast(
+        self, input_values, horizon, generation_config, logits_processor, *, progress, **sensor_metadata
+    ) -> ForecastOutput:
         raise NotImplementedError(f"{type(self).__name__} does not implement _forecast")
 
     def _forecast_channels(self, input_values) -> int | None:
@@ -80,17 +90,23 @@ class ForecastMixin:
         parameters = inspect.signature(self._forecast).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             return
-        accepted = [name for name, p in parameters.items() if name not in _CORE_ARGUMENTS
-                    and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+        accepted = [
+            name
+            for name, p in parameters.items()
+            if name not in _CORE_ARGUMENTS
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
         unknown = sorted(set(kwargs) - set(accepted))
         if not unknown:
             return
         hint = ""
         if any(name in _GENERATION_FIELDS for name in unknown):
             hint = "; sampling settings go in generation_config=GenerationConfig(do_sample=True, ...)"
-        raise TypeError(f"{type(self).__name__}.forecast() got unexpected keyword argument(s) "
-                        f"{', '.join(map(repr, unknown))} (it accepts {', '.join(accepted) or 'no sensor metadata'})"
-                        f"{hint}")
+        raise TypeError(
+            f"{type(self).__name__}.forecast() got unexpected keyword argument(s) "
+            f"{', '.join(map(repr, unknown))} (it accepts {', '.join(accepted) or 'no sensor metadata'})"
+            f"{hint}"
+        )
 
     def _check_forecast_output(self, output, input_values, horizon: int) -> None:
         name = f"{type(self).__name__}._forecast"
@@ -99,7 +115,13 @@ class ForecastMixin:
         batch = input_values.shape[0] if isinstance(input_values, torch.Tensor) and input_values.ndim else None
         channels = self._forecast_channels(input_values)
         values = output.values
-        if values.ndim != 3 or values.shape[-1] != horizon or (batch is not None and values.shape[0] != batch) \
-                or (channels is not None and values.shape[1] != channels):
-            raise RuntimeError(f"{name} returned values of shape {tuple(values.shape)}; the contract is (B, C, "
-                               f"horizon) = ({batch}, {channels}, {horizon})")
+        if (
+            values.ndim != 3
+            or values.shape[-1] != horizon
+            or (batch is not None and values.shape[0] != batch)
+            or (channels is not None and values.shape[1] != channels)
+        ):
+            raise RuntimeError(
+                f"{name} returned values of shape {tuple(values.shape)}; the contract is (B, C, "
+                f"horizon) = ({batch}, {channels}, {horizon})"
+            )

@@ -26,11 +26,24 @@ from transformers import (
 # GenerationConfig fields `forecast` cannot honour, with the value that leaves them off: a config that sets one
 # is refused rather than silently forecast without it.
 UNSUPPORTED_GENERATION_FIELDS = {
-    "num_beams": 1, "num_beam_groups": 1, "num_return_sequences": 1, "penalty_alpha": None,
-    "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
-    "bad_words_ids": None, "force_words_ids": None, "sequence_bias": None, "guidance_scale": None,
-    "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "top_h": None, "suppress_tokens": None,
-    "begin_suppress_tokens": None, "constraints": None,
+    "num_beams": 1,
+    "num_beam_groups": 1,
+    "num_return_sequences": 1,
+    "penalty_alpha": None,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "force_words_ids": None,
+    "sequence_bias": None,
+    "guidance_scale": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "top_h": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "constraints": None,
 }
 
 # With `progress=None`, forecasts of at least this many steps show a bar in a terminal or a notebook; shorter
@@ -45,18 +58,24 @@ def resolve_generation_config(model, generation_config: GenerationConfig | None 
     if generation_config is None:
         generation_config = getattr(model, "generation_config", None) or GenerationConfig()
     if not isinstance(generation_config, GenerationConfig):
-        raise TypeError(f"generation_config must be a transformers GenerationConfig, got "
-                        f"{type(generation_config).__name__}; build one with GenerationConfig(do_sample=True, ...)")
+        raise TypeError(
+            f"generation_config must be a transformers GenerationConfig, got "
+            f"{type(generation_config).__name__}; build one with GenerationConfig(do_sample=True, ...)"
+        )
     config = copy.deepcopy(generation_config)
-    unsupported = [f"{name}={getattr(config, name)!r}" for name, off in UNSUPPORTED_GENERATION_FIELDS.items()
-                   if getattr(config, name, None) not in (None, off)]
+    unsupported = [
+        f"{name}={getattr(config, name)!r}"
+        for name, off in UNSUPPORTED_GENERATION_FIELDS.items()
+        if getattr(config, name, None) not in (None, off)
+    ]
     if unsupported:
-        raise ValueError(f"forecast cannot honour generation_config {', '.join(unsupported)}: it decodes greedily or "
-                         "samples (do_sample, temperature, top_k, top_p, min_p); unset these fields")
+        raise ValueError(
+            f"forecast cannot honour generation_config {', '.join(unsupported)}: it decodes greedily or "
+            "samples (do_sample, temperature, top_k, top_p, min_p); unset these fields"
+        )
     if config.do_sample not in (None, True, False):
         raise ValueError(f"generation_config.do_sample must be True or False, got {config.do_sample!r}")
-    if config.temperature is not None and not (isinstance(config.temperature, (int, float))
-                                               and config.temperature > 0):
+    if config.temperature is not None and not (isinstance(config.temperature, (int, float)) and config.temperature > 0):
         raise ValueError(f"generation_config.temperature must be a positive number, got {config.temperature!r}")
     top_k = config.top_k
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
@@ -68,8 +87,12 @@ def resolve_generation_config(model, generation_config: GenerationConfig | None 
     return config
 
 
-def build_logits_processor(generation_config: GenerationConfig, extra: LogitsProcessorList | list | None = None,
-                           *, reference_top_p: bool = False) -> LogitsProcessorList:
+def build_logits_processor(
+    generation_config: GenerationConfig,
+    extra: LogitsProcessorList | list | None = None,
+    *,
+    reference_top_p: bool = False,
+) -> LogitsProcessorList:
     """The processors `choose_next` applies: `extra` (the caller's own) first, then, when sampling, transformers'
     temperature, top-k, top-p and min-p warpers in the order `generate` uses. `reference_top_p` swaps the
     top-p warper for `ReferenceTopPLogitsWarper` (brain-gen's rule, for converted models that need it)."""
@@ -88,8 +111,9 @@ def build_logits_processor(generation_config: GenerationConfig, extra: LogitsPro
     return processors
 
 
-def choose_next(logits: torch.Tensor, generation_config: GenerationConfig,
-                logits_processor: LogitsProcessorList | None = None) -> torch.Tensor:
+def choose_next(
+    logits: torch.Tensor, generation_config: GenerationConfig, logits_processor: LogitsProcessorList | None = None
+) -> torch.Tensor:
     """`logits (..., V)` -> int64 ids `(...)`: the argmax of the processed scores, or with `do_sample` one draw
     per row from their softmax (global torch RNG). The processors see `input_ids=None` (a forecast has no token
     prefix to condition on) and float32 scores `(N, V)`. NaN logits raise `ValueError`."""
@@ -101,8 +125,10 @@ def choose_next(logits: torch.Tensor, generation_config: GenerationConfig,
         ids = scores.argmax(-1)
     else:
         if bool(torch.isneginf(scores).all(-1).any()):
-            raise ValueError("the logits processors masked every token of a row: nothing is left to sample; "
-                             "relax top_k / top_p / min_p or the custom processors")
+            raise ValueError(
+                "the logits processors masked every token of a row: nothing is left to sample; "
+                "relax top_k / top_p / min_p or the custom processors"
+            )
         ids = torch.multinomial(scores.softmax(-1), 1).squeeze(-1)
     return ids.reshape(logits.shape[:-1])
 
@@ -111,8 +137,10 @@ def check_logits(logits: torch.Tensor) -> torch.Tensor:
     """`logits`, unless they hold NaN (-inf, a masked token, is fine): argmax would pick a NaN's index and
     multinomial fail with a raw error."""
     if bool(torch.isnan(logits).any()):
-        raise ValueError(f"the logits hold {int(torch.isnan(logits).sum())} NaN values: no token can be chosen; check "
-                         "the model's inputs and weights (or its dtype: float16 can overflow)")
+        raise ValueError(
+            f"the logits hold {int(torch.isnan(logits).sum())} NaN values: no token can be chosen; check "
+            "the model's inputs and weights (or its dtype: float16 can overflow)"
+        )
     return logits
 
 
@@ -146,8 +174,13 @@ REFERENCE_STRATEGIES = ("argmax", "roulette", "top_k", "top_p")
 
 
 @torch.inference_mode()
-def reference_sample(logits: torch.Tensor, strategy: str = "argmax", temperature: float | torch.Tensor = 1.0,
-                     top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+def reference_sample(
+    logits: torch.Tensor,
+    strategy: str = "argmax",
+    temperature: float | torch.Tensor = 1.0,
+    top_k: int = 0,
+    top_p: float = 0.0,
+) -> torch.Tensor:
     """brain-gen's `utils.eval.sample`, draw for draw under the same torch seed: the same softmax and the same
     `torch.multinomial` calls on the same probability tables (top-k draws from the k kept probabilities, top-p
     from all of them sorted). `choose_next` samples the same distributions but always from the full table in

@@ -40,19 +40,24 @@ def _steps(config) -> str:
     if p.detect_bad_channels:
         steps.append(f"GESD bad channels (alpha {p.bad_channel_alpha}), then {p.bad_channel_action}")
     n = config.normalization
-    steps.append(f"{n.method} per-channel normalisation" + (f", clip at +-{n.clip_std_factor} std" if n.clip_std_factor else ""))
+    steps.append(
+        f"{n.method} per-channel normalisation" + (f", clip at +-{n.clip_std_factor} std" if n.clip_std_factor else "")
+    )
     c = config.cleaning
     if c.enabled:
-        steps.append(f"session cleaning ({c.window_seconds:g} s windows, std > {c.std_threshold:g} bad, "
-                     f"reject > {c.max_bad_pct:g}% bad, clip {list(c.clip_range)}, segments "
-                     f"{c.min_segment_seconds:g}-{c.max_segment_seconds:g} s)")
+        steps.append(
+            f"session cleaning ({c.window_seconds:g} s windows, std > {c.std_threshold:g} bad, "
+            f"reject > {c.max_bad_pct:g}% bad, clip {list(c.clip_range)}, segments "
+            f"{c.min_segment_seconds:g}-{c.max_segment_seconds:g} s)"
+        )
     if config.mulaw.enabled:
         steps.append(f"mu-law quantisation (mu={config.mulaw.mu})")
     return "; ".join(steps)
 
 
-def render_dataset_card(config, recordings: dict, splits: dict, assignment: dict | None = None,
-                        *, repo_id: str | None = None):
+def render_dataset_card(
+    config, recordings: dict, splits: dict, assignment: dict | None = None, *, repo_id: str | None = None
+):
     """A `huggingface_hub.DatasetCard` for a built dataset.
 
     `recordings`: manifest entries (dataset, session, seconds, sfreq, n_channels, ch_types, path);
@@ -61,18 +66,31 @@ def render_dataset_card(config, recordings: dict, splits: dict, assignment: dict
     import yaml
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    by_dataset: "OrderedDict[str, list[dict]]" = OrderedDict()
+    by_dataset: OrderedDict[str, list[dict]] = OrderedDict()
     for entry in recordings.values():
         by_dataset.setdefault(entry["dataset"], []).append(entry)
     sources, layouts = [], []
     for name, entries in by_dataset.items():
         types = sorted({t for e in entries for t in e["ch_types"]})
-        sources.append({
-            "dataset": name, "recordings": len(entries), "hours": sum(e["seconds"] for e in entries) / 3600,
-            "sfreq": ", ".join(sorted({f"{e['sfreq']:g}" for e in entries})), "ch_types": ", ".join(types)})
-        layouts.append({"dataset": name, "n_channels": "/".join(sorted({str(e["n_channels"]) for e in entries})),
-                        "types": ", ".join(types)})
-    simulated = any(e["dataset"].startswith("simulated") or "simulated" in str(e.get("path", "")) for e in recordings.values())
+        sources.append(
+            {
+                "dataset": name,
+                "recordings": len(entries),
+                "hours": sum(e["seconds"] for e in entries) / 3600,
+                "sfreq": ", ".join(sorted({f"{e['sfreq']:g}" for e in entries})),
+                "ch_types": ", ".join(types),
+            }
+        )
+        layouts.append(
+            {
+                "dataset": name,
+                "n_channels": "/".join(sorted({str(e["n_channels"]) for e in entries})),
+                "types": ", ".join(types),
+            }
+        )
+    simulated = any(
+        e["dataset"].startswith("simulated") or "simulated" in str(e.get("path", "")) for e in recordings.values()
+    )
     n_rows = sum(info["segments"] for info in splits.values())
     card_data = DatasetCardData(
         license=config.card.license,
@@ -80,8 +98,9 @@ def render_dataset_card(config, recordings: dict, splits: dict, assignment: dict
         size_categories=_size_category(n_rows),
         task_categories=["time-series-forecasting"],
         tags=["meg", "eeg", "neuroscience", "brain_gen_hf"] + (["simulated"] if simulated else []),
-        configs=[{"config_name": "default",
-                  "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
+        configs=[
+            {"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}
+        ],
         source_datasets=sorted(by_dataset),
     )
     config_dict = config.to_dict()

@@ -17,8 +17,11 @@ REQUIRED_METADATA = ("library_name", "license", "tags", "pipeline_tag")
 @lru_cache(maxsize=1)
 def _templates() -> tuple[jinja2.Environment, dict[str, dict]]:
     folder = resources.files("brain_gen_hf.model_cards")
-    env = jinja2.Environment(loader=jinja2.FunctionLoader(lambda name: (folder / name).read_text(encoding="utf-8")),
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (folder / name).read_text(encoding="utf-8")),
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
     families = {}
     for entry in folder.iterdir():
         if entry.name.endswith(".yaml"):
@@ -63,30 +66,57 @@ def _contract(config) -> dict:
         "has_positions": value("sensor_positions") is not None,
         "units": value("units"),
         "normalization": json.dumps(normalization) if normalization else None,
-        "held_by": None if held is None else (
+        "held_by": None
+        if held is None
+        else (
             f"the held brain tokenizer (`{held.model_type}`), which encodes every signal input"
-            if held_as == "tokenizer_config" else f"the base model (`{held.model_type}`)"),
+            if held_as == "tokenizer_config"
+            else f"the base model (`{held.model_type}`)"
+        ),
     }
 
 
-def render_model_card(config, *, repo_id: str | None = None, license: str = "mit", training_data: str | None = None,
-                      datasets: list[str] | None = None, metrics: dict | None = None, base_model: str | None = None,
-                      remote_code: bool = False, model_name: str | None = None) -> ModelCard:
+def render_model_card(
+    config,
+    *,
+    repo_id: str | None = None,
+    license: str = "mit",
+    training_data: str | None = None,
+    datasets: list[str] | None = None,
+    metrics: dict | None = None,
+    base_model: str | None = None,
+    remote_code: bool = False,
+    model_name: str | None = None,
+) -> ModelCard:
     """A validated `ModelCard` for a model of `config`'s type."""
     # Checked here: the template would fail on it with a jinja2 error that names no argument.
     if metrics is not None and not isinstance(metrics, dict):
         raise ValueError(f"metrics must be a dict of metric name -> value, got {type(metrics).__name__}")
     info = family_card_info(config.model_type)
     tags = list(dict.fromkeys([LIBRARY_NAME, *info["tags"], config.model_type]))
-    card_data = ModelCardData(library_name=LIBRARY_NAME, license=license, tags=tags,
-                              pipeline_tag=info["pipeline_tag"], datasets=datasets or None,
-                              base_model=base_model, model_name=model_name or repo_id)
+    card_data = ModelCardData(
+        library_name=LIBRARY_NAME,
+        license=license,
+        tags=tags,
+        pipeline_tag=info["pipeline_tag"],
+        datasets=datasets or None,
+        base_model=base_model,
+        model_name=model_name or repo_id,
+    )
     env, _ = _templates()
     text = env.get_template("model_card.md").render(
-        card_data=card_data.to_yaml(), model_name=model_name or repo_id or f"{config.model_type} model",
-        model_type=config.model_type, summary=info["summary"], intended_use=info["intended_use"],
-        limitations=info["limitations"], io=info["io"], contract=_contract(config), training_data=training_data,
-        metrics=metrics or {}, auto_class=info["auto_class"], repo_id=repo_id or "path/to/this/folder",
+        card_data=card_data.to_yaml(),
+        model_name=model_name or repo_id or f"{config.model_type} model",
+        model_type=config.model_type,
+        summary=info["summary"],
+        intended_use=info["intended_use"],
+        limitations=info["limitations"],
+        io=info["io"],
+        contract=_contract(config),
+        training_data=training_data,
+        metrics=metrics or {},
+        auto_class=info["auto_class"],
+        repo_id=repo_id or "path/to/this/folder",
         remote_code=remote_code,
     )
     card = ModelCard(text)

@@ -32,5 +32,7 @@ def upload_errors(what: str, kept: str):
         yield
     except _upload_errors() as err:
         detail = " ".join(str(err).split()) or type(err).__name__
-        raise OSError(f"uploading {what} failed ({type(err).__name__}: {detail}); {kept} is kept locally: "
-                      "rerun the upload when the Hub is reachable") from err
+        raise OSError(
+            f"uploading {what} failed ({type(err).__name__}: {detail}); {kept} is kept locally: "
+            "rerun the upload when the Hub is reachable"
+        ) from err

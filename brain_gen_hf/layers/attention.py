@@ -21,8 +21,15 @@ class MultiHeadAttention(nn.Module):
     first `2 * (head_dim // 2)` channels of every head with positions `0 .. L-1`.
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 rope: bool = False, rope_base: float = 10000.0):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        rope: bool = False,
+        rope_base: float = 10000.0,
+    ):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden size {hidden_size} is not divisible by {num_heads} attention heads")
@@ -51,6 +58,7 @@ class MultiHeadAttention(nn.Module):
         )
         if self.rope:
             query, key = apply_adjacent_pair_rope(query, key, self.inv_freq_t)
-        attended = F.scaled_dot_product_attention(query, key, value, is_causal=is_causal,
-                                                  dropout_p=self.dropout if self.training else 0.0)
+        attended = F.scaled_dot_product_attention(
+            query, key, value, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.drop(self.out_proj(attended.transpose(1, 2).flatten(-2)))

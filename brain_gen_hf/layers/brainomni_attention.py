@@ -36,15 +36,19 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, dropout: float = 0.0):
         super().__init__()
-        self.layer = nn.Sequential(nn.Linear(dim, 4 * dim), nn.SELU(), nn.Linear(4 * dim, dim),
-                                   nn.Dropout(dropout) if dropout else nn.Identity())
+        self.layer = nn.Sequential(
+            nn.Linear(dim, 4 * dim),
+            nn.SELU(),
+            nn.Linear(4 * dim, dim),
+            nn.Dropout(dropout) if dropout else nn.Identity(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(x)
 
 
 class FixedSensorEmbedding(nn.Module):
-    """"Source space": one learned vector per channel slot (channel c of the input uses slot c).
+    """ "Source space": one learned vector per channel slot (channel c of the input uses slot c).
 
     Positions and types are not used; only the channel count matters (at most `num_sensors`).
     """
@@ -63,7 +67,7 @@ class FixedSensorEmbedding(nn.Module):
 
 
 class SensorEmbedding(nn.Module):
-    """"Sensor space": MLP of the sensor position/orientation `(B, C, n_pos)` plus a sensor-type embedding."""
+    """ "Sensor space": MLP of the sensor position/orientation `(B, C, n_pos)` plus a sensor-type embedding."""
 
     def __init__(self, dim: int, n_pos: int = 6, n_type: int = 3):
         super().__init__()
@@ -93,9 +97,12 @@ class BackwardSolution(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        out = F.scaled_dot_product_attention(_heads(queries, self.n_head), _heads(keys, self.n_head),
-                                             _heads(self.v(x), self.n_head),
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            _heads(queries, self.n_head),
+            _heads(keys, self.n_head),
+            _heads(self.v(x), self.n_head),
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         return self.proj(rearrange(out, "B H T D -> B T (H D)"))
 
 
@@ -110,6 +117,10 @@ class ForwardSolution(nn.Module):
 
     def forward(self, sensor_embedding: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         k, v = self.kv(latents).split(self.dim, dim=-1)
-        out = F.scaled_dot_product_attention(_heads(sensor_embedding, self.n_head), _heads(k, self.n_head),
-                                             _heads(v, self.n_head), dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            _heads(sensor_embedding, self.n_head),
+            _heads(k, self.n_head),
+            _heads(v, self.n_head),
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         return self.proj(rearrange(out, "B H T D -> B T (H D)"))

@@ -22,8 +22,9 @@ def _rotate_adjacent_pairs(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((-odd, even), dim=-1).reshape_as(x)
 
 
-def apply_adjacent_pair_rope(query: torch.Tensor, key: torch.Tensor, inv_freq: torch.Tensor,
-                             position_offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def apply_adjacent_pair_rope(
+    query: torch.Tensor, key: torch.Tensor, inv_freq: torch.Tensor, position_offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate the first `2 * len(inv_freq)` channels of `(B, heads, L, head_dim)` queries and keys.
 
     Positions are `position_offset .. position_offset + L - 1`; channels past the rotary width (an odd

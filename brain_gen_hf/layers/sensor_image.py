@@ -23,8 +23,14 @@ class SensorImage:
     holds (the last channel there), `reader[c]` the pixel channel c reads.
     """
 
-    def __init__(self, row_idx: Sequence[int], col_idx: Sequence[int], image_hw: Sequence[int], fill_token: int,
-                 device: torch.device | str | None = None):
+    def __init__(
+        self,
+        row_idx: Sequence[int],
+        col_idx: Sequence[int],
+        image_hw: Sequence[int],
+        fill_token: int,
+        device: torch.device | str | None = None,
+    ):
         self.height, self.width = int(image_hw[0]), int(image_hw[1])
         self.fill_token = int(fill_token)
         flat = [r * self.width + c for r, c in zip(row_idx, col_idx)]
@@ -36,8 +42,16 @@ class SensorImage:
         self.reader = torch.tensor([slot[p] for p in flat], dtype=torch.long, device=device)
 
     @classmethod
-    def for_forecast(cls, config, image_hw: Sequence[int] | None, signal: torch.Tensor, row_idx=None, col_idx=None,
-                     *, image_hw_name: str) -> SensorImage:
+    def for_forecast(
+        cls,
+        config,
+        image_hw: Sequence[int] | None,
+        signal: torch.Tensor,
+        row_idx=None,
+        col_idx=None,
+        *,
+        image_hw_name: str,
+    ) -> SensorImage:
         """The map for a `(B, C, T)` signal: `row_idx`/`col_idx` given to `forecast`, else the config's.
 
         Raises `ValueError` naming what is missing (the pixels, the image size) or what disagrees.
@@ -46,19 +60,24 @@ class SensorImage:
         if not given:
             row_idx, col_idx = config.row_idx, config.col_idx
         if row_idx is None:
-            raise ValueError(f"{type(config).__name__} has no channel layout: a signal forecast needs the pixel of "
-                             "every channel. Pass `row_idx` and `col_idx` (C entries each, e.g. from "
-                             "brain_gen_hf.data.grid_indices(layout.pos_2d, image_size) or an ImageCollator) or set "
-                             "`config.row_idx`/`config.col_idx`")
+            raise ValueError(
+                f"{type(config).__name__} has no channel layout: a signal forecast needs the pixel of "
+                "every channel. Pass `row_idx` and `col_idx` (C entries each, e.g. from "
+                "brain_gen_hf.data.grid_indices(layout.pos_2d, image_size) or an ImageCollator) or set "
+                "`config.row_idx`/`config.col_idx`"
+            )
         if image_hw is None:
-            raise ValueError(f"the token image size is unknown: set `config.{image_hw_name}` (H, W) to forecast from a "
-                             "signal")
+            raise ValueError(
+                f"the token image size is unknown: set `config.{image_hw_name}` (H, W) to forecast from a signal"
+            )
         rows, cols = check_sensor_pixels(row_idx, col_idx, image_hw)
         num_channels = signal.shape[1]
         if len(rows) != num_channels:
             where = "`row_idx`/`col_idx`" if given else "`config.row_idx`/`config.col_idx`"
-            raise ValueError(f"input_values has {num_channels} channels but {where} place {len(rows)}; pass a signal "
-                             "with one row per placed channel")
+            raise ValueError(
+                f"input_values has {num_channels} channels but {where} place {len(rows)}; pass a signal "
+                "with one row per placed channel"
+            )
         fill = config.fill_token
         if fill is None:
             fill = int(signal_to_mulaw(torch.zeros(1), config.quant_levels, config.mulaw_max_value)[0])
@@ -81,8 +100,17 @@ class SensorImage:
         return pixel_values[:, self.reader]
 
 
-def roll_out_frames(image: SensorImage, context: torch.Tensor, horizon: int, next_logits, generation_config,
-                    logits_processor, *, progress: bool | None, desc: str) -> torch.Tensor:
+def roll_out_frames(
+    image: SensorImage,
+    context: torch.Tensor,
+    horizon: int,
+    next_logits,
+    generation_config,
+    logits_processor,
+    *,
+    progress: bool | None,
+    desc: str,
+) -> torch.Tensor:
     """Frame-by-frame forecast over a token image.
 
     `context (B, H, W, T)`; `next_logits(images (B, H, W, t)) -> (B, H, W, Q)`, the logits of frame t. Each

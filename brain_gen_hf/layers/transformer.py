@@ -15,12 +15,20 @@ from .attention import MultiHeadAttention
 class AttentionBlock(nn.Module):
     """`x + attention(RMSNorm(x))` over `(B, L, hidden_size)`."""
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 rope: bool = False, rope_base: float = 10000.0):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        rope: bool = False,
+        rope_base: float = 10000.0,
+    ):
         super().__init__()
         self.norm = nn.RMSNorm(hidden_size)
-        self.attn = MultiHeadAttention(hidden_size, num_heads, dropout=dropout, bias=bias, rope=rope,
-                                       rope_base=rope_base)
+        self.attn = MultiHeadAttention(
+            hidden_size, num_heads, dropout=dropout, bias=bias, rope=rope, rope_base=rope_base
+        )
 
     def forward(self, x: torch.Tensor, is_causal: bool = False) -> torch.Tensor:
         return x + self.attn(self.norm(x), is_causal=is_causal)
@@ -45,12 +53,22 @@ class MLP(nn.Module):
 class TransformerBlock(nn.Module):
     """Attention block then MLP, each pre-normed with its own residual."""
 
-    def __init__(self, hidden_size: int, num_heads: int, *, attn_dropout: float = 0.0, attn_bias: bool = True,
-                 rope: bool = False, rope_base: float = 10000.0, intermediate_size: int | None = None,
-                 mlp_dropout: float = 0.0):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        *,
+        attn_dropout: float = 0.0,
+        attn_bias: bool = True,
+        rope: bool = False,
+        rope_base: float = 10000.0,
+        intermediate_size: int | None = None,
+        mlp_dropout: float = 0.0,
+    ):
         super().__init__()
-        self.attn = AttentionBlock(hidden_size, num_heads, dropout=attn_dropout, bias=attn_bias, rope=rope,
-                                   rope_base=rope_base)
+        self.attn = AttentionBlock(
+            hidden_size, num_heads, dropout=attn_dropout, bias=attn_bias, rope=rope, rope_base=rope_base
+        )
         self.mlp = MLP(hidden_size, intermediate_size, dropout=mlp_dropout)
 
     def forward(self, x: torch.Tensor, is_causal: bool = False) -> torch.Tensor:

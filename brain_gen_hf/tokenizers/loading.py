@@ -77,8 +77,10 @@ class NamedFileErrorsMixin:
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         folder = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         if cls.requires_tokenizer_file and folder.is_dir() and not (folder / "tokenizer.json").is_file():
-            raise ValueError(f"{folder} has no tokenizer.json, which holds the vocabulary and merges of "
-                             f"{cls.__name__}; save the tokenizer again with `save_pretrained`")
+            raise ValueError(
+                f"{folder} has no tokenizer.json, which holds the vocabulary and merges of "
+                f"{cls.__name__}; save the tokenizer again with `save_pretrained`"
+            )
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except (ValueError, KeyError, TypeError) as err:
@@ -101,8 +103,10 @@ class NamedFileErrorsMixin:
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         if os.path.isfile(save_directory):  # transformers would only log an error and save nothing
-            raise OSError(f"save_directory {os.fspath(save_directory)} is an existing file; save_pretrained writes a "
-                          "folder (tokenizer_config.json, tokenizer.json, ...): pass a folder path")
+            raise OSError(
+                f"save_directory {os.fspath(save_directory)} is an existing file; save_pretrained writes a "
+                "folder (tokenizer_config.json, tokenizer.json, ...): pass a folder path"
+            )
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
@@ -127,19 +131,27 @@ def load_tokenizer(name_or_path, **kwargs):
             raise ValueError(problem)
     if config_file is None:
         if backend_file is None:
-            raise FileNotFoundError(f"{where} holds no saved tokenizer (no tokenizer_config.json); save one with "
-                                    "`tokenizer.save_pretrained(folder)`")
-        raise ValueError(f"{where} has tokenizer.json but no tokenizer_config.json, which names the tokenizer class "
-                         "and its signal settings (mu, num_channels): AutoTokenizer would load a generic text "
-                         "tokenizer; save the tokenizer again with `save_pretrained`")
+            raise FileNotFoundError(
+                f"{where} holds no saved tokenizer (no tokenizer_config.json); save one with "
+                "`tokenizer.save_pretrained(folder)`"
+            )
+        raise ValueError(
+            f"{where} has tokenizer.json but no tokenizer_config.json, which names the tokenizer class "
+            "and its signal settings (mu, num_channels): AutoTokenizer would load a generic text "
+            "tokenizer; save the tokenizer again with `save_pretrained`"
+        )
     if backend_file is None:  # save_pretrained always writes it; a BPE vocabulary lives nowhere else
-        raise ValueError(f"{where} has tokenizer_config.json but no tokenizer.json (the vocabulary); save the "
-                         "tokenizer again with `save_pretrained`")
+        raise ValueError(
+            f"{where} has tokenizer_config.json but no tokenizer.json (the vocabulary); save the "
+            "tokenizer again with `save_pretrained`"
+        )
     class_name = json.loads(config_file.read_text(encoding="utf-8")).get("tokenizer_class")
     known = [entry.tokenizer_class for entry in TOKENIZERS]
     if class_name not in known:
-        raise ValueError(f"{config_file}: tokenizer_class is {class_name!r}, not a brain_gen_hf signal tokenizer "
-                         f"({', '.join(known)})")
+        raise ValueError(
+            f"{config_file}: tokenizer_class is {class_name!r}, not a brain_gen_hf signal tokenizer "
+            f"({', '.join(known)})"
+        )
     return AutoTokenizer.from_pretrained(name_or_path, **kwargs)
 
 
@@ -157,9 +169,17 @@ def _fetched_file(name_or_path, filename: str, kwargs: dict) -> Path | None:
     )
 
     try:
-        return Path(hf_hub_download(str(name_or_path), filename, subfolder=subfolder or None,
-                                    revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
-                                    token=kwargs.get("token"), local_files_only=kwargs.get("local_files_only", False)))
+        return Path(
+            hf_hub_download(
+                str(name_or_path),
+                filename,
+                subfolder=subfolder or None,
+                revision=kwargs.get("revision"),
+                cache_dir=kwargs.get("cache_dir"),
+                token=kwargs.get("token"),
+                local_files_only=kwargs.get("local_files_only", False),
+            )
+        )
     except LocalEntryNotFoundError as err:  # offline, or the Hub unreachable, and not in the cache
         raise OSError(f"cannot fetch {filename} of {name_or_path}: {' '.join(str(err).split())}") from err
     except EntryNotFoundError:

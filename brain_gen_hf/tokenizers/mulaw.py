@@ -1,7 +1,8 @@
-"""Mu-law companding between float signals and integer amplitude bins (spec models.md §1.3).
+"""Mu-law companding between float signals and integer amplitude bins.
 
 Both functions accept torch tensors and numpy arrays (or anything `np.asarray` takes) and return
-the same array family they were given; numpy inputs run through torch so the bins are identical. The formulas follow the reference's torch version:
+the same array family they were given; numpy inputs run through torch so the bins are identical.
+The formulas follow the reference's torch version:
 
     encode: c = sign(x) * log1p(mu * |clip(x, ±0.999)|) / log1p(mu);  bin = int(c * mu/2 + mu/2 + 0.5)
     decode: y = 2 * bin / mu - 1;  x = sign(y) * ((1 + mu) ** |y| - 1) / mu

@@ -26,7 +26,9 @@ def as_tensor(x) -> tuple[torch.Tensor, bool]:
     except ValueError as error:  # numpy >= 1.24 refuses ragged nested lists
         raise ValueError(f"Expected a rectangular numeric array; got ragged input ({error}).") from None
     if array.dtype.kind not in "biufc":  # object (ragged), strings, dates: nothing torch can hold
-        raise ValueError(f"Expected a rectangular numeric array; got ragged or non-numeric input (dtype {array.dtype}).")
+        raise ValueError(
+            f"Expected a rectangular numeric array; got ragged or non-numeric input (dtype {array.dtype})."
+        )
     return torch.from_numpy(np.ascontiguousarray(array)), False
 
 

@@ -1,4 +1,4 @@
-"""Amplitude tokenizers: one token per mu-law bin per channel per time step (spec models.md §3.19).
+"""Amplitude tokenizers: one token per mu-law bin per channel per time step.
 
 * `AmplitudeTokenizer` flattens a bin grid (B, T, C, W) row-major into one sequence per example,
   (B, T*C*W): all channels of step 0, then all channels of step 1, ...
@@ -32,8 +32,7 @@ class AmplitudeTokenizer(FlatSignalTokenizer):
     def _unflatten_ids(self, ids: torch.Tensor, num_channels: int) -> torch.Tensor:
         if ids.shape[1] % num_channels:
             raise ValueError(
-                f"A sequence of {ids.shape[1]} tokens is not a whole number of time steps of "
-                f"{num_channels} channels."
+                f"A sequence of {ids.shape[1]} tokens is not a whole number of time steps of {num_channels} channels."
             )
         return ids.reshape(ids.shape[0], -1, num_channels)
 

@@ -1,4 +1,4 @@
-"""BPE tokenizer over the text form of mu-law signals (spec models.md §3.19).
+"""BPE tokenizer over the text form of mu-law signals.
 
 signal -> mu-law bins -> one character per bin (frequency-ranked lookup) -> words (see
 `bpe_text.py`) -> a byte-pair encoding trained with `tokenizers`' `BpeTrainer`.
@@ -76,7 +76,10 @@ class BPETokenizer(NamedFileErrorsMixin, TokenizersBackend):
     model = BPE
     requires_tokenizer_file = True
     model_input_names: ClassVar[list[str]] = ["input_ids", "attention_mask"]
-    vocab_files_names: ClassVar[dict[str, str]] = {**TokenizersBackend.vocab_files_names, "char_lookup_file": CHAR_LOOKUP_FILE}
+    vocab_files_names: ClassVar[dict[str, str]] = {
+        **TokenizersBackend.vocab_files_names,
+        "char_lookup_file": CHAR_LOOKUP_FILE,
+    }
 
     def __init__(
         self,
@@ -131,7 +134,9 @@ class BPETokenizer(NamedFileErrorsMixin, TokenizersBackend):
 
     def _save_pretrained(self, save_directory, file_names, legacy_format=None, filename_prefix=None):
         file_names = super()._save_pretrained(save_directory, file_names, legacy_format, filename_prefix)
-        lookup_file = os.path.join(str(save_directory), (filename_prefix + "-" if filename_prefix else "") + CHAR_LOOKUP_FILE)
+        lookup_file = os.path.join(
+            str(save_directory), (filename_prefix + "-" if filename_prefix else "") + CHAR_LOOKUP_FILE
+        )
         with open(lookup_file, "w", encoding="utf-8") as handle:
             json.dump(self.char_lookup_codepoints, handle)
         return file_names + (lookup_file,)
@@ -217,7 +222,9 @@ class BPETokenizer(NamedFileErrorsMixin, TokenizersBackend):
         rows, was_torch = self._decode_rows(ids, num_channels, strict=True)
         lengths = {row.shape[1] for row in rows}
         if len(lengths) != 1:
-            raise ValueError(f"The rows decode to different numbers of time steps {sorted(lengths)}; decode them one by one.")
+            raise ValueError(
+                f"The rows decode to different numbers of time steps {sorted(lengths)}; decode them one by one."
+            )
         if 0 in lengths:
             raise ValueError("The token ids decode to no complete time step.")
         return self._to_input_family(mulaw_decode(np.stack(rows)), ids, was_torch)

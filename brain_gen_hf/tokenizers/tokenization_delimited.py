@@ -1,4 +1,4 @@
-"""Delimited tokenizer: amplitude tokens with a step delimiter (spec models.md §3.19).
+"""Delimited tokenizer: amplitude tokens with a step delimiter.
 
 A bin grid (B, T, C, W) becomes `[D, x_0, D, x_1, D, ..., x_{T-1}, D]` per example, where x_t are
 the C*W bins of step t and D is the delimiter token (id `mu + 1`, so the vocabulary has mu + 2 =
@@ -30,10 +30,13 @@ class DelimitedTokenizer(FlatSignalTokenizer):
             reference's constructor signature.
     """
 
-    def __init__(self, vocab=None, mu: int = 255, num_channels: int | None = None, delimiter_id: int | None = None, **kwargs):
+    def __init__(
+        self, vocab=None, mu: int = 255, num_channels: int | None = None, delimiter_id: int | None = None, **kwargs
+    ):
         if delimiter_id is not None and delimiter_id != mu + 1:
             raise ValueError(
-                f"delimiter_id must be mu + 1 = {mu + 1} (the token after the {mu + 1} amplitude bins), got {delimiter_id}."
+                f"delimiter_id must be mu + 1 = {mu + 1} (the token after the {mu + 1} amplitude bins), "
+                f"got {delimiter_id}."
             )
         super().__init__(vocab=vocab, mu=mu, num_channels=num_channels, **kwargs)
 
@@ -114,7 +117,11 @@ class DelimitedTokenizer(FlatSignalTokenizer):
         if tokens_per_step is None:
             return self.tokens_per_step()
         # int(2.5) would silently regroup the stream by 2
-        if isinstance(tokens_per_step, bool) or not isinstance(tokens_per_step, numbers.Integral) or tokens_per_step < 2:
+        if (
+            isinstance(tokens_per_step, bool)
+            or not isinstance(tokens_per_step, numbers.Integral)
+            or tokens_per_step < 2
+        ):
             raise ValueError(f"tokens_per_step must be >= 2 (channels + delimiter), an int, got {tokens_per_step!r}.")
         return int(tokens_per_step)
 

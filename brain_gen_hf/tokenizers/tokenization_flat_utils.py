@@ -35,7 +35,7 @@ from .signal_utils import (
 )
 from .symbols import MAX_SYMBOLS, ids_to_text, symbol_vocab
 
-# Keyword arguments FlatGPT injects into every tokenizer constructor (spec §3.3); the amplitude
+# Keyword arguments FlatGPT injects into every tokenizer constructor; the amplitude
 # tokenizers have no use for them.
 _FLATGPT_INJECTED_KWARGS = ("temporal_reduction", "spatial_reduction", "hidden_size")
 
@@ -63,7 +63,9 @@ class FlatSignalTokenizer(NamedFileErrorsMixin, TokenizersBackend):
     def __init__(self, vocab: dict[str, int] | None = None, mu: int = 255, num_channels: int | None = None, **kwargs):
         if isinstance(mu, bool) or not isinstance(mu, int) or mu < 1:
             raise ValueError(f"mu must be a positive integer, got {mu!r}.")
-        if num_channels is not None and (isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1):
+        if num_channels is not None and (
+            isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1
+        ):
             raise ValueError(f"num_channels must be a positive integer or None, got {num_channels!r}.")
         self.mu = mu
         self.num_channels = num_channels
@@ -180,7 +182,9 @@ class FlatSignalTokenizer(NamedFileErrorsMixin, TokenizersBackend):
         if tensor.ndim == 3:
             tensor = tensor.unsqueeze(-1)
         if tensor.ndim != 4 or tensor.numel() == 0:
-            raise ValueError(f"flatten expects a non-empty bin grid (B, T, C, W) or (B, T, C), got shape {tuple(tensor.shape)}.")
+            raise ValueError(
+                f"flatten expects a non-empty bin grid (B, T, C, W) or (B, T, C), got shape {tuple(tensor.shape)}."
+            )
         check_bin_range(tensor, self.mu)
         self._check_grid_channels(tensor)
         return to_family(self._flatten_grid(tensor.long()), was_torch)

@@ -21,9 +21,13 @@ import yaml
 class ModelArguments:
     """Which model to train and how to build it."""
 
-    task: str | None = field(default=None, metadata={
-        "help": "wavenet | brain_tokenizer | flatgpt | brainomni_forecast | classifier | bendr; default: the task "
-                "that trains model_type"})
+    task: str | None = field(
+        default=None,
+        metadata={
+            "help": "wavenet | brain_tokenizer | flatgpt | brainomni_forecast | classifier | bendr; default: the task "
+            "that trains model_type"
+        },
+    )
     model_type: str | None = field(default=None, metadata={"help": "registered model_type to build from config"})
     model_config: dict | None = field(default=None, metadata={"help": "config fields for model_type"})
     pretrained: str | None = field(default=None, metadata={"help": "folder or Hub repo to start from"})
@@ -43,9 +47,13 @@ class DataArguments:
     eval_batch_size: int | None = None
     num_workers: int = 0
     max_eval_batches: int | None = None
-    label_column: str | None = field(default=None, metadata={
-        "help": "classifier task: segment metadata column whose value is each window's class (subject, "
-                "session, task or dataset)"})
+    label_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "classifier task: segment metadata column whose value is each window's class (subject, "
+            "session, task or dataset)"
+        },
+    )
 
     def __post_init__(self):
         _check_at_least(self, 1, "batch_size", "eval_batch_size", "max_eval_batches")
@@ -101,16 +109,20 @@ class RunArguments:
             raise ValueError("max_steps and gradient_accumulation_steps must be positive")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        _check_at_least(self, 0, "warmup_steps", "eval_every", "early_stopping_patience", "checkpoint_every",
-                        "keep_last")
+        _check_at_least(
+            self, 0, "warmup_steps", "eval_every", "early_stopping_patience", "checkpoint_every", "keep_last"
+        )
         _check_at_least(self, 1, "log_every")
         if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
             # A negative norm would flip every gradient; 0 would silently mean "no clipping".
-            raise ValueError(f"max_grad_norm must be a positive number, or null for no clipping, "
-                             f"got {self.max_grad_norm!r}")
+            raise ValueError(
+                f"max_grad_norm must be a positive number, or null for no clipping, got {self.max_grad_norm!r}"
+            )
         if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"min_lr_ratio must lie in [0, 1] (the cosine schedule's final fraction of "
-                             f"learning_rate), got {self.min_lr_ratio!r}")
+            raise ValueError(
+                f"min_lr_ratio must lie in [0, 1] (the cosine schedule's final fraction of "
+                f"learning_rate), got {self.min_lr_ratio!r}"
+            )
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, RunArguments)
@@ -156,8 +168,10 @@ def _read_yaml_mapping(config_file: str | Path) -> dict:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):  # a user's file, so ValueError (a user error), not TypeError
-        raise ValueError(f"{path} must hold a mapping of run settings (key: value lines), "  # noqa: TRY004
-                         f"not a {type(loaded).__name__}")
+        raise ValueError(
+            f"{path} must hold a mapping of run settings (key: value lines), "  # noqa: TRY004
+            f"not a {type(loaded).__name__}"
+        )
     return loaded
 
 
@@ -171,7 +185,7 @@ def load_run_config(config_file: str | Path | None = None, overrides: list[str] 
         for depth, parent in enumerate(parents):
             target = target.setdefault(parent, {})
             if not isinstance(target, dict):
-                raise ValueError(f"override {item!r}: {'.'.join(parents[:depth + 1])} is not a mapping")  # noqa: TRY004
+                raise ValueError(f"override {item!r}: {'.'.join(parents[: depth + 1])} is not a mapping")  # noqa: TRY004
         target[leaf] = value
     return merged
 
@@ -220,17 +234,21 @@ def parse_run_config(config: dict) -> tuple[ModelArguments, DataArguments, RunAr
         raise ValueError(f"unknown run config keys {unknown}; valid keys are {sorted(known)}")
     hints = _field_types()
     typed = {key: _coerce(key, value, hints[key]) for key, value in config.items()}
-    missing = sorted(f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)
-                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                     and f.name not in typed)
+    missing = sorted(
+        f.name
+        for cls in ARGUMENT_CLASSES
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in typed
+    )
     if missing:
         raise ValueError(f"the run config needs {missing}")
     parser = HfArgumentParser(ARGUMENT_CLASSES)
     return parser.parse_dict(typed, allow_extra_keys=False)
 
 
-def read_run_config(config_file: str | Path, overrides: list[str] | None = None
-                    ) -> tuple[ModelArguments, DataArguments, RunArguments]:
+def read_run_config(
+    config_file: str | Path, overrides: list[str] | None = None
+) -> tuple[ModelArguments, DataArguments, RunArguments]:
     """`load_run_config` + `parse_run_config`; every error names the file (and the overrides, if any)."""
     from .model_building import check_config_keys
     from .tasks import resolve_contract

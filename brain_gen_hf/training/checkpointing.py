@@ -36,12 +36,23 @@ def incomplete_checkpoints(output_dir: str | Path) -> list[Path]:
     if not root.exists():
         return []
     complete = set(list_checkpoints(output_dir))
-    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and p not in complete),
-                  key=lambda p: p.name)
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and p not in complete),
+        key=lambda p: p.name,
+    )
 
 
-def save_checkpoint(accelerator, model, *, output_dir, step: int, run_config: dict, trainer_state: dict,
-                    keep_last: int, card: dict | None = None) -> Path | None:
+def save_checkpoint(
+    accelerator,
+    model,
+    *,
+    output_dir,
+    step: int,
+    run_config: dict,
+    trainer_state: dict,
+    keep_last: int,
+    card: dict | None = None,
+) -> Path | None:
     """Write one checkpoint (main process writes files; every rank joins `save_state`)."""
     root = checkpoint_root(output_dir)
     final = root / f"step-{step:06d}"
@@ -80,17 +91,21 @@ def resolve_resume(resume_from: str | None, output_dir: str | Path) -> Path | No
         if found:
             return found[-1]
         if path.name.startswith("step-"):
-            raise ValueError(f"{path} is an incomplete checkpoint (an interrupted save: no trainer_state.json); "
-                             "resume from a complete one, or use 'latest'")
+            raise ValueError(
+                f"{path} is an incomplete checkpoint (an interrupted save: no trainer_state.json); "
+                "resume from a complete one, or use 'latest'"
+            )
         raise ValueError(f"{path} holds no complete checkpoint (expected trainer_state.json)")
     from huggingface_hub import snapshot_download
 
     try:
         local = Path(snapshot_download(resume_from))
     except (OSError, ValueError) as err:  # huggingface_hub's errors are OSErrors (HTTP, offline) or ValueErrors
-        raise ValueError(f"resume_from {resume_from!r} is not a local folder and could not be fetched as a Hub "
-                         f"repo ({' '.join(str(err).split())}); give a checkpoint folder, 'latest', or a "
-                         "reachable Hub repo id") from None
+        raise ValueError(
+            f"resume_from {resume_from!r} is not a local folder and could not be fetched as a Hub "
+            f"repo ({' '.join(str(err).split())}); give a checkpoint folder, 'latest', or a "
+            "reachable Hub repo id"
+        ) from None
     candidates = sorted(local.glob("checkpoints/step-*/trainer_state.json"))
     if (local / "trainer_state.json").exists():
         return local
@@ -103,14 +118,15 @@ def resume_notice(resume_from: str | None, output_dir: str | Path, checkpoint: P
     """What `resume_from='latest'` did, in words, when that is not simply 'resumed from the newest checkpoint'."""
     if resume_from != "latest":
         return None
-    incomplete = [p for p in incomplete_checkpoints(output_dir)
-                  if checkpoint is None or p.name > checkpoint.name]
+    incomplete = [p for p in incomplete_checkpoints(output_dir) if checkpoint is None or p.name > checkpoint.name]
     skipped = f"incomplete checkpoint(s) {', '.join(str(p) for p in incomplete)} skipped (interrupted saves)"
     if checkpoint is None:
         where = checkpoint_root(output_dir)
         if incomplete:
-            return (f"WARNING: resume_from=latest found no complete checkpoint in {where}; {skipped}; "
-                    "training starts from step 0")
+            return (
+                f"WARNING: resume_from=latest found no complete checkpoint in {where}; {skipped}; "
+                "training starts from step 0"
+            )
         return f"resume_from=latest: no checkpoint in {where} yet; training starts from step 0"
     if incomplete:
         return f"WARNING: resume_from=latest: {skipped}; resuming from the newest complete one, {checkpoint}"

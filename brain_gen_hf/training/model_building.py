@@ -36,8 +36,9 @@ def check_model_source(name_or_path: str, what: str) -> None:
     ...'); say what is missing instead."""
     looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
     if looks_like_path and not Path(name_or_path).expanduser().exists():
-        raise FileNotFoundError(f"{what} {name_or_path} does not exist (not a folder, and not a Hub repo id "
-                                "'org/name')")
+        raise FileNotFoundError(
+            f"{what} {name_or_path} does not exist (not a folder, and not a Hub repo id 'org/name')"
+        )
 
 
 def check_config_keys(model_type: str, fields: dict) -> None:
@@ -59,8 +60,10 @@ def check_data_matches_model(config, data_fields: dict) -> None:
         if key == "normalization" or want is None or have is None or want == have:
             continue
         if key == "channel_names":
-            raise ValueError(f"the dataset's channels ({len(have)}: {have[:4]}...) do not match the model's "
-                             f"({len(want)}: {want[:4]}...); rebuild the dataset with the model's layout")
+            raise ValueError(
+                f"the dataset's channels ({len(have)}: {have[:4]}...) do not match the model's "
+                f"({len(want)}: {want[:4]}...); rebuild the dataset with the model's layout"
+            )
         raise ValueError(f"the dataset's {key} is {have} but the model expects {want}")
 
 
@@ -74,6 +77,11 @@ def check_batch_reaches_forward(model, collator, contract: DataContract) -> None
     parameters = inspect.signature(model.forward).parameters
     unknown = sorted(key for key in emitted if key not in parameters)
     if undeclared or unknown:
-        raise ValueError(f"the {contract.task} collator {type(collator).__name__} emits {list(emitted)}, but "
-                         + (f"{undeclared} are not in the contract's inputs {list(contract.inputs)}" if undeclared
-                            else f"{type(model).__name__}.forward takes no {unknown}"))
+        raise ValueError(
+            f"the {contract.task} collator {type(collator).__name__} emits {list(emitted)}, but "
+            + (
+                f"{undeclared} are not in the contract's inputs {list(contract.inputs)}"
+                if undeclared
+                else f"{type(model).__name__}.forward takes no {unknown}"
+            )
+        )

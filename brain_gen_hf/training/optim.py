@@ -11,8 +11,14 @@ from torch import nn
 def is_no_decay(name: str, param: torch.Tensor) -> bool:
     """Biases, norm weights and every 1-D parameter are not weight-decayed (brain-gen's rule)."""
     lower = name.lower()
-    return (lower.endswith(("bias", ".norm.weight")) or "layernorm" in lower or "rmsnorm" in lower
-            or ".norm." in lower or "_norm" in lower or param.ndim == 1)
+    return (
+        lower.endswith(("bias", ".norm.weight"))
+        or "layernorm" in lower
+        or "rmsnorm" in lower
+        or ".norm." in lower
+        or "_norm" in lower
+        or param.ndim == 1
+    )
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -26,8 +32,12 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, args) -> torch.optim.AdamW:
-    return torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=args.learning_rate,
-                             betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+    return torch.optim.AdamW(
+        parameter_groups(model, args.weight_decay),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+    )
 
 
 def lr_multiplier(step: int, *, warmup_steps: int, total_steps: int, schedule: str, min_lr_ratio: float) -> float:
@@ -48,6 +58,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, args) -> torch.optim.lr_sc
     warmup = args.warmup_steps if args.lr_schedule != "constant" else 0
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: lr_multiplier(step, warmup_steps=warmup, total_steps=args.max_steps, schedule=args.lr_schedule,
-                                   min_lr_ratio=args.min_lr_ratio),
+        lambda step: lr_multiplier(
+            step,
+            warmup_steps=warmup,
+            total_steps=args.max_steps,
+            schedule=args.lr_schedule,
+            min_lr_ratio=args.min_lr_ratio,
+        ),
     )

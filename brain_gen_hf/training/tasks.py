@@ -13,10 +13,11 @@ from .contract import DataContract
 # task -> (module, attribute) of the family's contract
 TASKS = {
     "bendr": ("brain_gen_hf.models.bendr.training_bendr", "BENDR_TRAINING"),
-    "brain_tokenizer": ("brain_gen_hf.models.causal_tokenizer.training_causal_tokenizer",
-                        "BRAIN_TOKENIZER_TRAINING"),
-    "brainomni_forecast": ("brain_gen_hf.models.brainomni_forecast.training_brainomni_forecast",
-                           "BRAINOMNI_FORECAST_TRAINING"),
+    "brain_tokenizer": ("brain_gen_hf.models.causal_tokenizer.training_causal_tokenizer", "BRAIN_TOKENIZER_TRAINING"),
+    "brainomni_forecast": (
+        "brain_gen_hf.models.brainomni_forecast.training_brainomni_forecast",
+        "BRAINOMNI_FORECAST_TRAINING",
+    ),
     "classifier": ("brain_gen_hf.models.classifier.training_classifier", "CLASSIFIER_TRAINING"),
     "flatgpt": ("brain_gen_hf.models.flatgpt.training_flatgpt", "FLATGPT_TRAINING"),
     "wavenet": ("brain_gen_hf.models.wavenet.training_wavenet", "WAVENET_TRAINING"),

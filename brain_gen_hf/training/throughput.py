@@ -108,8 +108,9 @@ class ThroughputMeter:
     one window, all channels). `peak_flops`: the peak of every device the counted units ran on together
     (None: unknown, and no MFU is reported)."""
 
-    def __init__(self, n_params: int, unit: str, window_seconds: float, window: int = 20,
-                 peak_flops: float | None = None):
+    def __init__(
+        self, n_params: int, unit: str, window_seconds: float, window: int = 20, peak_flops: float | None = None
+    ):
         self.n_params, self.unit, self.window_seconds, self.window = n_params, unit, window_seconds, window
         self.peak = peak_flops
         self._units: list[int] = []
@@ -117,9 +118,9 @@ class ThroughputMeter:
         self._seconds: list[float] = []
 
     def add(self, units: int, windows: int, seconds: float) -> None:
-        self._units = (self._units + [units])[-self.window:]
-        self._windows = (self._windows + [windows])[-self.window:]
-        self._seconds = (self._seconds + [seconds])[-self.window:]
+        self._units = (self._units + [units])[-self.window :]
+        self._windows = (self._windows + [windows])[-self.window :]
+        self._seconds = (self._seconds + [seconds])[-self.window :]
 
     def _per_second(self, counts: list[int]) -> float:
         total = sum(self._seconds)
@@ -142,8 +143,10 @@ class ThroughputMeter:
         return self.rate() * training_flops_per_unit(self.n_params) / self.peak
 
     def metrics(self) -> dict[str, float]:
-        metrics = {"throughput/windows_per_s": self.windows_per_second(),
-                   "throughput/signal_seconds_per_s": self.signal_seconds_per_second()}
+        metrics = {
+            "throughput/windows_per_s": self.windows_per_second(),
+            "throughput/signal_seconds_per_s": self.signal_seconds_per_second(),
+        }
         if self.unit == "tokens":
             metrics["throughput/tokens_per_s"] = self.rate()
         if self.peak is not None:
@@ -151,8 +154,10 @@ class ThroughputMeter:
         return metrics
 
     def postfix(self) -> dict[str, str]:
-        postfix = {"windows/s": f"{self.windows_per_second():.1f}",
-                   "signal-s/s": f"{self.signal_seconds_per_second():.1f}"}
+        postfix = {
+            "windows/s": f"{self.windows_per_second():.1f}",
+            "signal-s/s": f"{self.signal_seconds_per_second():.1f}",
+        }
         if self.unit == "tokens":
             postfix["tokens/s"] = f"{self.rate():.0f}"
         return postfix

@@ -5,9 +5,10 @@ Each family's `DataContract` (looked up in `tasks.py`) builds its model and its 
 precision, gradient accumulation and clipping, the reference's AdamW groups and warmup schedule, periodic
 evaluation with early stopping, atomic keep-last-N checkpoints with exact resume, trackers, tqdm with ETA and
 logged throughput (windows/s, signal-seconds/s, tokens/s) and MFU against the device's peak (`throughput.py`).
-Resuming from step k reproduces the uninterrupted run's later losses exactly: model, optimiser, scheduler and RNG states come back through `accelerator.load_state`,
-the data order from a seedable sampler and `skip_first_batches`; TensorBoard drops the events the
-interrupted run logged after the checkpoint, so the replayed steps appear once.
+Resuming from step k reproduces the uninterrupted run's later losses exactly: model, optimiser, scheduler and RNG
+states come back through `accelerator.load_state`, the data order from a seedable sampler and
+`skip_first_batches`; TensorBoard drops the events the interrupted run logged after the checkpoint, so the
+replayed steps appear once.
 """
 
 from __future__ import annotations
@@ -77,8 +78,14 @@ def evaluate(model, loader, accelerator, max_batches: int | None, loss_key: str 
     return float(total / count.clamp_min(1))
 
 
-def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, *,
-          stop_after_steps: int | None = None, model=None) -> TrainResult:
+def train(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    run_args: RunArguments,
+    *,
+    stop_after_steps: int | None = None,
+    model=None,
+) -> TrainResult:
     """Train one model. `stop_after_steps` ends the run early (as if preempted) without changing the
     schedule, which is defined over `run_args.max_steps`; a later `resume_from` continues it."""
     try:
@@ -87,8 +94,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArg
         _release_accelerator_state()
 
 
-def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, *,
-           stop_after_steps: int | None, model) -> TrainResult:
+def _train(
+    model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, *, stop_after_steps: int | None, model
+) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import (
         DataLoaderConfiguration,
@@ -122,20 +130,33 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
     collate = contract.make_collator(data, model)
     check_batch_reaches_forward(model, collate, contract)
     generator = torch.Generator().manual_seed(run_args.seed)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_size=data_args.batch_size, shuffle=True,
-                                               drop_last=True, collate_fn=collate, generator=generator,
-                                               num_workers=data_args.num_workers)
+    train_loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=data_args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collate,
+        generator=generator,
+        num_workers=data_args.num_workers,
+    )
     if len(train_loader) == 0:
-        raise ValueError(f"the training split has {len(train_set)} windows, fewer than one batch of "
-                         f"{data_args.batch_size}; lower batch_size or add data")
+        raise ValueError(
+            f"the training split has {len(train_set)} windows, fewer than one batch of "
+            f"{data_args.batch_size}; lower batch_size or add data"
+        )
     eval_loader = None
     if data_args.eval_split and data_args.eval_split not in splits and run_args.eval_every > 0:
-        accelerator.print(f"WARNING: dataset {data_args.dataset} has no split {data_args.eval_split!r} (has "
-                          f"{sorted(splits)}): no validation runs; set eval_split to one of them")
+        accelerator.print(
+            f"WARNING: dataset {data_args.dataset} has no split {data_args.eval_split!r} (has "
+            f"{sorted(splits)}): no validation runs; set eval_split to one of them"
+        )
     if data_args.eval_split and data_args.eval_split in splits and run_args.eval_every > 0:
-        eval_loader = torch.utils.data.DataLoader(splits[data_args.eval_split],
-                                                  batch_size=data_args.eval_batch_size or data_args.batch_size,
-                                                  shuffle=False, collate_fn=collate)
+        eval_loader = torch.utils.data.DataLoader(
+            splits[data_args.eval_split],
+            batch_size=data_args.eval_batch_size or data_args.batch_size,
+            shuffle=False,
+            collate_fn=collate,
+        )
 
     if run_args.compile:
         model.compile()  # in place: parameter names (and so checkpoints) stay free of `_orig_mod.`
@@ -162,30 +183,57 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
         accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
     if log_with:
         flat = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config_dump.items()}
-        accelerator.init_trackers("brain_gen_hf", config=flat, init_kwargs=_tracker_kwargs(log_with, checkpoint,
-                                                                                           state["step"]))
+        accelerator.init_trackers(
+            "brain_gen_hf", config=flat, init_kwargs=_tracker_kwargs(log_with, checkpoint, state["step"])
+        )
     accelerator.print(_outputs_line(output_dir, log_with))
 
     window_seconds = data.window_length / float(data.sampling_rate)
     peak = device_peak(accelerator.device, run_args.mixed_precision)
-    accelerator.print(f"MFU is computed against {peak.source}" + (f" (x {accelerator.num_processes} processes)"
-                      if peak.flops is not None and accelerator.num_processes > 1 else ""))
+    accelerator.print(
+        f"MFU is computed against {peak.source}"
+        + (
+            f" (x {accelerator.num_processes} processes)"
+            if peak.flops is not None and accelerator.num_processes > 1
+            else ""
+        )
+    )
     # Units are counted over every process, so the peak is too.
-    meter = ThroughputMeter(n_params=trainable_parameter_count(accelerator.unwrap_model(model)),
-                            unit=throughput_unit(collate.model_inputs), window_seconds=window_seconds,
-                            peak_flops=None if peak.flops is None else peak.flops * accelerator.num_processes)
+    meter = ThroughputMeter(
+        n_params=trainable_parameter_count(accelerator.unwrap_model(model)),
+        unit=throughput_unit(collate.model_inputs),
+        window_seconds=window_seconds,
+        peak_flops=None if peak.flops is None else peak.flops * accelerator.num_processes,
+    )
     stop_at = min(run_args.max_steps, stop_after_steps or run_args.max_steps)
-    bar = tqdm(total=run_args.max_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True,
-               disable=not (run_args.progress_bar and accelerator.is_main_process))
-    card = {"training_data": f"`{data_args.dataset}` (split `{data_args.train_split}`), windows of "
-                             f"{data_args.example_seconds} s", "datasets": _dataset_ids(data_args.dataset)}
+    bar = tqdm(
+        total=run_args.max_steps,
+        initial=state["step"],
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        disable=not (run_args.progress_bar and accelerator.is_main_process),
+    )
+    card = {
+        "training_data": f"`{data_args.dataset}` (split `{data_args.train_split}`), windows of "
+        f"{data_args.example_seconds} s",
+        "datasets": _dataset_ids(data_args.dataset),
+    }
 
     def checkpoint_now():
         # Strict JSON: no best validation loss yet is null, not Infinity.
         best = state["best_eval"] if math.isfinite(state["best_eval"]) else None
         trainer_state = {**state, "best_eval": best, "losses": result.losses, "eval_losses": result.eval_losses}
-        path = save_checkpoint(accelerator, model, output_dir=output_dir, step=state["step"], run_config=config_dump,
-                               trainer_state=trainer_state, keep_last=run_args.keep_last, card=card)
+        path = save_checkpoint(
+            accelerator,
+            model,
+            output_dir=output_dir,
+            step=state["step"],
+            run_config=config_dump,
+            trainer_state=trainer_state,
+            keep_last=run_args.keep_last,
+            card=card,
+        )
         if run_args.push_to_hub and accelerator.is_main_process and path is not None:
             _push_checkpoint(path, run_args)
 
@@ -210,8 +258,11 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             window_losses.append(loss.detach())
-            meter.add(batch_units(batch) * accelerator.num_processes, data_args.batch_size * accelerator.num_processes,
-                      time.perf_counter() - started)
+            meter.add(
+                batch_units(batch) * accelerator.num_processes,
+                data_args.batch_size * accelerator.num_processes,
+                time.perf_counter() - started,
+            )
             if not accelerator.sync_gradients:
                 continue
             state["step"] += 1
@@ -223,8 +274,10 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", **meter.postfix())
             if state["step"] % max(1, run_args.log_every) == 0 or state["step"] == 1:
-                accelerator.log({"train/loss": step_loss, "train/lr": scheduler.get_last_lr()[0], **meter.metrics()},
-                                step=state["step"])
+                accelerator.log(
+                    {"train/loss": step_loss, "train/lr": scheduler.get_last_lr()[0], **meter.metrics()},
+                    step=state["step"],
+                )
             if eval_loader is not None and state["step"] % run_args.eval_every == 0:
                 val = evaluate(model, eval_loader, accelerator, data_args.max_eval_batches, contract.loss)
                 result.eval_losses[state["step"]] = val
@@ -234,8 +287,10 @@ def _train(model_args: ModelArguments, data_args: DataArguments, run_args: RunAr
                 else:
                     state["bad_evals"] += 1
                 if accelerator.is_main_process:
-                    tqdm.write(f"step {state['step']}: train loss {step_loss:.4f}, validation loss {val:.4f} "
-                               f"(best {state['best_eval']:.4f}); {meter.summary()}")
+                    tqdm.write(
+                        f"step {state['step']}: train loss {step_loss:.4f}, validation loss {val:.4f} "
+                        f"(best {state['best_eval']:.4f}); {meter.summary()}"
+                    )
                 if run_args.early_stopping_patience and state["bad_evals"] >= run_args.early_stopping_patience:
                     result.stopped_early = True
             if run_args.checkpoint_every and state["step"] % run_args.checkpoint_every == 0:
@@ -275,15 +330,22 @@ def _load_checkpoint_state(accelerator, checkpoint: Path, config_dump: dict) -> 
             if key not in saved or was == now:
                 continue
             if isinstance(was, dict) and isinstance(now, dict):
-                differ.update({f"{key}.{k}": (was.get(k), now.get(k)) for k in sorted(set(was) | set(now))
-                               if was.get(k) != now.get(k)})
+                differ.update(
+                    {
+                        f"{key}.{k}": (was.get(k), now.get(k))
+                        for k in sorted(set(was) | set(now))
+                        if was.get(k) != now.get(k)
+                    }
+                )
             else:
                 differ[key] = (was, now)
         detail = "; ".join(f"{key} was {was!r}, now {now!r}" for key, (was, now) in differ.items())
-        raise ValueError(f"cannot resume from {checkpoint}: its weights do not fit the model this run config builds"
-                         + (f" ({detail})" if detail else "")
-                         + "; resume with the checkpoint's model settings, or start a new run in another "
-                         "output_dir without resume_from") from None
+        raise ValueError(
+            f"cannot resume from {checkpoint}: its weights do not fit the model this run config builds"
+            + (f" ({detail})" if detail else "")
+            + "; resume with the checkpoint's model settings, or start a new run in another "
+            "output_dir without resume_from"
+        ) from None
 
 
 def _check_output_dir(output_dir: Path) -> None:
@@ -291,8 +353,9 @@ def _check_output_dir(output_dir: Path) -> None:
     for folder in (output_dir, *output_dir.parents):
         if folder.exists():
             if not folder.is_dir():
-                raise NotADirectoryError(f"output_dir {output_dir}: {folder} is a file, not a folder; "
-                                         "choose another output_dir")
+                raise NotADirectoryError(
+                    f"output_dir {output_dir}: {folder} is a file, not a folder; choose another output_dir"
+                )
             break
 
 
@@ -335,8 +398,12 @@ def _save_final(accelerator, model, output_dir: Path, run_args: RunArguments, ca
         unwrapped.save_pretrained(final, model_card=full_card)
         if run_args.push_to_hub:
             with upload_errors(f"the final model to {run_args.hub_model_id}", f"the final model {final}"):
-                unwrapped.push_to_hub(run_args.hub_model_id, private=run_args.hub_private, model_card=full_card,
-                                      commit_message=f"Final model after {result.step} steps")
+                unwrapped.push_to_hub(
+                    run_args.hub_model_id,
+                    private=run_args.hub_private,
+                    model_card=full_card,
+                    commit_message=f"Final model after {result.step} steps",
+                )
     accelerator.wait_for_everyone()
     return final
 
@@ -348,7 +415,11 @@ def _push_checkpoint(path: Path, run_args: RunArguments) -> None:
     try:  # a failed checkpoint upload must not end the run: the checkpoint is on disk
         with upload_errors(f"checkpoint {path.name} to {run_args.hub_model_id}", f"the checkpoint {path}"):
             api.create_repo(run_args.hub_model_id, private=run_args.hub_private, exist_ok=True)
-            api.upload_folder(repo_id=run_args.hub_model_id, folder_path=str(path),
-                              path_in_repo=f"checkpoints/{path.name}", commit_message=f"Checkpoint {path.name}")
+            api.upload_folder(
+                repo_id=run_args.hub_model_id,
+                folder_path=str(path),
+                path_in_repo=f"checkpoints/{path.name}",
+                commit_message=f"Checkpoint {path.name}",
+            )
     except OSError as err:
         tqdm.write(f"WARNING: {err}; training goes on")

@@ -44,8 +44,10 @@ def load_training_data(data_args, task: str | None = None) -> tuple[dict, DataIn
     if (Path(data_args.dataset) / TOKENIZATION_FILE).exists():
         meta = read_tokenization(data_args.dataset)
         if abs(meta["example_seconds"] - data_args.example_seconds) > 1e-9:
-            raise ValueError(f"{data_args.dataset} was pretokenized with example_seconds={meta['example_seconds']}, "
-                             f"the run asks for {data_args.example_seconds}")
+            raise ValueError(
+                f"{data_args.dataset} was pretokenized with example_seconds={meta['example_seconds']}, "
+                f"the run asks for {data_args.example_seconds}"
+            )
         length = round(meta["example_seconds"] * meta["sampling_rate"])
         return load_token_datasets(data_args.dataset), DataInfo(None, meta["sampling_rate"], length, True)
     from ..data.windows import load_window_datasets
@@ -56,17 +58,24 @@ def load_training_data(data_args, task: str | None = None) -> tuple[dict, DataIn
         if task != "flatgpt" or Path(data_args.dataset).exists():
             raise
         # FlatGPT also reads token folders: the user may have meant one of those.
-        raise FileNotFoundError(f"{err}; or, to train on brain-tokenizer codes, "
-                                f"{pretokenize_hint(data_args.dataset)}") from err
+        raise FileNotFoundError(
+            f"{err}; or, to train on brain-tokenizer codes, {pretokenize_hint(data_args.dataset)}"
+        ) from err
     first = next(iter(splits.values()))
-    info = DataInfo(first.layout, first.layout.sfreq, first.length, units=signal_units(first),
-                    normalization=signal_normalization(data_args.dataset, first))
+    info = DataInfo(
+        first.layout,
+        first.layout.sfreq,
+        first.length,
+        units=signal_units(first),
+        normalization=signal_normalization(data_args.dataset, first),
+    )
     if data_args.label_column:
         column = data_args.label_column
         missing = [name for name, split in splits.items() if column not in split.segments.column_names]
         if missing:
-            raise ValueError(f"label_column {column!r} is not a column of splits {missing} "
-                             f"(columns: {first.segments.column_names})")
+            raise ValueError(
+                f"label_column {column!r} is not a column of splits {missing} (columns: {first.segments.column_names})"
+            )
         info.classes = sorted({str(v) for split in splits.values() for v in split.segments[column]})
         if len(info.classes) < 2:
             raise ValueError(f"label_column {column!r} has a single value {info.classes}: nothing to classify")
@@ -97,8 +106,10 @@ def signal_normalization(dataset: str, windows) -> dict | None:
     columns = getattr(windows.segments, "column_names", None) or []
     if not {"norm_center", "norm_scale"} <= set(columns):
         return None
-    return {**_card_normalization(Path(dataset) / "README.md"),
-            "statistics": "per recording and channel, stored in the dataset rows: x = data * norm_scale + norm_center"}
+    return {
+        **_card_normalization(Path(dataset) / "README.md"),
+        "statistics": "per recording and channel, stored in the dataset rows: x = data * norm_scale + norm_center",
+    }
 
 
 def _card_normalization(card: Path) -> dict:

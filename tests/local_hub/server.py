@@ -51,7 +51,7 @@ class LocalHub:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="local-hub", daemon=True)
         self._thread.start()
         return self
@@ -62,7 +62,7 @@ class LocalHub:
         if self._owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -348,6 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refs(self, repo_type: str, repo_id: str) -> None:
         repo = self.store.load(repo_type, repo_id)
+
         def refs(kind: str, prefix: str) -> list[dict]:
             return [{"name": n, "ref": f"{prefix}{n}", "targetCommit": s} for n, s in repo["refs"][kind].items()]
 
@@ -463,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             ops = [json.loads(line) for line in lines]
         except json.JSONDecodeError as err:
-            raise HubError(400, f"Malformed NDJSON commit payload: {err}")
+            raise HubError(400, f"Malformed NDJSON commit payload: {err}") from err
         fault = self.hub._take_fault("commit")
 
         def before_ref_update():

@@ -65,35 +65,55 @@ class BENDRForecastConfig(BrainGenConfig):
         self.enc_downsample = list(self.enc_downsample if self.enc_downsample is not None else [2, 2, 2, 1, 1, 1])
         if self.d_model is None:
             self.d_model = 3 * self.encoder_h if isinstance(self.encoder_h, int) else None
-        for name in ("channels", "samples", "encoder_h", "transformer_layers", "d_model", "attn_heads",
-                     "position_groups"):
+        for name in (
+            "channels",
+            "samples",
+            "encoder_h",
+            "transformer_layers",
+            "d_model",
+            "attn_heads",
+            "position_groups",
+        ):
             require_positive_int(name, getattr(self, name))
         require_positive_int("position_encoder", self.position_encoder, allow_zero=True)
         if self.mlp_d_ff is not None:
             require_positive_int("mlp_d_ff", self.mlp_d_ff)
         require_int_list("enc_width", self.enc_width)
         require_int_list("enc_downsample", self.enc_downsample)
-        require(len(self.enc_width) == len(self.enc_downsample),
-                f"`enc_width` {self.enc_width} and `enc_downsample` {self.enc_downsample} need one entry per stage")
-        require(all(w >= s for w, s in zip(self.enc_width, self.enc_downsample)),
-                f"every encoder kernel must be at least its stride, got widths {self.enc_width} and strides "
-                f"{self.enc_downsample}")
+        require(
+            len(self.enc_width) == len(self.enc_downsample),
+            f"`enc_width` {self.enc_width} and `enc_downsample` {self.enc_downsample} need one entry per stage",
+        )
+        require(
+            all(w >= s for w, s in zip(self.enc_width, self.enc_downsample)),
+            f"every encoder kernel must be at least its stride, got widths {self.enc_width} and strides "
+            f"{self.enc_downsample}",
+        )
         require(self.encoder_h % 2 == 0, f"`encoder_h` must be even (GroupNorm of h/2 groups), got {self.encoder_h}")
-        require(self.encoder_h % self.position_groups == 0,
-                f"`encoder_h` ({self.encoder_h}) must be divisible by `position_groups` ({self.position_groups})")
-        require(self.d_model % self.attn_heads == 0,
-                f"`d_model` ({self.d_model}) must be divisible by `attn_heads` ({self.attn_heads})")
-        require(self.samples // self.downsampling >= 2,
-                f"`samples` ({self.samples}) must cover at least two encoder steps of {self.downsampling} samples")
+        require(
+            self.encoder_h % self.position_groups == 0,
+            f"`encoder_h` ({self.encoder_h}) must be divisible by `position_groups` ({self.position_groups})",
+        )
+        require(
+            self.d_model % self.attn_heads == 0,
+            f"`d_model` ({self.d_model}) must be divisible by `attn_heads` ({self.attn_heads})",
+        )
+        require(
+            self.samples // self.downsampling >= 2,
+            f"`samples` ({self.samples}) must cover at least two encoder steps of {self.downsampling} samples",
+        )
         for name in ("dropout", "attn_dropout", "mlp_dropout", "layer_drop"):
             require(0.0 <= float(getattr(self, name)) < 1.0, f"`{name}` must be in [0, 1), got {getattr(self, name)}")
-        require(self.encoder_norm in ("causal", "reference"),
-                f"`encoder_norm` must be 'causal' or 'reference', got {self.encoder_norm!r}")
+        require(
+            self.encoder_norm in ("causal", "reference"),
+            f"`encoder_norm` must be 'causal' or 'reference', got {self.encoder_norm!r}",
+        )
         require(math.isfinite(float(self.start_token)), f"`start_token` must be finite, got {self.start_token}")
         super().__post_init__(**kwargs)
         n = self.contract_num_channels
-        require(n is None or n == self.channels,
-                f"the signal contract lists {n} channels but `channels` is {self.channels}")
+        require(
+            n is None or n == self.channels, f"the signal contract lists {n} channels but `channels` is {self.channels}"
+        )
 
     @property
     def downsampling(self) -> int:

@@ -73,12 +73,23 @@ class BENDRContextualizer(nn.Module):
             self.relative_position = nn.Sequential(weight_norm(conv, dim=2), nn.GELU())
         # Indices 1 (LayerNorm) and 4 (conv) hold the weights, as in the reference state dict.
         self.input_conditioning = nn.Sequential(
-            Rearrange("b c t -> b t c"), nn.LayerNorm(h), nn.Dropout(config.dropout), Rearrange("b t c -> b c t"),
-            nn.Conv1d(h, d, 1), Rearrange("b d t -> b t d"),
+            Rearrange("b c t -> b t c"),
+            nn.LayerNorm(h),
+            nn.Dropout(config.dropout),
+            Rearrange("b t c -> b c t"),
+            nn.Conv1d(h, d, 1),
+            Rearrange("b d t -> b t d"),
         )
         self.transformer_layers = nn.ModuleList(
-            TransformerBlock(d, config.attn_heads, attn_dropout=config.attn_dropout, attn_bias=config.attn_bias,
-                             rope=config.attn_rope, intermediate_size=config.mlp_d_ff, mlp_dropout=config.mlp_dropout)
+            TransformerBlock(
+                d,
+                config.attn_heads,
+                attn_dropout=config.attn_dropout,
+                attn_bias=config.attn_bias,
+                rope=config.attn_rope,
+                intermediate_size=config.mlp_d_ff,
+                mlp_dropout=config.mlp_dropout,
+            )
             for _ in range(config.transformer_layers)
         )
         self.output_layer = nn.Conv1d(d, h, 1)
@@ -126,7 +137,7 @@ class BENDRForecastPreTrainedModel(BrainGenPreTrainedModel):
     def _init_module(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
             # T-Fixup (Huang et al. 2020), as in BENDR: Xavier scaled by 0.67 * layers^(-1/4), zero bias.
-            gain = 0.67 * self.config.transformer_layers ** -0.25
+            gain = 0.67 * self.config.transformer_layers**-0.25
             init.xavier_uniform_(module.weight, gain=gain)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -135,8 +146,9 @@ class BENDRForecastPreTrainedModel(BrainGenPreTrainedModel):
             # starting magnitude g = |v| over every axis but the kernel axis (dim=2).
             direction = module.parametrizations.weight.original1
             init.normal_(direction, mean=0.0, std=2.0 / self.config.d_model)
-            init.copy_(module.parametrizations.weight.original0,
-                       torch.linalg.vector_norm(direction, dim=(0, 1), keepdim=True))
+            init.copy_(
+                module.parametrizations.weight.original0, torch.linalg.vector_norm(direction, dim=(0, 1), keepdim=True)
+            )
             init.zeros_(module.bias)
         else:
             super()._init_module(module)
@@ -171,8 +183,9 @@ class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
         cfg = self.config
         x = self.check_signal(x, name=name, ndim=3, num_channels=cfg.channels, channel_names=channel_names)
         if x.shape[-1] < cfg.downsampling:
-            raise ValueError(f"{name} has {x.shape[-1]} samples; the encoder needs at least {cfg.downsampling} "
-                             "(one encoder step)")
+            raise ValueError(
+                f"{name} has {x.shape[-1]} samples; the encoder needs at least {cfg.downsampling} (one encoder step)"
+            )
         return x
 
     def encode(self, input_values: torch.Tensor, channel_names: list[str] | None = None) -> torch.Tensor:
@@ -184,8 +197,13 @@ class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
         x = self._check_input(input_values, "input_values", channel_names)[..., : self.config.context_length]
         return self.contextualiser(self.encoder(x))
 
-    def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None,
-                channel_names: list[str] | None = None, **kwargs) -> SignalPredictionOutput:
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        channel_names: list[str] | None = None,
+        **kwargs,
+    ) -> SignalPredictionOutput:
         """See the class docstring; `channel_names` as in `encode`. Unknown keywords raise `TypeError`."""
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         features = self.encode(input_values, channel_names)
@@ -194,14 +212,23 @@ class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
         if labels is not None:
             labels = self.check_signal(labels, name="labels")
             if labels.shape != prediction.shape:
-                raise ValueError(f"labels must have the prediction's shape {tuple(prediction.shape)} (sample t of "
-                                 f"the input window), got {tuple(labels.shape)}")
+                raise ValueError(
+                    f"labels must have the prediction's shape {tuple(prediction.shape)} (sample t of "
+                    f"the input window), got {tuple(labels.shape)}"
+                )
             loss = F.mse_loss(prediction, labels)
         return SignalPredictionOutput(loss=loss, prediction=prediction, features=features)
 
-    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config: GenerationConfig,
-                  logits_processor: LogitsProcessorList, *, progress: bool | None = None,
-                  channel_names: list[str] | None = None) -> ForecastOutput:
+    def _forecast(
+        self,
+        input_values: torch.Tensor,
+        horizon: int,
+        generation_config: GenerationConfig,
+        logits_processor: LogitsProcessorList,
+        *,
+        progress: bool | None = None,
+        channel_names: list[str] | None = None,
+    ) -> ForecastOutput:
         """Roll the one-step prediction forward `horizon` samples.
 
         Every step reads the latest window of whole encoder steps (at most `config.context_length` samples) and
@@ -210,11 +237,15 @@ class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
         sample). `channel_names` (optional) must equal `config.channel_names`, as in `encode`.
         """
         if generation_config.do_sample:
-            raise ValueError(f"{type(self).__name__} predicts continuous values and has no distribution to sample: "
-                             "forecast with do_sample=False (the default)")
+            raise ValueError(
+                f"{type(self).__name__} predicts continuous values and has no distribution to sample: "
+                "forecast with do_sample=False (the default)"
+            )
         if logits_processor:
-            raise ValueError(f"{type(self).__name__} predicts continuous values: logits processors do not apply; "
-                             "pass logits_processor=None")
+            raise ValueError(
+                f"{type(self).__name__} predicts continuous values: logits processors do not apply; "
+                "pass logits_processor=None"
+            )
         cfg = self.config
         context = self._check_input(input_values, "input_values", channel_names).to(self.device)
         sequence = context
@@ -222,6 +253,6 @@ class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
             for _ in range(horizon):
                 window = min(sequence.shape[-1], cfg.context_length) // cfg.downsampling * cfg.downsampling
                 prediction = self(sequence[..., -window:]).prediction
-                sequence = torch.cat([sequence, prediction[..., window: window + 1]], dim=-1)
+                sequence = torch.cat([sequence, prediction[..., window : window + 1]], dim=-1)
                 bar.update(1)
-        return ForecastOutput(values=sequence[..., context.shape[-1]:])
+        return ForecastOutput(values=sequence[..., context.shape[-1] :])

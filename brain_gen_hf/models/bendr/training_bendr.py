@@ -17,6 +17,5 @@ BENDR_TRAINING = DataContract(
     model_types=("bendr_forecast",),
     inputs=("input_values", "labels"),
     make_collator=bendr_collator,
-    data_fields=lambda data: {**signal_fields(data), "channels": len(data.layout.names),
-                              "samples": data.window_length},
+    data_fields=lambda data: {**signal_fields(data), "channels": len(data.layout.names), "samples": data.window_length},
 )

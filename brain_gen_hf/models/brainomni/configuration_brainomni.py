@@ -33,20 +33,28 @@ class BrainOmniCausalTokenizerConfig(CausalRVQTokenizerConfig):
     sensor_type_ids: list[int] | None = None
 
     def __post_init__(self, **kwargs):
-        require(self.sensor_space in SENSOR_SPACES,
-                f"`sensor_space` must be one of {SENSOR_SPACES}, got {self.sensor_space!r}")
+        require(
+            self.sensor_space in SENSOR_SPACES,
+            f"`sensor_space` must be one of {SENSOR_SPACES}, got {self.sensor_space!r}",
+        )
         require(self.n_dim % self.n_head == 0, f"`n_dim` ({self.n_dim}) must be divisible by `n_head` ({self.n_head})")
         if self.sensor_type_ids is not None:
             require_int_list("sensor_type_ids", self.sensor_type_ids, allow_zero=True)
-            require(max(self.sensor_type_ids) < NUM_SENSOR_TYPES,
-                    f"`sensor_type_ids` must be in [0, {NUM_SENSOR_TYPES}), got {self.sensor_type_ids}")
+            require(
+                max(self.sensor_type_ids) < NUM_SENSOR_TYPES,
+                f"`sensor_type_ids` must be in [0, {NUM_SENSOR_TYPES}), got {self.sensor_type_ids}",
+            )
             self.sensor_type_ids = list(self.sensor_type_ids)
         super().__post_init__(**kwargs)
         n = self.contract_num_channels
         if self.sensor_space == "source":
-            require(n is None or n <= self.num_sensors,
-                    f"the signal contract lists {n} channels but the source-space embedding has only "
-                    f"`num_sensors` = {self.num_sensors} slots")
+            require(
+                n is None or n <= self.num_sensors,
+                f"the signal contract lists {n} channels but the source-space embedding has only "
+                f"`num_sensors` = {self.num_sensors} slots",
+            )
         if self.sensor_type_ids is not None:
-            require(n is None or n == len(self.sensor_type_ids),
-                    f"`sensor_type_ids` has {len(self.sensor_type_ids)} entries for {n} channels")
+            require(
+                n is None or n == len(self.sensor_type_ids),
+                f"`sensor_type_ids` has {len(self.sensor_type_ids)} entries for {n} channels",
+            )

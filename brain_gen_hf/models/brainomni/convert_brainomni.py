@@ -5,8 +5,13 @@ from __future__ import annotations
 from .configuration_brainomni import BrainOmniCausalTokenizerConfig
 
 # The reference's constructor defaults that differ from ours (a YAML may rely on them).
-REFERENCE_DEFAULTS = {"lstm_layers": 2, "num_quantizers": 4, "rotation_trick": True, "num_sensors": 68,
-                      "n_residual_layers": 1}
+REFERENCE_DEFAULTS = {
+    "lstm_layers": 2,
+    "num_quantizers": 4,
+    "rotation_trick": True,
+    "num_sensors": 68,
+    "n_residual_layers": 1,
+}
 # Stored but unused by the reference (`mask_ratio`) or runtime-only (`compile`).
 DROPPED = ("mask_ratio", "compile")
 RENAMED = {"forecast_decode_window_chunk": "decode_window_chunk", "forecast_decode_max_tokens": "decode_max_tokens"}

@@ -33,8 +33,16 @@ class BrainOmniCausalEncoder(nn.Module):
 
     def __init__(self, config: BrainOmniCausalTokenizerConfig):
         super().__init__()
-        self.seanet_encoder = SEANetEncoder(1, config.n_dim, config.n_filters, config.ratios, config.kernel_size,
-                                            config.last_kernel_size, config.n_residual_layers, config.lstm_layers)
+        self.seanet_encoder = SEANetEncoder(
+            1,
+            config.n_dim,
+            config.n_filters,
+            config.ratios,
+            config.kernel_size,
+            config.last_kernel_size,
+            config.n_residual_layers,
+            config.lstm_layers,
+        )
         self.neuros = nn.Parameter(torch.zeros(config.n_neuro, config.n_dim))
         self.backwardsolution = BackwardSolution(config.n_dim, config.n_head, config.dropout)
         self.k_proj = nn.Linear(config.n_dim, config.n_dim)
@@ -60,15 +68,24 @@ class BrainOmniCausalDecoder(nn.Module):
     def __init__(self, config: BrainOmniCausalTokenizerConfig):
         super().__init__()
         self.forwardsolution = ForwardSolution(config.n_dim, config.n_head, config.dropout)
-        self.seanet_decoder = SEANetDecoder(1, config.n_dim, config.n_filters, config.ratios, config.kernel_size,
-                                            config.last_kernel_size, config.n_residual_layers, config.lstm_layers)
+        self.seanet_decoder = SEANetDecoder(
+            1,
+            config.n_dim,
+            config.n_filters,
+            config.ratios,
+            config.kernel_size,
+            config.last_kernel_size,
+            config.n_residual_layers,
+            config.lstm_layers,
+        )
 
     def forward(self, latents: torch.Tensor, sensor_embedding: torch.Tensor) -> torch.Tensor:
         """`(B, n_neuro, N, Tw, D)` latents -> windows `(B, C, N, L)`."""
         B, _, N, T, _ = latents.shape
         queries = sensor_embedding[:, :, None, None].expand(-1, -1, N, T, -1)
-        sensors = self.forwardsolution(rearrange(queries, "B C N T D -> (B N T) C D"),
-                                       rearrange(latents, "B C N T D -> (B N T) C D"))
+        sensors = self.forwardsolution(
+            rearrange(queries, "B C N T D -> (B N T) C D"), rearrange(latents, "B C N T D -> (B N T) C D")
+        )
         signal = self.seanet_decoder(rearrange(sensors, "(B N T) C D -> (B C N) D T", B=B, N=N, T=T))
         return rearrange(signal, "(B C N) 1 L -> B C N L", B=B, N=N)
 
@@ -93,8 +110,13 @@ class BrainOmniCausalTokenizerModel(CausalRVQTokenizerModel):
         self.decoder = BrainOmniCausalDecoder(config)
         self.post_init()
 
-    def _sensor_inputs(self, x: torch.Tensor | None, pos: torch.Tensor | None, sensor_type: torch.Tensor | None,
-                       batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sensor_inputs(
+        self,
+        x: torch.Tensor | None,
+        pos: torch.Tensor | None,
+        sensor_type: torch.Tensor | None,
+        batch: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Resolve `(pos, sensor_type)` from the arguments or the config, checked against the input."""
         cfg = self.config
         batch = x.shape[0] if x is not None else batch
@@ -108,15 +130,19 @@ class BrainOmniCausalTokenizerModel(CausalRVQTokenizerModel):
         if sensor_type is None and cfg.sensor_type_ids is not None:
             sensor_type = torch.tensor(cfg.sensor_type_ids, device=device).unsqueeze(0).expand(batch, -1)
         if pos is None or (sensor_type is None and not source):
-            raise ValueError("missing sensor metadata: pass `pos` (B, C, 6) and `sensor_type` (B, C), or set "
-                             "`sensor_positions`/`sensor_orientations`/`sensor_type_ids` (source space: any channel "
-                             "metadata) in the config")
+            raise ValueError(
+                "missing sensor metadata: pass `pos` (B, C, 6) and `sensor_type` (B, C), or set "
+                "`sensor_positions`/`sensor_orientations`/`sensor_type_ids` (source space: any channel "
+                "metadata) in the config"
+            )
         if not isinstance(pos, torch.Tensor) or pos.ndim != 3 or not pos.is_floating_point():
             raise ValueError(f"`pos` must be a float tensor (B, C, n_pos), got {getattr(pos, 'shape', type(pos))}")
         channels = channels if channels is not None else pos.shape[1]
         if tuple(pos.shape[:2]) != (batch, channels):
-            raise ValueError(f"`pos` describes {pos.shape[1]} channels (shape {tuple(pos.shape)}) but the input has "
-                             f"{channels} channels and batch {batch}")
+            raise ValueError(
+                f"`pos` describes {pos.shape[1]} channels (shape {tuple(pos.shape)}) but the input has "
+                f"{channels} channels and batch {batch}"
+            )
         if not torch.isfinite(pos).all():
             raise ValueError("`pos` contains NaN/inf values")
         pos = self._in_model_dtype(pos, "`pos`")  # float64 sensor geometry is cast like the signal
@@ -124,21 +150,30 @@ class BrainOmniCausalTokenizerModel(CausalRVQTokenizerModel):
             sensor_type = torch.zeros(batch, channels, dtype=torch.long, device=pos.device)
         self.check_tokens(sensor_type, vocab_size=NUM_SENSOR_TYPES, name="sensor_type", ndim=2)
         if tuple(sensor_type.shape) != (batch, channels):
-            raise ValueError(f"`sensor_type` has shape {tuple(sensor_type.shape)}, expected ({batch}, {channels}): one "
-                             "type per channel")
+            raise ValueError(
+                f"`sensor_type` has shape {tuple(sensor_type.shape)}, expected ({batch}, {channels}): one "
+                "type per channel"
+            )
         if source and channels > cfg.num_sensors:
-            raise ValueError(f"the input has {channels} channels but the source-space embedding has only "
-                             f"{cfg.num_sensors} slots (`num_sensors`)")
+            raise ValueError(
+                f"the input has {channels} channels but the source-space embedding has only "
+                f"{cfg.num_sensors} slots (`num_sensors`)"
+            )
         if not source and pos.shape[-1] != self.sensor_embed.n_pos:
-            raise ValueError(f"`pos` must hold {self.sensor_embed.n_pos} numbers per sensor (position + orientation), "
-                             f"got {pos.shape[-1]}")
+            raise ValueError(
+                f"`pos` must hold {self.sensor_embed.n_pos} numbers per sensor (position + orientation), "
+                f"got {pos.shape[-1]}"
+            )
         return pos, sensor_type
 
     def _contract_positions(self, source: bool) -> torch.Tensor | None:
         cfg = self.config
         if cfg.sensor_positions is not None and (source or cfg.sensor_orientations is not None):
-            rows = cfg.sensor_positions if source else [p + o for p, o in zip(cfg.sensor_positions,
-                                                                                cfg.sensor_orientations)]
+            rows = (
+                cfg.sensor_positions
+                if source
+                else [p + o for p, o in zip(cfg.sensor_positions, cfg.sensor_orientations)]
+            )
             return torch.tensor(rows, dtype=torch.float32)
         if source and cfg.contract_num_channels is not None:
             return torch.zeros(cfg.contract_num_channels, 0)  # only the channel count matters

@@ -42,21 +42,31 @@ class BrainOmniCausalForecastConfig(BrainGenConfig):
             self.tokenizer_config = BrainOmniCausalTokenizerConfig()
         elif isinstance(self.tokenizer_config, dict):
             self.tokenizer_config = BrainOmniCausalTokenizerConfig(**self.tokenizer_config)
-        require(isinstance(self.tokenizer_config, BrainOmniCausalTokenizerConfig),
-                f"`tokenizer_config` must be a BrainOmniCausalTokenizerConfig, got {type(self.tokenizer_config)}")
+        require(
+            isinstance(self.tokenizer_config, BrainOmniCausalTokenizerConfig),
+            f"`tokenizer_config` must be a BrainOmniCausalTokenizerConfig, got {type(self.tokenizer_config)}",
+        )
         for name in ("lm_dim", "lm_head", "lm_depth"):
             require_positive_int(name, getattr(self, name))
-        require(self.lm_head % 2 == 0 and self.lm_dim % 2 == 0 and (self.lm_dim // 2) % (self.lm_head // 2) == 0
-                and (self.lm_dim // self.lm_head) % 2 == 0,
-                f"`lm_head` ({self.lm_head}) must be even and `lm_dim` ({self.lm_dim}) split into lm_head heads of "
-                "even width (half the heads attend over time, half over latents)")
+        require(
+            self.lm_head % 2 == 0
+            and self.lm_dim % 2 == 0
+            and (self.lm_dim // 2) % (self.lm_head // 2) == 0
+            and (self.lm_dim // self.lm_head) % 2 == 0,
+            f"`lm_head` ({self.lm_head}) must be even and `lm_dim` ({self.lm_dim}) split into lm_head heads of "
+            "even width (half the heads attend over time, half over latents)",
+        )
         levels = self.tokenizer_config.num_quantizers
         if self.num_quantizers_used is None:
             self.num_quantizers_used = levels
         require_positive_int("num_quantizers_used", self.num_quantizers_used)
-        require(self.num_quantizers_used <= levels,
-                f"`num_quantizers_used` ({self.num_quantizers_used}) exceeds the tokenizer's {levels} RVQ levels")
+        require(
+            self.num_quantizers_used <= levels,
+            f"`num_quantizers_used` ({self.num_quantizers_used}) exceeds the tokenizer's {levels} RVQ levels",
+        )
         require(0.0 <= float(self.lm_dropout) < 1.0, f"`lm_dropout` must be in [0, 1), got {self.lm_dropout}")
-        require(float(self.overlap_ratio) == 0.0,
-                f"`overlap_ratio` must be 0 (tokens come from non-overlapping windows), got {self.overlap_ratio}")
+        require(
+            float(self.overlap_ratio) == 0.0,
+            f"`overlap_ratio` must be 0 (tokens come from non-overlapping windows), got {self.overlap_ratio}",
+        )
         super().__post_init__(**kwargs)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..brainomni.convert_brainomni import tokenizer_kwargs_from_reference
 from ..brainomni.configuration_brainomni import BrainOmniCausalTokenizerConfig
+from ..brainomni.convert_brainomni import tokenizer_kwargs_from_reference
 from .configuration_brainomni_forecast import BrainOmniCausalForecastConfig
 
 # A Lightning checkpoint path replaces the tokenizer weights in the reference; here the converted state

@@ -73,8 +73,12 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
         tok = config.tokenizer_config
         self.tokenizer = sub_model_from_config(tok)
         self.projection = nn.Linear(tok.n_dim, config.lm_dim) if tok.n_dim != config.lm_dim else nn.Identity()
-        self.blocks = nn.ModuleList([SpatialTemporalAttentionBlock(config.lm_dim, config.lm_head, config.lm_dropout,
-                                                                   causal=True) for _ in range(config.lm_depth)])
+        self.blocks = nn.ModuleList(
+            [
+                SpatialTemporalAttentionBlock(config.lm_dim, config.lm_head, config.lm_dropout, causal=True)
+                for _ in range(config.lm_depth)
+            ]
+        )
         self.predict_head = nn.Linear(config.lm_dim, config.num_quantizers_used * tok.codebook_size)
         self.post_init()
 
@@ -110,19 +114,34 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
         return self.tokenizer.encode(x, pos, sensor_type, **kwargs)
 
     # ------------------------------------------------------------- forward
-    def forward(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
-                sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
-                channel_names: list[str] | None = None, allow_shorter_windows: bool = False,
-                **kwargs) -> BrainOmniForecastOutput:
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        *,
+        sampling_rate: float | None = None,
+        channel_names: list[str] | None = None,
+        allow_shorter_windows: bool = False,
+        **kwargs,
+    ) -> BrainOmniForecastOutput:
         """Inputs are checked as in the tokenizer's `encode`; unknown keywords raise `TypeError`."""
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
-        encoding = self._tokenize(input_values, pos, sensor_type, sampling_rate=sampling_rate,
-                                  channel_names=channel_names, allow_shorter_windows=allow_shorter_windows)
+        encoding = self._tokenize(
+            input_values,
+            pos,
+            sensor_type,
+            sampling_rate=sampling_rate,
+            channel_names=channel_names,
+            allow_shorter_windows=allow_shorter_windows,
+        )
         codes = encoding.codes
         if codes.shape[2] < 2:
-            raise ValueError(f"the input gives {codes.shape[2]} token step(s); next-step prediction needs at least 2 "
-                             f"(at least {2 * self.tokenizer.hop_length} samples in whole windows)")
+            raise ValueError(
+                f"the input gives {codes.shape[2]} token step(s); next-step prediction needs at least 2 "
+                f"(at least {2 * self.tokenizer.hop_length} samples in whole windows)"
+            )
         used = cfg.num_quantizers_used
         if used == cfg.tokenizer_config.num_quantizers and not cfg.freeze_tokenizer:
             embeddings = encoding.embeddings  # joint training: gradients reach the tokenizer
@@ -136,15 +155,31 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
             commitment = encoding.commitment_loss
             loss = loss + commitment
         accuracy = (logits.detach().argmax(-1) == targets).float().mean()
-        return BrainOmniForecastOutput(loss=loss, logits=logits, targets=targets, cross_entropy=cross_entropy,
-                                       commitment_loss=commitment, accuracy=accuracy, codes=codes)
+        return BrainOmniForecastOutput(
+            loss=loss,
+            logits=logits,
+            targets=targets,
+            cross_entropy=cross_entropy,
+            commitment_loss=commitment,
+            accuracy=accuracy,
+            codes=codes,
+        )
 
     # ------------------------------------------------------------ forecast
-    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config: GenerationConfig,
-                  logits_processor: LogitsProcessorList, *, progress: bool | None = None,
-                  pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None,
-                  sampling_rate: float | None = None, channel_names: list[str] | None = None,
-                  allow_shorter_windows: bool = False) -> BrainOmniForecastResult:
+    def _forecast(
+        self,
+        input_values: torch.Tensor,
+        horizon: int,
+        generation_config: GenerationConfig,
+        logits_processor: LogitsProcessorList,
+        *,
+        progress: bool | None = None,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        sampling_rate: float | None = None,
+        channel_names: list[str] | None = None,
+        allow_shorter_windows: bool = False,
+    ) -> BrainOmniForecastResult:
         """Roll the latent sequence out by whole token steps and decode it to signal space.
 
         The rollout covers `ceil(horizon / hop)` token steps (the tokenizer's hop: `tokenizer.hop_length`
@@ -157,8 +192,14 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
         """
         hop = self.tokenizer.hop_length
         steps = -(-horizon // hop)
-        encoding = self.tokenizer.encode(input_values, pos, sensor_type, sampling_rate=sampling_rate,
-                                         channel_names=channel_names, allow_shorter_windows=allow_shorter_windows)
+        encoding = self.tokenizer.encode(
+            input_values,
+            pos,
+            sensor_type,
+            sampling_rate=sampling_rate,
+            channel_names=channel_names,
+            allow_shorter_windows=allow_shorter_windows,
+        )
         codes = encoding.codes
         used = codes[..., : self.config.num_quantizers_used]
         cache = DynamicCache() if generation_config.use_cache is not False else None
@@ -174,10 +215,14 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
                     else:
                         logits = self.logits_from_embeddings(self.embed_codes(torch.cat([used, *new], dim=2)))
         generated = torch.cat(new, dim=2)  # (B, C', steps, Qu)
-        carried = codes[:, :, -1:, generated.shape[-1]:].expand(-1, -1, steps, -1)
+        carried = codes[:, :, -1:, generated.shape[-1] :].expand(-1, -1, steps, -1)
         generated = torch.cat([generated, carried], dim=-1)
         all_codes = torch.cat([codes, generated], dim=2)
         context_len = codes.shape[2] * hop
         signal = self.tokenizer.decode(all_codes, pos, sensor_type)
-        return BrainOmniForecastResult(values=signal[..., context_len: context_len + horizon], codes=generated,
-                                       context_reconstruction=signal[..., :context_len], context_codes=codes)
+        return BrainOmniForecastResult(
+            values=signal[..., context_len : context_len + horizon],
+            codes=generated,
+            context_reconstruction=signal[..., :context_len],
+            context_codes=codes,
+        )

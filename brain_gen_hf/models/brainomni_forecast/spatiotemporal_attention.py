@@ -63,8 +63,9 @@ class RotarySelfAttention(nn.Module):
         if self.causal and past and t > 1:  # new positions see the whole past and the new ones up to themselves
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
             is_causal = False
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.proj(rearrange(out, "N H T D -> N T (H D)"))
 
 
@@ -86,7 +87,7 @@ class SpatialTemporalAttentionBlock(nn.Module):
 
     def _attend(self, x: torch.Tensor, cache, layer_idx) -> torch.Tensor:
         B, C, W, D = x.shape
-        spatial = self.spatial_attn(rearrange(x[..., D // 2:], "B C W D -> (B W) C D"))
+        spatial = self.spatial_attn(rearrange(x[..., D // 2 :], "B C W D -> (B W) C D"))
         temporal = self.time_attn(rearrange(x[..., : D // 2], "B C W D -> (B C) W D"), cache, layer_idx)
         spatial = rearrange(spatial, "(B W) C D -> B C W D", B=B)
         temporal = rearrange(temporal, "(B C) W D -> B C W D", B=B)

@@ -23,13 +23,17 @@ class BrainTokMixConfig(CausalRVQTokenizerConfig):
     model_type = "braintokmix"
 
     def __post_init__(self, **kwargs):
-        require(self.n_dim % self.n_neuro == 0,
-                f"`n_dim` ({self.n_dim}) must be divisible by `n_neuro` ({self.n_neuro}): each of the n_neuro latent "
-                "tokens gets n_dim / n_neuro features")
+        require(
+            self.n_dim % self.n_neuro == 0,
+            f"`n_dim` ({self.n_dim}) must be divisible by `n_neuro` ({self.n_neuro}): each of the n_neuro latent "
+            "tokens gets n_dim / n_neuro features",
+        )
         super().__post_init__(**kwargs)
         n = self.contract_num_channels
-        require(n is None or n == self.num_sensors,
-                f"the signal contract lists {n} channels but `num_sensors` is {self.num_sensors}")
+        require(
+            n is None or n == self.num_sensors,
+            f"the signal contract lists {n} channels but `num_sensors` is {self.num_sensors}",
+        )
 
     @property
     def token_dim(self) -> int:

@@ -43,9 +43,16 @@ class ChannelMixEncoder(nn.Module):
     def __init__(self, config: BrainTokMixConfig):
         super().__init__()
         self.n_neuro = config.n_neuro
-        self.seanet_encoder = SEANetEncoder(config.num_sensors, config.n_dim, config.n_filters, config.ratios,
-                                            config.kernel_size, config.last_kernel_size, config.n_residual_layers,
-                                            config.lstm_layers)
+        self.seanet_encoder = SEANetEncoder(
+            config.num_sensors,
+            config.n_dim,
+            config.n_filters,
+            config.ratios,
+            config.kernel_size,
+            config.last_kernel_size,
+            config.n_residual_layers,
+            config.lstm_layers,
+        )
 
     def forward(self, windows: torch.Tensor, sensor_embedding: torch.Tensor | None = None, state: dict | None = None):
         """`(B, C, N, L)` -> latents `(B, n_neuro, N, Tw, token_dim)`."""
@@ -59,9 +66,16 @@ class ChannelMixDecoder(nn.Module):
 
     def __init__(self, config: BrainTokMixConfig):
         super().__init__()
-        self.seanet_decoder = SEANetDecoder(config.num_sensors, config.n_dim, config.n_filters, config.ratios,
-                                            config.kernel_size, config.last_kernel_size, config.n_residual_layers,
-                                            config.lstm_layers)
+        self.seanet_decoder = SEANetDecoder(
+            config.num_sensors,
+            config.n_dim,
+            config.n_filters,
+            config.ratios,
+            config.kernel_size,
+            config.last_kernel_size,
+            config.n_residual_layers,
+            config.lstm_layers,
+        )
 
     def forward(self, latents: torch.Tensor, sensor_embedding: torch.Tensor | None = None) -> torch.Tensor:
         """`(B, n_neuro, N, Tw, d)` -> windows `(B, C, N, L)`."""
@@ -87,19 +101,30 @@ class BrainTokMixModel(CausalRVQTokenizerModel):
         self.decoder = ChannelMixDecoder(config)
         self.post_init()
 
-    def _sensor_inputs(self, x: torch.Tensor | None, pos: torch.Tensor | None, sensor_type: torch.Tensor | None,
-                       batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _sensor_inputs(
+        self,
+        x: torch.Tensor | None,
+        pos: torch.Tensor | None,
+        sensor_type: torch.Tensor | None,
+        batch: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Only the channel count matters; optional metadata must agree with it."""
         cfg = self.config
         batch = x.shape[0] if x is not None else batch
         if x is not None and x.shape[1] != cfg.num_sensors:
-            raise ValueError(f"input_values has {x.shape[1]} channels, BrainTokMix expects `num_sensors` = "
-                             f"{cfg.num_sensors}")
+            raise ValueError(
+                f"input_values has {x.shape[1]} channels, BrainTokMix expects `num_sensors` = {cfg.num_sensors}"
+            )
         for name, value in (("pos", pos), ("sensor_type", sensor_type)):
-            if value is not None and (not isinstance(value, torch.Tensor) or value.ndim < 2
-                                      or tuple(value.shape[:2]) != (batch, cfg.num_sensors)):
-                raise ValueError(f"`{name}` must describe ({batch}, {cfg.num_sensors}) channels, got shape "
-                                 f"{tuple(getattr(value, 'shape', ()))}")
+            if value is not None and (
+                not isinstance(value, torch.Tensor)
+                or value.ndim < 2
+                or tuple(value.shape[:2]) != (batch, cfg.num_sensors)
+            ):
+                raise ValueError(
+                    f"`{name}` must describe ({batch}, {cfg.num_sensors}) channels, got shape "
+                    f"{tuple(getattr(value, 'shape', ()))}"
+                )
         device = x.device if x is not None else self.device
         dtype = x.dtype if x is not None else torch.float32
         return torch.zeros(batch, cfg.num_sensors, 0, device=device, dtype=dtype), None

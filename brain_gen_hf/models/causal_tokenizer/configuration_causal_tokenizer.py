@@ -80,22 +80,47 @@ class CausalRVQTokenizerConfig(BrainGenConfig):
             self.ratios = [2, 2]
         self.ratios = list(self.ratios)
         require_int_list("ratios", self.ratios)
-        for name in ("window_length", "n_filters", "kernel_size", "last_kernel_size", "n_dim", "n_neuro", "n_head",
-                     "codebook_dim", "codebook_size", "num_quantizers", "n_residual_layers", "num_sensors",
-                     "kmeans_iters", "decode_max_tokens"):
+        for name in (
+            "window_length",
+            "n_filters",
+            "kernel_size",
+            "last_kernel_size",
+            "n_dim",
+            "n_neuro",
+            "n_head",
+            "codebook_dim",
+            "codebook_size",
+            "num_quantizers",
+            "n_residual_layers",
+            "num_sensors",
+            "kmeans_iters",
+            "decode_max_tokens",
+        ):
             require_positive_int(name, getattr(self, name))
-        require(self.codebook_size >= 2, f"`codebook_size` must be at least 2 (a single codeword encodes nothing), "
-                f"got {self.codebook_size}")
+        require(
+            self.codebook_size >= 2,
+            f"`codebook_size` must be at least 2 (a single codeword encodes nothing), got {self.codebook_size}",
+        )
         require_positive_int("lstm_layers", self.lstm_layers, allow_zero=True)
         if self.decode_window_chunk is not None:
             require_positive_int("decode_window_chunk", self.decode_window_chunk)
-        require(self.window_length % self.hop_length == 0,
-                f"`window_length` ({self.window_length}) must be a multiple of the downsampling factor "
-                f"prod(ratios) = {self.hop_length}")
-        require(is_real_number(self.dropout) and 0.0 <= self.dropout < 1.0, f"`dropout` must be in [0, 1), got {self.dropout!r}")
-        require(is_real_number(self.noise_std) and self.noise_std >= 0.0, f"`noise_std` must be >= 0, got {self.noise_std!r}")
-        require(self.codebook_init in CODEBOOK_INIT_MODES,
-                f"`codebook_init` must be one of {CODEBOOK_INIT_MODES}, got {self.codebook_init!r}")
+        require(
+            self.window_length % self.hop_length == 0,
+            f"`window_length` ({self.window_length}) must be a multiple of the downsampling factor "
+            f"prod(ratios) = {self.hop_length}",
+        )
+        require(
+            is_real_number(self.dropout) and 0.0 <= self.dropout < 1.0,
+            f"`dropout` must be in [0, 1), got {self.dropout!r}",
+        )
+        require(
+            is_real_number(self.noise_std) and self.noise_std >= 0.0,
+            f"`noise_std` must be >= 0, got {self.noise_std!r}",
+        )
+        require(
+            self.codebook_init in CODEBOOK_INIT_MODES,
+            f"`codebook_init` must be one of {CODEBOOK_INIT_MODES}, got {self.codebook_init!r}",
+        )
         super().__post_init__(**kwargs)
 
     @property

@@ -19,9 +19,9 @@ from einops import rearrange
 from torch import nn
 from transformers import initialization as init
 
+from ...layers.brainomni_attention import RMSNorm
 from ...modeling_outputs import BrainTokenizerEncoding, BrainTokenizerOutput
 from ...modeling_utils import COMMON_FORWARD_KWARGS, BrainGenPreTrainedModel, reject_unknown_kwargs
-from ...layers.brainomni_attention import RMSNorm
 from .configuration_causal_tokenizer import CausalRVQTokenizerConfig
 from .quantizers import BrainQuantizer
 from .reconstruction_losses import code_perplexity, l1_loss, pearson_correlation, spectral_losses
@@ -30,9 +30,16 @@ from .streaming_conv import StreamingConv1d
 
 
 def build_quantizer(config: CausalRVQTokenizerConfig) -> BrainQuantizer:
-    return BrainQuantizer(config.token_dim, config.codebook_dim, config.codebook_size, config.num_quantizers,
-                          config.rotation_trick, normalize=config.normalize, kmeans_iters=config.kmeans_iters,
-                          init_on_first_forward=config.codebook_init == "kmeans_on_first_forward")
+    return BrainQuantizer(
+        config.token_dim,
+        config.codebook_dim,
+        config.codebook_size,
+        config.num_quantizers,
+        config.rotation_trick,
+        normalize=config.normalize,
+        kmeans_iters=config.kmeans_iters,
+        init_on_first_forward=config.codebook_init == "kmeans_on_first_forward",
+    )
 
 
 @dataclass
@@ -86,15 +93,19 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         """Inverse of `flatten_codes`."""
         per_step = self.config.n_neuro * self.config.num_quantizers
         if flat.ndim != 2 or flat.shape[1] % per_step:
-            raise ValueError(f"flat codes must be (B, W * {self.config.n_neuro} * {self.config.num_quantizers}), got "
-                             f"shape {tuple(flat.shape)}")
+            raise ValueError(
+                f"flat codes must be (B, W * {self.config.n_neuro} * {self.config.num_quantizers}), got "
+                f"shape {tuple(flat.shape)}"
+            )
         return rearrange(flat, "B (W C Q) -> B C W Q", C=self.config.n_neuro, Q=self.config.num_quantizers)
 
-    def _check_input(self, x: torch.Tensor, sampling_rate: float | None,
-                     channel_names: list[str] | None = None) -> torch.Tensor:
+    def _check_input(
+        self, x: torch.Tensor, sampling_rate: float | None, channel_names: list[str] | None = None
+    ) -> torch.Tensor:
         """The checked signal in the model's dtype (float16/float64 recordings are cast)."""
-        x = self.check_signal(x, name="input_values", ndim=3, num_channels=self.config.contract_num_channels,
-                              channel_names=channel_names)
+        x = self.check_signal(
+            x, name="input_values", ndim=3, num_channels=self.config.contract_num_channels, channel_names=channel_names
+        )
         self.config.check_signal_metadata(sampling_rate=sampling_rate)
         return x
 
@@ -103,13 +114,16 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         length, window = x.shape[-1], self.config.window_length
         if length < window and allow_shorter_windows:
             if length % self.hop_length:
-                raise ValueError(f"a short input must be a multiple of the hop ({self.hop_length} samples), got "
-                                 f"{length}")
+                raise ValueError(
+                    f"a short input must be a multiple of the hop ({self.hop_length} samples), got {length}"
+                )
             return x.unsqueeze(2)
         if length % window:
             hint = "" if allow_shorter_windows else " (or pass allow_shorter_windows=True for one short window)"
-            raise ValueError(f"the input length ({length} samples) must be a multiple of window_length ({window}); "
-                             f"crop or pad the recording{hint}")
+            raise ValueError(
+                f"the input length ({length} samples) must be a multiple of window_length ({window}); "
+                f"crop or pad the recording{hint}"
+            )
         return x.unfold(-1, window, window)
 
     def _latents(self, windows: torch.Tensor, sensor_embedding: torch.Tensor, state: dict | None = None):
@@ -119,8 +133,13 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
 
     # ------------------------------------------------------------------ api
     @torch.no_grad()
-    def init_codebooks(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
-                       sensor_type: torch.Tensor | None = None, seed: int | None = None) -> None:
+    def init_codebooks(
+        self,
+        input_values: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        seed: int | None = None,
+    ) -> None:
         """k-means-initialise every RVQ level from a batch (the reference does this on its first forward).
 
         With `seed`, the global RNG is seeded inside a forked RNG scope, so the result equals the reference's
@@ -136,9 +155,16 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             features = self.encoder(self._windows(x), self.sensor_embed(pos, sensor_type))
             self.quantizer.init_codebooks(features)
 
-    def encode(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
-               sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
-               channel_names: list[str] | None = None, allow_shorter_windows: bool = False) -> BrainTokenizerEncoding:
+    def encode(
+        self,
+        input_values: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        *,
+        sampling_rate: float | None = None,
+        channel_names: list[str] | None = None,
+        allow_shorter_windows: bool = False,
+    ) -> BrainTokenizerEncoding:
         """Signal `(B, C, T)` -> `codes (B, C', W, Q)` and quantised `embeddings (B, C', W, D)`.
 
         In training mode the RVQ updates its codebooks (the reference's behaviour); use eval mode to only read.
@@ -149,14 +175,22 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
         windows = self._windows(x, allow_shorter_windows)
         _, quantized, codes, commitment = self._latents(windows, self.sensor_embed(pos, sensor_type))
-        return BrainTokenizerEncoding(codes=rearrange(codes, "B C N T Q -> B C (N T) Q"),
-                                      embeddings=rearrange(quantized, "B C N T D -> B C (N T) D"),
-                                      commitment_loss=commitment)
+        return BrainTokenizerEncoding(
+            codes=rearrange(codes, "B C N T Q -> B C (N T) Q"),
+            embeddings=rearrange(quantized, "B C N T D -> B C (N T) D"),
+            commitment_loss=commitment,
+        )
 
-    def encode_stream(self, chunk: torch.Tensor, pos: torch.Tensor | None = None,
-                      sensor_type: torch.Tensor | None = None, state: TokenizerStreamState | None = None,
-                      *, sampling_rate: float | None = None,
-                      channel_names: list[str] | None = None) -> tuple[torch.Tensor, TokenizerStreamState]:
+    def encode_stream(
+        self,
+        chunk: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        state: TokenizerStreamState | None = None,
+        *,
+        sampling_rate: float | None = None,
+        channel_names: list[str] | None = None,
+    ) -> tuple[torch.Tensor, TokenizerStreamState]:
         """Encode a recording chunk by chunk: `(codes (B, C', w, Q), state)` for a chunk of `w * hop` samples.
 
         Chunks may have any length that is a multiple of the hop; concatenating the codes of successive
@@ -164,8 +198,9 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         """
         x = self._check_input(chunk, sampling_rate, channel_names)
         if x.shape[-1] % self.hop_length:
-            raise ValueError(f"stream chunks must be a multiple of the hop ({self.hop_length} samples), got "
-                             f"{x.shape[-1]}")
+            raise ValueError(
+                f"stream chunks must be a multiple of the hop ({self.hop_length} samples), got {x.shape[-1]}"
+            )
         state = self._check_stream_state(state, x)
         pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
         sensor_embedding = self.sensor_embed(pos, sensor_type)
@@ -192,23 +227,28 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         if not isinstance(state, TokenizerStreamState):
             raise ValueError(  # noqa: TRY004 (bad inputs are ValueErrors throughout, as in `check_signal`)
                 f"state must be the TokenizerStreamState returned by the previous encode_stream call (or None to "
-                f"start a stream), got {type(state).__name__}")
+                f"start a stream), got {type(state).__name__}"
+            )
         window, hop, position = self.config.window_length, self.hop_length, state.position
-        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < window \
-                or position % hop:
-            raise ValueError(f"state.position must be the samples already streamed into the current window: an int "
-                             f"in [0, {window}) and a multiple of the hop ({hop}), got {position!r}")
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < window or position % hop:
+            raise ValueError(
+                f"state.position must be the samples already streamed into the current window: an int "
+                f"in [0, {window}) and a multiple of the hop ({hop}), got {position!r}"
+            )
         if not isinstance(state.layers, dict):
             raise ValueError(  # noqa: TRY004
-                f"state.layers must be a dict of layer contexts, got {type(state.layers).__name__}")
+                f"state.layers must be a dict of layer contexts, got {type(state.layers).__name__}"
+            )
         if position == 0:
             return state  # a window boundary: the layer contexts are reset
         # Mid-window, every streaming layer of the encoder carries the context of this window's earlier chunks.
         layers = [m for m in self.encoder.modules() if isinstance(m, (StreamingConv1d, SLSTM))]
         if set(state.layers) != set(layers):
-            raise ValueError(f"state.layers does not hold the context of this model's {len(layers)} streaming "
-                             f"encoder layers (got {len(state.layers)} entries); continue a stream with the state "
-                             "this model returned for its previous chunk")
+            raise ValueError(
+                f"state.layers does not hold the context of this model's {len(layers)} streaming "
+                f"encoder layers (got {len(state.layers)} entries); continue a stream with the state "
+                "this model returned for its previous chunk"
+            )
         # The encoder's first convolution reads the chunk as (rows, in_channels, time): B * C values per sample.
         rows = x.shape[0] * x.shape[1] // layers[0].conv.conv.in_channels
         for layer in layers:
@@ -220,9 +260,11 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             context = context if isinstance(context, tuple) else (context,)
             got = tuple(tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in context)
             if got != expected:
-                raise ValueError(f"state.layers holds {got} for a {type(layer).__name__} that expects tensors of "
-                                 f"shape {expected}: the state does not come from chunks of shape (B, C) = "
-                                 f"{tuple(x.shape[:2])} in this model")
+                raise ValueError(
+                    f"state.layers holds {got} for a {type(layer).__name__} that expects tensors of "
+                    f"shape {expected}: the state does not come from chunks of shape (B, C) = "
+                    f"{tuple(x.shape[:2])} in this model"
+                )
         return state
 
     def codes_to_embeddings(self, codes: torch.Tensor) -> torch.Tensor:
@@ -237,8 +279,14 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             codes = torch.cat([codes, codes[..., -1:].expand(*codes.shape[:-1], missing)], dim=-1)
         return self.quantizer.rvq.decode(codes)
 
-    def decode(self, codes: torch.Tensor, pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None,
-               *, tokens_per_window: int | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        codes: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        *,
+        tokens_per_window: int | None = None,
+    ) -> torch.Tensor:
         """Codes `(B, C', W, Q)` (or flat `(B, W * C' * Q)`) -> signal `(B, C, ceil(W / Tw) * L)`.
 
         A partial last window is completed by repeating the last token step, so the output covers whole
@@ -250,8 +298,10 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         if tokens_per_window is None:
             tokens_per_window = self.config.tokens_per_window
         elif isinstance(tokens_per_window, bool) or not isinstance(tokens_per_window, int) or tokens_per_window < 1:
-            raise ValueError(f"tokens_per_window must be a positive int (token steps per decoded window) or None for "
-                             f"the config's {self.config.tokens_per_window}, got {tokens_per_window!r}")
+            raise ValueError(
+                f"tokens_per_window must be a positive int (token steps per decoded window) or None for "
+                f"the config's {self.config.tokens_per_window}, got {tokens_per_window!r}"
+            )
         batch = codes.shape[0]
         pos, sensor_type = self._sensor_inputs(None, pos, sensor_type, batch=batch)
         sensor_embedding = self.sensor_embed(pos, sensor_type)
@@ -261,8 +311,10 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             codes = torch.cat([codes, codes[:, :, -1:].expand(-1, -1, pad, -1)], dim=2)
         codes = rearrange(codes, "B C (N T) Q -> B C N T Q", T=tokens_per_window)
         chunk = self.config.decode_window_chunk or max(1, self.config.decode_max_tokens // tokens_per_window)
-        windows = [self.decoder(self.quantizer.rvq.decode(codes[:, :, i:i + chunk]), sensor_embedding)
-                   for i in range(0, num_windows, chunk)]
+        windows = [
+            self.decoder(self.quantizer.rvq.decode(codes[:, :, i : i + chunk]), sensor_embedding)
+            for i in range(0, num_windows, chunk)
+        ]
         return torch.cat(windows, dim=2).flatten(2)
 
     def _check_codes(self, codes: torch.Tensor, allow_fewer_levels: bool = False) -> torch.Tensor:
@@ -273,10 +325,17 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             raise ValueError(f"codes must have {cfg.num_quantizers} RVQ levels in the last dimension, got {levels}")
         return codes
 
-    def forward(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
-                sensor_type: torch.Tensor | None = None, *, sampling_rate: float | None = None,
-                channel_names: list[str] | None = None, allow_shorter_windows: bool = False,
-                **kwargs) -> BrainTokenizerOutput:
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        *,
+        sampling_rate: float | None = None,
+        channel_names: list[str] | None = None,
+        allow_shorter_windows: bool = False,
+        **kwargs,
+    ) -> BrainTokenizerOutput:
         """Reconstruct `(B, C, T)` through the codes and compute the objective (see `BrainTokenizerOutput`).
 
         Inputs are checked as in `encode`; unknown keywords raise `TypeError`.
@@ -300,9 +359,15 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         amp, phi = spectral_losses(reconstruction, target)
         loss = l1 + torch.exp(-pcc) + commitment + amp + 0.5 * phi
         return BrainTokenizerOutput(
-            loss=loss, l1=l1.detach(), pcc=pcc.detach(), amp=amp.detach(), phi=phi.detach(),
-            commit=commitment.detach(), ppl=code_perplexity(codes, cfg.codebook_size),
-            reconstruction=reconstruction.flatten(2), codes=rearrange(codes, "B C N T Q -> B C (N T) Q"),
+            loss=loss,
+            l1=l1.detach(),
+            pcc=pcc.detach(),
+            amp=amp.detach(),
+            phi=phi.detach(),
+            commit=commitment.detach(),
+            ppl=code_perplexity(codes, cfg.codebook_size),
+            reconstruction=reconstruction.flatten(2),
+            codes=rearrange(codes, "B C N T Q -> B C (N T) Q"),
         )
 
 

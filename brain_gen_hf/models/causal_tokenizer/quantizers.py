@@ -87,8 +87,7 @@ def rotate_to(src: torch.Tensor, tgt: torch.Tensor, eps: float = 1e-6) -> torch.
     q = tgt / norm_tgt.clamp(min=eps)
     w = F.normalize(u + q, p=2, dim=1, eps=eps).detach()
     # Row-wise dot products as reductions (the reference's batched 1x1 matmuls are slow for many rows).
-    rotated = (src - 2 * (src * w).sum(-1, keepdim=True) * w
-               + 2 * (src * u.detach()).sum(-1, keepdim=True) * q.detach())
+    rotated = src - 2 * (src * w).sum(-1, keepdim=True) * w + 2 * (src * u.detach()).sum(-1, keepdim=True) * q.detach()
     rotated = rotated * (norm_tgt / norm_src.clamp(min=eps)).detach()
     return rotated.reshape(shape)
 
@@ -98,9 +97,17 @@ class EuclideanCodebook(nn.Module):
 
     _skip_reinit = True
 
-    def __init__(self, dim: int, codebook_size: int, kmeans_init: bool = True, kmeans_iters: int = 10,
-                 decay: float = 0.99, epsilon: float = 1e-6, threshold_ema_dead_code: int = 2,
-                 init_on_first_forward: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        kmeans_init: bool = True,
+        kmeans_iters: int = 10,
+        decay: float = 0.99,
+        epsilon: float = 1e-6,
+        threshold_ema_dead_code: int = 2,
+        init_on_first_forward: bool = True,
+    ):
         super().__init__()
         self.codebook_size = codebook_size
         self.kmeans_iters = kmeans_iters
@@ -160,8 +167,10 @@ class EuclideanCodebook(nn.Module):
         flat = x.reshape(-1, shape[-1])
         if not self.is_initialized:
             if not self.init_on_first_forward:
-                raise ValueError("the codebooks are not initialised: call `model.init_codebooks(...)` on a batch of "
-                                 "data, or load trained weights")
+                raise ValueError(
+                    "the codebooks are not initialised: call `model.init_codebooks(...)` on a batch of "
+                    "data, or load trained weights"
+                )
             self.init_from_data(flat)
         ids = self.nearest(flat)
         codewords = self.lookup(ids).type(dtype).reshape(shape)
@@ -191,8 +200,15 @@ class EuclideanCodebook(nn.Module):
 class VectorQuantizer(nn.Module):
     """One VQ level: optional projection to `codebook_dim`, nearest codeword, gradient estimator, commitment."""
 
-    def __init__(self, dim: int, codebook_size: int, codebook_dim: int | None = None, rotation_trick: bool = True,
-                 commitment_weight: float = 0.25, **codebook_kwargs):
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        codebook_dim: int | None = None,
+        rotation_trick: bool = True,
+        commitment_weight: float = 0.25,
+        **codebook_kwargs,
+    ):
         super().__init__()
         codebook_dim = codebook_dim or dim
         self.rotation_trick = rotation_trick
@@ -222,14 +238,23 @@ class ResidualVectorQuantizer(nn.Module):
     `forward(x (..., dim))` -> `(sum of level outputs, ids (..., Q), mean commitment loss)`.
     """
 
-    def __init__(self, dim: int, codebook_dim: int, codebook_size: int, num_quantizers: int,
-                 rotation_trick: bool = True, **codebook_kwargs):
+    def __init__(
+        self,
+        dim: int,
+        codebook_dim: int,
+        codebook_size: int,
+        num_quantizers: int,
+        rotation_trick: bool = True,
+        **codebook_kwargs,
+    ):
         super().__init__()
         self.codebook_size = codebook_size
-        self.layers = nn.ModuleList([
-            VectorQuantizer(dim, codebook_size, codebook_dim, rotation_trick=rotation_trick, **codebook_kwargs)
-            for _ in range(num_quantizers)
-        ])
+        self.layers = nn.ModuleList(
+            [
+                VectorQuantizer(dim, codebook_size, codebook_dim, rotation_trick=rotation_trick, **codebook_kwargs)
+                for _ in range(num_quantizers)
+            ]
+        )
 
     @property
     def num_quantizers(self) -> int:
@@ -279,12 +304,21 @@ class ResidualVectorQuantizer(nn.Module):
 class BrainQuantizer(nn.Module):
     """The tokenizers' quantiser: optional L2 normalisation of the tokens, then residual VQ (`rvq`)."""
 
-    def __init__(self, dim: int, codebook_dim: int, codebook_size: int, num_quantizers: int, rotation_trick: bool,
-                 normalize: bool = False, **codebook_kwargs):
+    def __init__(
+        self,
+        dim: int,
+        codebook_dim: int,
+        codebook_size: int,
+        num_quantizers: int,
+        rotation_trick: bool,
+        normalize: bool = False,
+        **codebook_kwargs,
+    ):
         super().__init__()
         self.normalize = normalize
-        self.rvq = ResidualVectorQuantizer(dim, codebook_dim, codebook_size, num_quantizers, rotation_trick,
-                                           **codebook_kwargs)
+        self.rvq = ResidualVectorQuantizer(
+            dim, codebook_dim, codebook_size, num_quantizers, rotation_trick, **codebook_kwargs
+        )
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, p=2.0, dim=-1) if self.normalize else x

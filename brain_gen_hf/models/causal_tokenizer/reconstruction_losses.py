@@ -19,7 +19,7 @@ def pearson_correlation(reconstruction: torch.Tensor, target: torch.Tensor) -> t
     length = reconstruction.shape[-1]
     x = reconstruction.reshape(-1, 1, length)
     y = target.reshape(-1, 1, length)
-    cov = ((x - x.mean(-1, keepdim=True)) @ (y - y.mean(-1, keepdim=True)).transpose(1, 2) * (1.0 / (length - 1)))
+    cov = (x - x.mean(-1, keepdim=True)) @ (y - y.mean(-1, keepdim=True)).transpose(1, 2) * (1.0 / (length - 1))
     sigma = torch.std(x, dim=-1) * torch.std(y, dim=-1) + 1e-6
     return (cov.reshape(-1) / sigma.reshape(-1)).mean()
 

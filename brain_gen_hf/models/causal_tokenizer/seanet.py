@@ -25,10 +25,14 @@ class SEANetResnetBlock(nn.Module):
     def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2):
         super().__init__()
         hidden = dim // compress
-        self.block = nn.ModuleList([
-            nn.ELU(), StreamingConv1d(dim, hidden, kernel_size, dilation=dilation),
-            nn.ELU(), StreamingConv1d(hidden, dim, 1),
-        ])
+        self.block = nn.ModuleList(
+            [
+                nn.ELU(),
+                StreamingConv1d(dim, hidden, kernel_size, dilation=dilation),
+                nn.ELU(),
+                StreamingConv1d(hidden, dim, 1),
+            ]
+        )
 
     def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
         return x + _run(self.block, x, state)
@@ -59,17 +63,30 @@ def _run(layers: nn.ModuleList, x: torch.Tensor, state: dict | None) -> torch.Te
 class SEANetEncoder(nn.Module):
     """`(N, channels, L)` -> `(N, dimension, L / hop)` with `hop = prod(ratios)` (ratios applied reversed)."""
 
-    def __init__(self, channels: int, dimension: int, n_filters: int, ratios: list[int], kernel_size: int,
-                 last_kernel_size: int, n_residual_layers: int = 1, lstm_layers: int = 0, residual_kernel_size: int = 3,
-                 dilation_base: int = 2, compress: int = 2):
+    def __init__(
+        self,
+        channels: int,
+        dimension: int,
+        n_filters: int,
+        ratios: list[int],
+        kernel_size: int,
+        last_kernel_size: int,
+        n_residual_layers: int = 1,
+        lstm_layers: int = 0,
+        residual_kernel_size: int = 3,
+        dilation_base: int = 2,
+        compress: int = 2,
+    ):
         super().__init__()
         self.hop_length = math.prod(ratios)
         mult = 1
         layers: list[nn.Module] = [StreamingConv1d(channels, n_filters, kernel_size)]
         for ratio in reversed(ratios):
             width = mult * n_filters
-            layers += [SEANetResnetBlock(width, residual_kernel_size, dilation_base**j, compress)
-                       for j in range(n_residual_layers)]
+            layers += [
+                SEANetResnetBlock(width, residual_kernel_size, dilation_base**j, compress)
+                for j in range(n_residual_layers)
+            ]
             layers += [nn.ELU(), StreamingConv1d(width, 2 * width, kernel_size=2 * ratio, stride=ratio)]
             mult *= 2
         if lstm_layers:
@@ -84,9 +101,20 @@ class SEANetEncoder(nn.Module):
 class SEANetDecoder(nn.Module):
     """`(N, dimension, F)` -> `(N, channels, F * hop)`, the mirror image of `SEANetEncoder`."""
 
-    def __init__(self, channels: int, dimension: int, n_filters: int, ratios: list[int], kernel_size: int,
-                 last_kernel_size: int, n_residual_layers: int = 1, lstm_layers: int = 0, residual_kernel_size: int = 3,
-                 dilation_base: int = 2, compress: int = 2):
+    def __init__(
+        self,
+        channels: int,
+        dimension: int,
+        n_filters: int,
+        ratios: list[int],
+        kernel_size: int,
+        last_kernel_size: int,
+        n_residual_layers: int = 1,
+        lstm_layers: int = 0,
+        residual_kernel_size: int = 3,
+        dilation_base: int = 2,
+        compress: int = 2,
+    ):
         super().__init__()
         self.hop_length = math.prod(ratios)
         mult = 2 ** len(ratios)
@@ -96,8 +124,10 @@ class SEANetDecoder(nn.Module):
         for ratio in ratios:
             width = mult * n_filters
             layers += [nn.ELU(), StreamingConvTranspose1d(width, width // 2, kernel_size=2 * ratio, stride=ratio)]
-            layers += [SEANetResnetBlock(width // 2, residual_kernel_size, dilation_base**j, compress)
-                       for j in range(n_residual_layers)]
+            layers += [
+                SEANetResnetBlock(width // 2, residual_kernel_size, dilation_base**j, compress)
+                for j in range(n_residual_layers)
+            ]
             mult //= 2
         layers += [nn.ELU(), StreamingConv1d(n_filters, channels, last_kernel_size)]
         self.model = nn.ModuleList(layers)

@@ -38,11 +38,19 @@ def extra_padding_for_full_frames(length: int, kernel_size: int, stride: int, pa
 class StreamingConv1d(nn.Module):
     """Causal `Conv1d`: output length `ceil(L / stride)`, frame i sees inputs `<= (i + 1) * stride - 1`."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-                 bias: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        bias: bool = True,
+    ):
         super().__init__()
-        self.conv = _ConvHolder(nn.Conv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation,
-                                          bias=bias), "conv")
+        self.conv = _ConvHolder(
+            nn.Conv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation, bias=bias), "conv"
+        )
         self.stride = stride
         self.kernel_size = kernel_size
         self.padding_total = (kernel_size - 1) * dilation - (stride - 1)
@@ -53,13 +61,15 @@ class StreamingConv1d(nn.Module):
             extra = extra_padding_for_full_frames(x.shape[-1], self.kernel_size, self.stride, self.padding_total)
             return conv(F.pad(x, (self.padding_total, extra)))
         if x.shape[-1] % self.stride:
-            raise ValueError(f"streaming chunks must be a multiple of the stride {self.stride} at every layer, got "
-                             f"{x.shape[-1]} samples")
+            raise ValueError(
+                f"streaming chunks must be a multiple of the stride {self.stride} at every layer, got "
+                f"{x.shape[-1]} samples"
+            )
         context = state.get(self)
         if context is None:
             context = x.new_zeros(*x.shape[:-1], self.padding_total)
         full = torch.cat([context, x], dim=-1)
-        state[self] = full[..., full.shape[-1] - self.padding_total:]
+        state[self] = full[..., full.shape[-1] - self.padding_total :]
         return conv(full)
 
 
@@ -71,8 +81,9 @@ class StreamingConvTranspose1d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True):
         super().__init__()
-        self.convtr = _ConvHolder(nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, bias=bias),
-                                  "convtr")
+        self.convtr = _ConvHolder(
+            nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, bias=bias), "convtr"
+        )
         self.padding_total = kernel_size - stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

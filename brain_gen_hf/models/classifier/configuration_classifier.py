@@ -38,24 +38,31 @@ class _ClassifierConfigBase(BrainGenConfig):
     label_smoothing: float = 0.0
 
     def __post_init__(self, **kwargs):
-        require(self.base_config is not None,
-                f"`base_config` is required: the config (or a dict with `model_type`) of one of "
-                f"{list(self.base_model_types)}")
+        require(
+            self.base_config is not None,
+            f"`base_config` is required: the config (or a dict with `model_type`) of one of "
+            f"{list(self.base_model_types)}",
+        )
         if isinstance(self.base_config, dict):
-            require("model_type" in self.base_config,
-                    f"`base_config` dict needs a `model_type` (one of {list(self.base_model_types)})")
+            require(
+                "model_type" in self.base_config,
+                f"`base_config` dict needs a `model_type` (one of {list(self.base_model_types)})",
+            )
         # A plain field, not a `sub_configs_defaults` spec: config.json then holds the full base config (bases
         # such as TASA3D have required fields, so there is no default to diff against).
         self.base_config = sub_config_from(self.base_config)
         self._resolve_num_classes(kwargs.pop("num_labels", None))
-        require(0.0 <= float(self.label_smoothing) < 1.0,
-                f"`label_smoothing` must be in [0, 1), got {self.label_smoothing}")
+        require(
+            0.0 <= float(self.label_smoothing) < 1.0, f"`label_smoothing` must be in [0, 1), got {self.label_smoothing}"
+        )
         super().__post_init__(**kwargs)
         # transformers' classification convention: `num_labels` / `id2label` describe the classes.
         self.num_labels = self.num_classes
-        require(self.base_config.model_type in self.base_model_types,
-                f"{type(self).__name__} needs a base of type {list(self.base_model_types)}, got "
-                f"{self.base_config.model_type!r}")
+        require(
+            self.base_config.model_type in self.base_model_types,
+            f"{type(self).__name__} needs a base of type {list(self.base_model_types)}, got "
+            f"{self.base_config.model_type!r}",
+        )
 
     def _resolve_num_classes(self, num_labels: int | None) -> None:
         if self.num_classes is None:
@@ -67,10 +74,14 @@ class _ClassifierConfigBase(BrainGenConfig):
                 self.num_classes = 2  # transformers' default num_labels
         require_positive_int("num_classes", self.num_classes)
         require(self.num_classes >= 2, f"`num_classes` must be at least 2, got {self.num_classes}")
-        require(num_labels is None or num_labels == self.num_classes,
-                f"`num_labels` ({num_labels}) and `num_classes` ({self.num_classes}) disagree")
-        require(self.id2label is None or len(self.id2label) == self.num_classes,
-                f"`id2label` has {len(self.id2label or {})} entries but `num_classes` is {self.num_classes}")
+        require(
+            num_labels is None or num_labels == self.num_classes,
+            f"`num_labels` ({num_labels}) and `num_classes` ({self.num_classes}) disagree",
+        )
+        require(
+            self.id2label is None or len(self.id2label) == self.num_classes,
+            f"`id2label` has {len(self.id2label or {})} entries but `num_classes` is {self.num_classes}",
+        )
 
 
 class ClassifierContinuousConfig(_ClassifierConfigBase):
@@ -138,12 +149,17 @@ class ClassifierQuantizedImageConfig(_ClassifierConfigBase):
         require_positive_int("red_dim", self.red_dim)
         for name in ("row_idx", "col_idx"):
             value = getattr(self, name)
-            require(isinstance(value, (list, tuple)) and len(value) > 0
-                    and all(isinstance(i, int) and not isinstance(i, bool) for i in value),
-                    f"`{name}` must be a non-empty list of pixel indices (one per sensor), got {value!r}")
+            require(
+                isinstance(value, (list, tuple))
+                and len(value) > 0
+                and all(isinstance(i, int) and not isinstance(i, bool) for i in value),
+                f"`{name}` must be a non-empty list of pixel indices (one per sensor), got {value!r}",
+            )
             setattr(self, name, list(value))
-        require(len(self.row_idx) == len(self.col_idx),
-                f"`row_idx` ({len(self.row_idx)}) and `col_idx` ({len(self.col_idx)}) need one entry per sensor")
+        require(
+            len(self.row_idx) == len(self.col_idx),
+            f"`row_idx` ({len(self.row_idx)}) and `col_idx` ({len(self.col_idx)}) need one entry per sensor",
+        )
         if isinstance(self.image_size, int):
             self.image_size = [self.image_size, self.image_size]
         super().__post_init__(**kwargs)
@@ -157,15 +173,21 @@ class ClassifierQuantizedImageConfig(_ClassifierConfigBase):
         base = self.base_config
         base_size = base.input_hw if base.model_type == "tasa3d" else base.image_size
         if self.image_size is not None:
-            require(len(self.image_size) == 2 and all(isinstance(s, int) and s > 0 for s in self.image_size),
-                    f"`image_size` must be an int or (H, W), got {self.image_size!r}")
+            require(
+                len(self.image_size) == 2 and all(isinstance(s, int) and s > 0 for s in self.image_size),
+                f"`image_size` must be an int or (H, W), got {self.image_size!r}",
+            )
             if base_size is None:
                 base.image_size = list(self.image_size)  # let the Wavenet3D base check its inputs too
-            require(list(base_size or self.image_size) == self.image_size,
-                    f"`image_size` {self.image_size} disagrees with the base model's image size {base_size}")
+            require(
+                list(base_size or self.image_size) == self.image_size,
+                f"`image_size` {self.image_size} disagrees with the base model's image size {base_size}",
+            )
         else:
-            require(base_size is not None,
-                    "the token image size is unknown: set `image_size` (the base config does not fix it)")
+            require(
+                base_size is not None,
+                "the token image size is unknown: set `image_size` (the base config does not fix it)",
+            )
             self.image_size = list(base_size)
 
     @property

@@ -55,8 +55,15 @@ class _ClassifierPreTrainedModel(BrainGenPreTrainedModel):
         return loaded
 
     @classmethod
-    def from_base_pretrained(cls, base_model_name_or_path: str | os.PathLike, *, num_classes: int,
-                             freeze_base: bool = False, base_kwargs: dict | None = None, **config_kwargs):
+    def from_base_pretrained(
+        cls,
+        base_model_name_or_path: str | os.PathLike,
+        *,
+        num_classes: int,
+        freeze_base: bool = False,
+        base_kwargs: dict | None = None,
+        **config_kwargs,
+    ):
         """A new classifier whose base starts from a pretrained checkpoint (repo id or folder); the head is new.
 
         `base_kwargs` go to the base's `from_pretrained` (e.g. `revision`), `config_kwargs` to the classifier
@@ -65,8 +72,9 @@ class _ClassifierPreTrainedModel(BrainGenPreTrainedModel):
         from transformers import AutoModel
 
         pretrained = AutoModel.from_pretrained(base_model_name_or_path, **(base_kwargs or {}))
-        config = cls.config_class(base_config=pretrained.config.to_dict(), num_classes=num_classes,
-                                  freeze_base=freeze_base, **config_kwargs)
+        config = cls.config_class(
+            base_config=pretrained.config.to_dict(), num_classes=num_classes, freeze_base=freeze_base, **config_kwargs
+        )
         model = cls(config)
         model.base_model.load_state_dict(pretrained.state_dict(), strict=True)
         return model
@@ -76,8 +84,9 @@ class _ClassifierPreTrainedModel(BrainGenPreTrainedModel):
             return None
         labels = check_labels(labels, num_classes=self.config.num_classes)
         if labels.shape != logits.shape[:1]:
-            raise ValueError(f"labels must have shape ({logits.shape[0]},) (one class id per example), got "
-                             f"{tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape ({logits.shape[0]},) (one class id per example), got {tuple(labels.shape)}"
+            )
         return F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
 
 
@@ -101,8 +110,13 @@ class ClassifierContinuousModel(_ClassifierPreTrainedModel):
         self.classifier = nn.Linear(self.base_model.output_dim, config.num_classes)
         self.post_init()
 
-    def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None,
-                channel_names: list[str] | None = None, **kwargs) -> BrainClassifierOutput:
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        channel_names: list[str] | None = None,
+        **kwargs,
+    ) -> BrainClassifierOutput:
         """`channel_names` (optional) are checked against the base's `config.channel_names`; unknown keywords
         raise `TypeError`."""
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
@@ -127,13 +141,19 @@ class ClassifierQuantizedModel(_ClassifierPreTrainedModel):
         self.classifier = nn.Linear(config.num_channels * config.red_dim, config.num_classes)
         self.post_init()
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                channel_names: list[str] | None = None, **kwargs) -> BrainClassifierOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        channel_names: list[str] | None = None,
+        **kwargs,
+    ) -> BrainClassifierOutput:
         """`channel_names` (optional) are checked against the base's `config.channel_names`; unknown keywords
         raise `TypeError`."""
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
-        hidden = self.base_model(input_ids, output_hidden_states=True,
-                                 channel_names=channel_names).hidden_states[-1]  # (B, C, T, D)
+        hidden = self.base_model(input_ids, output_hidden_states=True, channel_names=channel_names).hidden_states[
+            -1
+        ]  # (B, C, T, D)
         logits = _reduce_and_classify(hidden, self.reducer, self.classifier)
         return BrainClassifierOutput(loss=self._loss(logits, labels), logits=logits, base_output=hidden)
 
@@ -153,8 +173,7 @@ class ClassifierQuantizedImageModel(_ClassifierPreTrainedModel):
         self.classifier = nn.Linear(config.num_channels * config.red_dim, config.num_classes)
         self.post_init()
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                **kwargs) -> BrainClassifierOutput:
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> BrainClassifierOutput:
         """Unknown keywords raise `TypeError`."""
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         base_logits = self.base_model(input_ids).logits  # (B, H, W, T, Q)

@@ -26,8 +26,9 @@ def build_classifier(model_args, data, fields: dict):
     data_fields = BASE_DATA_FIELDS.get(base_type, lambda data: {})(data)
     check_config_keys(base_type, base)
     base_config = AutoConfig.for_model(base_type, **{**data_fields, **base, "sampling_rate": data.sampling_rate})
-    config = config_class_for(model_type)(base_config=base_config, num_classes=len(data.classes),
-                                          id2label=dict(enumerate(data.classes)), **fields)
+    config = config_class_for(model_type)(
+        base_config=base_config, num_classes=len(data.classes), id2label=dict(enumerate(data.classes)), **fields
+    )
     return model_class_for(model_type)(config)
 
 

@@ -28,13 +28,17 @@ _DECODERS = {
     "smollm3": ("transformers.models.smollm3.modeling_smollm3", "SmolLM3Model"),
 }
 
-def grid_position_ids(grid: tuple[int, int, int], start: int, length: int, batch_size: int,
-                      device: torch.device | None = None) -> torch.Tensor:
+
+def grid_position_ids(
+    grid: tuple[int, int, int], start: int, length: int, batch_size: int, device: torch.device | None = None
+) -> torch.Tensor:
     """`(3, B, length)` (t, h, w) ids of flattened grid cells `[start, start + length)` (row-major t, h, w)."""
     T, H, W = grid
     if start < 0 or start + length > T * H * W:
-        raise ValueError(f"positions {start}:{start + length} exceed the {T * H * W} cells of the token grid "
-                         f"{tuple(grid)}; shorten the context or enlarge it with `resize_context()`")
+        raise ValueError(
+            f"positions {start}:{start + length} exceed the {T * H * W} cells of the token grid "
+            f"{tuple(grid)}; shorten the context or enlarge it with `resize_context()`"
+        )
     if length == 1:
         # A cached decode step: the same integer ids from Python ints, one op instead of six.
         ids = torch.tensor([[start // (H * W)], [(start // W) % H], [start % W]], device=device)
@@ -63,8 +67,14 @@ class GridRotaryEmbedding(nn.Module):
     cos/sin are rounded to `rope_dtype` (bf16 in brain-gen) and promote back when multiplied with fp32 q/k.
     """
 
-    def __init__(self, head_dim: int, rope_theta: float, mrope_section, interleaved: bool = False,
-                 rope_dtype: torch.dtype | None = torch.bfloat16):
+    def __init__(
+        self,
+        head_dim: int,
+        rope_theta: float,
+        mrope_section,
+        interleaved: bool = False,
+        rope_dtype: torch.dtype | None = torch.bfloat16,
+    ):
         super().__init__()
         self.head_dim = head_dim
         self.rope_theta = float(rope_theta)
@@ -171,9 +181,13 @@ class FlatGPTBackbone(nn.Module):
         if self.grid is None:
             return type(self.model.rotary_emb)(config)
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        return GridRotaryEmbedding(head_dim, config.rope_parameters["rope_theta"],
-                                   config.rope_parameters["mrope_section"],
-                                   interleaved=config.model_type == "qwen3_vl_text", rope_dtype=self.rope_dtype)
+        return GridRotaryEmbedding(
+            head_dim,
+            config.rope_parameters["rope_theta"],
+            config.rope_parameters["mrope_section"],
+            interleaved=config.model_type == "qwen3_vl_text",
+            rope_dtype=self.rope_dtype,
+        )
 
     @property
     def max_positions(self) -> int:
@@ -185,8 +199,10 @@ class FlatGPTBackbone(nn.Module):
         if self.grid is not None:
             return grid_position_ids(self.grid, start, length, batch_size, device)
         if start + length > self.max_positions:
-            raise ValueError(f"positions {start}:{start + length} exceed the backbone's max_position_embeddings "
-                             f"({self.max_positions}); shorten the context or use `resize_context()`")
+            raise ValueError(
+                f"positions {start}:{start + length} exceed the backbone's max_position_embeddings "
+                f"({self.max_positions}); shorten the context or use `resize_context()`"
+            )
         return torch.arange(start, start + length, device=device).unsqueeze(0).expand(batch_size, length)
 
     def forward(self, inputs_embeds: torch.Tensor, cache=None, use_cache: bool = False):
@@ -197,8 +213,13 @@ class FlatGPTBackbone(nn.Module):
         if self.block_size > 1:
             mask = block_causal_mask(self.block_size, past, length, inputs_embeds.device)
             mask = {layer_type: mask for layer_type in set(self.model.config.layer_types)}
-        out = self.model(inputs_embeds=inputs_embeds, position_ids=position_ids, attention_mask=mask,
-                         use_cache=use_cache, **{CACHE_KWARG: cache})
+        out = self.model(
+            inputs_embeds=inputs_embeds,
+            position_ids=position_ids,
+            attention_mask=mask,
+            use_cache=use_cache,
+            **{CACHE_KWARG: cache},
+        )
         return out.last_hidden_state, cache_of(out)
 
     # ---------------------------------------------------------------- context resizing

@@ -19,8 +19,14 @@ import math
 
 from transformers import PreTrainedConfig
 
-from ...configuration_utils import (SUB_CONFIG_CLASSES, BrainGenConfig, require, require_int_list,
-                                    require_positive_int, sub_config_from)
+from ...configuration_utils import (
+    SUB_CONFIG_CLASSES,
+    BrainGenConfig,
+    require,
+    require_int_list,
+    require_positive_int,
+    sub_config_from,
+)
 
 # backbone model_type -> how positions are fed to it
 VIDEO_ROPE_BACKBONES = ("qwen2_5_vl_text", "qwen3_vl_text")
@@ -39,8 +45,10 @@ def _backbone_config_from_dict(data: dict) -> PreTrainedConfig:
 
     data = dict(data)
     model_type = data.pop("model_type", None)
-    require(model_type in SUPPORTED_BACKBONES,
-            f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {model_type!r}")
+    require(
+        model_type in SUPPORTED_BACKBONES,
+        f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {model_type!r}",
+    )
     # Brain tokens have no text special tokens; transformers' text defaults would point outside the vocabulary.
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         data.setdefault(key, None)
@@ -119,12 +127,18 @@ class FlatGPTBaseConfig(BrainGenConfig):
         require_positive_int("temporal_reduction", self.temporal_reduction)
         require_positive_int("block_size", self.block_size)
         T, H, W = self.input_shape
-        require(T % self.temporal_reduction == 0,
-                f"`input_shape[0]` ({T}) must be a multiple of `temporal_reduction` ({self.temporal_reduction})")
-        require(H >= self.spatial_reduction[0] and W >= self.spatial_reduction[1],
-                f"`spatial_reduction` {self.spatial_reduction} reduces `input_shape` {self.input_shape} to nothing")
-        require(self.rope_dtype in (None, "bfloat16", "float16", "float32"),
-                f"`rope_dtype` must be None, 'bfloat16', 'float16' or 'float32', got {self.rope_dtype!r}")
+        require(
+            T % self.temporal_reduction == 0,
+            f"`input_shape[0]` ({T}) must be a multiple of `temporal_reduction` ({self.temporal_reduction})",
+        )
+        require(
+            H >= self.spatial_reduction[0] and W >= self.spatial_reduction[1],
+            f"`spatial_reduction` {self.spatial_reduction} reduces `input_shape` {self.input_shape} to nothing",
+        )
+        require(
+            self.rope_dtype in (None, "bfloat16", "float16", "float32"),
+            f"`rope_dtype` must be None, 'bfloat16', 'float16' or 'float32', got {self.rope_dtype!r}",
+        )
         self._init_tokenizer_config()
         self._init_backbone_config()
         self._init_token_corruption()
@@ -176,27 +190,43 @@ class FlatGPTBaseConfig(BrainGenConfig):
     def _init_backbone_config(self) -> None:
         backbone = self.backbone_config
         if backbone is None:
-            backbone = {"model_type": "qwen2_5_vl_text", "num_hidden_layers": 2, "num_attention_heads": 4,
-                        "num_key_value_heads": 2, "intermediate_size": 2 * self.hidden_size,
-                        "rope_scaling": {"rope_type": "default", "mrope_section": [2, 3, 3]}}
+            backbone = {
+                "model_type": "qwen2_5_vl_text",
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "intermediate_size": 2 * self.hidden_size,
+                "rope_scaling": {"rope_type": "default", "mrope_section": [2, 3, 3]},
+            }
         if isinstance(backbone, dict):
             for key in _OWNED_BACKBONE_FIELDS:
                 given = backbone.get(key)
-                require(given is None or given == getattr(self, key),
-                        f"`backbone_config.{key}` ({given}) disagrees with `{key}` ({getattr(self, key)}); set it "
-                        "once on the FlatGPT config")
-            backbone = _backbone_config_from_dict({**backbone, "hidden_size": self.hidden_size,
-                                                   "vocab_size": self.vocab_size, "use_cache": True})
-        require(isinstance(backbone, PreTrainedConfig),
-                f"`backbone_config` must be a dict or a PreTrainedConfig, got {type(backbone).__name__}")
-        require(backbone.model_type in SUPPORTED_BACKBONES,
-                f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {backbone.model_type!r}")
+                require(
+                    given is None or given == getattr(self, key),
+                    f"`backbone_config.{key}` ({given}) disagrees with `{key}` ({getattr(self, key)}); set it "
+                    "once on the FlatGPT config",
+                )
+            backbone = _backbone_config_from_dict(
+                {**backbone, "hidden_size": self.hidden_size, "vocab_size": self.vocab_size, "use_cache": True}
+            )
+        require(
+            isinstance(backbone, PreTrainedConfig),
+            f"`backbone_config` must be a dict or a PreTrainedConfig, got {type(backbone).__name__}",
+        )
+        require(
+            backbone.model_type in SUPPORTED_BACKBONES,
+            f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {backbone.model_type!r}",
+        )
         for key in _OWNED_BACKBONE_FIELDS:
-            require(getattr(backbone, key) == getattr(self, key),
-                    f"`backbone_config.{key}` ({getattr(backbone, key)}) disagrees with `{key}` ({getattr(self, key)})")
+            require(
+                getattr(backbone, key) == getattr(self, key),
+                f"`backbone_config.{key}` ({getattr(backbone, key)}) disagrees with `{key}` ({getattr(self, key)})",
+            )
         rope = dict(backbone.rope_parameters or {})
-        require(rope.get("rope_type", "default") == "default",
-                f"only default RoPE is supported for FlatGPT backbones, got rope_type {rope.get('rope_type')!r}")
+        require(
+            rope.get("rope_type", "default") == "default",
+            f"only default RoPE is supported for FlatGPT backbones, got rope_type {rope.get('rope_type')!r}",
+        )
         if backbone.model_type in VIDEO_ROPE_BACKBONES:
             head_dim = getattr(backbone, "head_dim", None) or backbone.hidden_size // backbone.num_attention_heads
             section = rope.get("mrope_section")
@@ -205,8 +235,10 @@ class FlatGPTBaseConfig(BrainGenConfig):
                 require(section > 0, f"`mrope_section` must be positive, got {section}")
             else:
                 require_int_list("mrope_section", section, min_len=3)
-                require(len(section) == 3 and sum(section) == head_dim // 2,
-                        f"list `mrope_section` {section} must have 3 entries summing to head_dim/2 = {head_dim // 2}")
+                require(
+                    len(section) == 3 and sum(section) == head_dim // 2,
+                    f"list `mrope_section` {section} must have 3 entries summing to head_dim/2 = {head_dim // 2}",
+                )
         self.backbone_config = backbone
 
     def _init_token_corruption(self) -> None:
@@ -261,24 +293,32 @@ class _AmplitudeLMConfig(FlatGPTBaseConfig):
             require(not unknown, f"unknown `tokenizer_config` keys {sorted(unknown)}")
             given = {"model_type": FLAT_TOKENIZER_TYPE, **given}
         tok = sub_config_from(given)
-        require(tok.model_type == FLAT_TOKENIZER_TYPE,
-                f"{type(self).__name__} reads mu-law bins through a flat tokenizer; `tokenizer_config.model_type` "
-                f"must be {FLAT_TOKENIZER_TYPE!r}, got {tok.model_type!r} (brain tokenizers belong to the RVQ "
-                "variants)")
-        require(tok.tokenizer_class in self.tokenizer_classes,
-                f"`tokenizer_config.tokenizer_class` must be one of {list(self.tokenizer_classes)}, got "
-                f"{tok.tokenizer_class!r}")
+        require(
+            tok.model_type == FLAT_TOKENIZER_TYPE,
+            f"{type(self).__name__} reads mu-law bins through a flat tokenizer; `tokenizer_config.model_type` "
+            f"must be {FLAT_TOKENIZER_TYPE!r}, got {tok.model_type!r} (brain tokenizers belong to the RVQ "
+            "variants)",
+        )
+        require(
+            tok.tokenizer_class in self.tokenizer_classes,
+            f"`tokenizer_config.tokenizer_class` must be one of {list(self.tokenizer_classes)}, got "
+            f"{tok.tokenizer_class!r}",
+        )
         if tok.tokenizer_class == "DelimitedTokenizer":
             if tok.delimiter_id is None:
                 tok.delimiter_id = 256
             # The tokenizer's bins are the ids below the delimiter: it must be the last id of the vocabulary.
-            require(isinstance(tok.delimiter_id, int) and tok.delimiter_id == self.vocab_size - 1,
-                    f"the DelimitedTokenizer's delimiter id {tok.delimiter_id} must be the last id of the vocabulary "
-                    f"(vocab_size - 1 = {self.vocab_size - 1}): set `vocab_size` to bins + 1 (256 bins + 1 delimiter "
-                    "= 257)")
+            require(
+                isinstance(tok.delimiter_id, int) and tok.delimiter_id == self.vocab_size - 1,
+                f"the DelimitedTokenizer's delimiter id {tok.delimiter_id} must be the last id of the vocabulary "
+                f"(vocab_size - 1 = {self.vocab_size - 1}): set `vocab_size` to bins + 1 (256 bins + 1 delimiter "
+                "= 257)",
+            )
         else:
-            require(tok.delimiter_id is None, f"`tokenizer_config.delimiter_id` belongs to the DelimitedTokenizer, "
-                    f"not {tok.tokenizer_class}")
+            require(
+                tok.delimiter_id is None,
+                f"`tokenizer_config.delimiter_id` belongs to the DelimitedTokenizer, not {tok.tokenizer_class}",
+            )
         self.tokenizer_config = tok
 
 
@@ -308,9 +348,11 @@ class FlatGPTEmbedsConfig(_AmplitudeLMConfig):
         return self.reduced_shape[1]
 
     def _validate_variant(self) -> None:
-        require(self.reduced_shape[2] == 1,
-                f"FlatGPTEmbeds assigns one table per channel slot and needs a reduced grid with W' = 1, got "
-                f"{self.reduced_shape}")
+        require(
+            self.reduced_shape[2] == 1,
+            f"FlatGPTEmbeds assigns one table per channel slot and needs a reduced grid with W' = 1, got "
+            f"{self.reduced_shape}",
+        )
 
 
 class FlatGPTMixConfig(_AmplitudeLMConfig):
@@ -344,6 +386,8 @@ class FlatGPTMixConfig(_AmplitudeLMConfig):
     def _validate_variant(self) -> None:
         require(self.mix_method in ("mix", "none"), f"`mix_method` must be 'mix' or 'none', got {self.mix_method!r}")
         if self.mix_method == "mix":
-            require(self.hidden_size % self.num_channels == 0,
-                    f"`hidden_size` ({self.hidden_size}) must be divisible by the {self.num_channels} channels "
-                    "when mix_method='mix'")
+            require(
+                self.hidden_size % self.num_channels == 0,
+                f"`hidden_size` ({self.hidden_size}) must be divisible by the {self.num_channels} channels "
+                "when mix_method='mix'",
+            )

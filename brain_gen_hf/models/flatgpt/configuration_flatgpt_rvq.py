@@ -31,8 +31,10 @@ DEFAULT_CORRUPTION_P_LEVELS = (0.01, 0.02, 0.05, 0.1)
 
 def _tokenizer_config_from(value) -> PreTrainedConfig:
     value = sub_config_from(value if value is not None else {}, default_model_type=BRAIN_TOKENIZERS[0])
-    require(value.model_type in BRAIN_TOKENIZERS,
-            f"`tokenizer_config.model_type` must be one of {list(BRAIN_TOKENIZERS)}, got {value.model_type!r}")
+    require(
+        value.model_type in BRAIN_TOKENIZERS,
+        f"`tokenizer_config.model_type` must be one of {list(BRAIN_TOKENIZERS)}, got {value.model_type!r}",
+    )
     return value
 
 
@@ -69,8 +71,11 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTBaseConfig):
         if self.input_shape is None:
             self.input_shape = [2 * tok.window_length, tok.num_sensors, tok.num_quantizers]
         if self.spatial_reduction is None:
-            channels = self.input_shape[1] if isinstance(self.input_shape, (list, tuple)) and \
-                len(self.input_shape) == 3 else tok.n_neuro
+            channels = (
+                self.input_shape[1]
+                if isinstance(self.input_shape, (list, tuple)) and len(self.input_shape) == 3
+                else tok.n_neuro
+            )
             self.spatial_reduction = [max(1, channels // tok.n_neuro), 1]
         super().__post_init__(**kwargs)
 
@@ -101,24 +106,34 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTBaseConfig):
     # ------------------------------------------------------------------ validation
     def _init_tokenizer_config(self) -> None:
         tok = self.tokenizer_config
-        require(isinstance(self.train_tokenizer, bool),
-                f"`train_tokenizer` must be a bool, got {self.train_tokenizer!r}")
-        require(self.vocab_size == tok.codebook_size,
-                f"`vocab_size` ({self.vocab_size}) must equal the tokenizer's codebook_size ({tok.codebook_size}): "
-                "the LM's vocabulary is the RVQ codebook")
-        require(self.temporal_reduction == tok.hop_length,
-                f"`temporal_reduction` ({self.temporal_reduction}) must equal the tokenizer's hop "
-                f"({tok.hop_length} samples per token step)")
+        require(
+            isinstance(self.train_tokenizer, bool), f"`train_tokenizer` must be a bool, got {self.train_tokenizer!r}"
+        )
+        require(
+            self.vocab_size == tok.codebook_size,
+            f"`vocab_size` ({self.vocab_size}) must equal the tokenizer's codebook_size ({tok.codebook_size}): "
+            "the LM's vocabulary is the RVQ codebook",
+        )
+        require(
+            self.temporal_reduction == tok.hop_length,
+            f"`temporal_reduction` ({self.temporal_reduction}) must equal the tokenizer's hop "
+            f"({tok.hop_length} samples per token step)",
+        )
         reduced = self.reduced_shape
-        require(reduced[1] == tok.n_neuro,
-                f"`input_shape[1] // spatial_reduction[0]` = {reduced[1]} must equal the tokenizer's n_neuro "
-                f"({tok.n_neuro} latent channels per token step)")
-        require(self.input_shape[0] % tok.window_length == 0,
-                f"`input_shape[0]` ({self.input_shape[0]}) must be a multiple of the tokenizer's window_length "
-                f"({tok.window_length})")
-        require(self.block_size == 1,
-                f"{type(self).__name__} predicts whole positions jointly; `block_size` must be 1, got "
-                f"{self.block_size}")
+        require(
+            reduced[1] == tok.n_neuro,
+            f"`input_shape[1] // spatial_reduction[0]` = {reduced[1]} must equal the tokenizer's n_neuro "
+            f"({tok.n_neuro} latent channels per token step)",
+        )
+        require(
+            self.input_shape[0] % tok.window_length == 0,
+            f"`input_shape[0]` ({self.input_shape[0]}) must be a multiple of the tokenizer's window_length "
+            f"({tok.window_length})",
+        )
+        require(
+            self.block_size == 1,
+            f"{type(self).__name__} predicts whole positions jointly; `block_size` must be 1, got {self.block_size}",
+        )
 
 
 class FlatGPTEmbedsRVQConfig(_FlatGPTBrainTokenizerConfig):
@@ -148,19 +163,25 @@ class FlatGPTEmbedsRVQConfig(_FlatGPTBrainTokenizerConfig):
         return 1
 
     def _validate_variant(self) -> None:
-        require(self.reduced_shape[2] == self.num_levels,
-                f"`input_shape[2] // spatial_reduction[1]` = {self.reduced_shape[2]} must equal the tokenizer's "
-                f"num_quantizers ({self.num_levels}): FlatGPTEmbedsRVQ has one position per RVQ level")
+        require(
+            self.reduced_shape[2] == self.num_levels,
+            f"`input_shape[2] // spatial_reduction[1]` = {self.reduced_shape[2]} must equal the tokenizer's "
+            f"num_quantizers ({self.num_levels}): FlatGPTEmbedsRVQ has one position per RVQ level",
+        )
         if not self.corrupt:
             return
         if self.corruption_p_levels is None:
-            require(self.num_levels == len(DEFAULT_CORRUPTION_P_LEVELS),
-                    f"the default `corruption_p_levels` has {len(DEFAULT_CORRUPTION_P_LEVELS)} entries; with "
-                    f"{self.num_levels} RVQ levels pass `corruption_p_levels` (1 or {self.num_levels} probabilities)")
+            require(
+                self.num_levels == len(DEFAULT_CORRUPTION_P_LEVELS),
+                f"the default `corruption_p_levels` has {len(DEFAULT_CORRUPTION_P_LEVELS)} entries; with "
+                f"{self.num_levels} RVQ levels pass `corruption_p_levels` (1 or {self.num_levels} probabilities)",
+            )
             self.corruption_p_levels = list(DEFAULT_CORRUPTION_P_LEVELS)
         p = [float(v) for v in self.corruption_p_levels]
-        require(len(p) in (1, self.num_levels) and all(0.0 <= v <= 1.0 for v in p),
-                f"`corruption_p_levels` must hold 1 or {self.num_levels} probabilities in [0, 1], got {p}")
+        require(
+            len(p) in (1, self.num_levels) and all(0.0 <= v <= 1.0 for v in p),
+            f"`corruption_p_levels` must hold 1 or {self.num_levels} probabilities in [0, 1], got {p}",
+        )
         self.corruption_p_levels = p
 
 
@@ -187,21 +208,29 @@ class _StackedRVQConfig(_FlatGPTBrainTokenizerConfig):
         return self.hidden_size // self._embedding_parts()
 
     def _validate_variant(self) -> None:
-        require(self.quantizer_head in QUANTIZER_HEADS,
-                f"`quantizer_head` must be one of {list(QUANTIZER_HEADS)}, got {self.quantizer_head!r}")
+        require(
+            self.quantizer_head in QUANTIZER_HEADS,
+            f"`quantizer_head` must be one of {list(QUANTIZER_HEADS)}, got {self.quantizer_head!r}",
+        )
         if self.quantizer_levels is None:
             self.quantizer_levels = self.num_levels
-        require(self.quantizer_levels == self.num_levels,
-                f"`quantizer_levels` ({self.quantizer_levels}) must equal the tokenizer's num_quantizers "
-                f"({self.num_levels})")
+        require(
+            self.quantizer_levels == self.num_levels,
+            f"`quantizer_levels` ({self.quantizer_levels}) must equal the tokenizer's num_quantizers "
+            f"({self.num_levels})",
+        )
         parts = self._embedding_parts()
-        require(self.hidden_size % parts == 0,
-                f"`hidden_size` ({self.hidden_size}) must be divisible by the {parts} concatenated level embeddings")
+        require(
+            self.hidden_size % parts == 0,
+            f"`hidden_size` ({self.hidden_size}) must be divisible by the {parts} concatenated level embeddings",
+        )
         if self.quantizer_embed_dim is not None:
             require_positive_int("quantizer_embed_dim", self.quantizer_embed_dim)
-            require(self.quantizer_embed_dim * parts == self.hidden_size,
-                    f"`quantizer_embed_dim` ({self.quantizer_embed_dim}) x {parts} concatenated embeddings must equal "
-                    f"`hidden_size` ({self.hidden_size}); leave it unset to derive it")
+            require(
+                self.quantizer_embed_dim * parts == self.hidden_size,
+                f"`quantizer_embed_dim` ({self.quantizer_embed_dim}) x {parts} concatenated embeddings must equal "
+                f"`hidden_size` ({self.hidden_size}); leave it unset to derive it",
+            )
 
 
 class FlatGPTRVQConfig(_StackedRVQConfig):

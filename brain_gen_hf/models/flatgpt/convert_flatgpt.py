@@ -12,8 +12,11 @@ import torch
 from .configuration_flatgpt import FlatGPTConfig, FlatGPTEmbedsConfig, FlatGPTMixConfig
 
 _BACKBONES = {"Qwen2_5_Video": "qwen2_5_vl_text", "Qwen3_Video": "qwen3_vl_text", "SmoLLM3": "smollm3"}
-_TOKENIZERS = {"AmplitudeTokenizer": "AmplitudeTokenizer", "AmplitudeTokenizerMix": "AmplitudeMixTokenizer",
-               "DelimitedTokenizer": "DelimitedTokenizer"}
+_TOKENIZERS = {
+    "AmplitudeTokenizer": "AmplitudeTokenizer",
+    "AmplitudeTokenizerMix": "AmplitudeMixTokenizer",
+    "DelimitedTokenizer": "DelimitedTokenizer",
+}
 _CONFIGS = {"FlatGPT": FlatGPTConfig, "FlatGPTEmbeds": FlatGPTEmbedsConfig, "FlatGPTMix": FlatGPTMixConfig}
 # Runtime-only reference kwargs with no effect on the weights.
 _IGNORED = ("input_type", "train_tokenizer")
@@ -41,16 +44,20 @@ def config_from_reference(reference_name: str, kwargs: dict, **overrides):
         raise ValueError(f"no FlatGPT converter for {reference_name!r}")
     kwargs = {k: v for k, v in kwargs.items() if k not in _IGNORED}
     if kwargs.pop("tokenizer_path", None) is not None:
-        raise ValueError("reference `tokenizer_path` points to a Lightning tokenizer checkpoint; convert the tokenizer "
-                         "separately and pass its folder")
-    backbone, block_size, reduced_shape = backbone_config_from_reference(kwargs.pop("trf_class"),
-                                                                         kwargs.pop("trf_args"))
+        raise ValueError(
+            "reference `tokenizer_path` points to a Lightning tokenizer checkpoint; convert the tokenizer "
+            "separately and pass its folder"
+        )
+    backbone, block_size, reduced_shape = backbone_config_from_reference(
+        kwargs.pop("trf_class"), kwargs.pop("trf_args")
+    )
     backbone.pop("hidden_size", None)
     backbone.pop("vocab_size", None)
     tok_class = kwargs.pop("tok_class", "AmplitudeTokenizer")
     if tok_class not in _TOKENIZERS:
-        raise ValueError(f"reference tokenizer {tok_class!r} is not a convertible flat tokenizer "
-                         f"({sorted(_TOKENIZERS)})")
+        raise ValueError(
+            f"reference tokenizer {tok_class!r} is not a convertible flat tokenizer ({sorted(_TOKENIZERS)})"
+        )
     tokenizer_config = {"tokenizer_class": _TOKENIZERS[tok_class]}
     tok_args = dict(kwargs.pop("tok_args", None) or {})
     if "delimiter_id" in tok_args:
@@ -60,17 +67,28 @@ def config_from_reference(reference_name: str, kwargs: dict, **overrides):
     corruption = kwargs.pop("token_corruption_cfg", None)
     if corruption:
         # brain-gen's default step is 32 tokens whatever the grid; keep it for converted training runs.
-        corruption = {k: v for k, v in dict(corruption).items()
-                      if k in ("enabled", "p_start", "p_end", "block_len_steps", "tokens_per_step")}
+        corruption = {
+            k: v
+            for k, v in dict(corruption).items()
+            if k in ("enabled", "p_start", "p_end", "block_len_steps", "tokens_per_step")
+        }
         corruption.setdefault("tokens_per_step", 32)
     spatial = kwargs.pop("spatial_reduction", 1)
     config = _CONFIGS[reference_name](
-        backbone_config=backbone, tokenizer_config=tokenizer_config, block_size=block_size, token_corruption=corruption,
+        backbone_config=backbone,
+        tokenizer_config=tokenizer_config,
+        block_size=block_size,
+        token_corruption=corruption,
         spatial_reduction=list(spatial) if isinstance(spatial, (list, tuple)) else spatial,
-        input_shape=list(kwargs.pop("input_shape")), **kwargs, **overrides)
+        input_shape=list(kwargs.pop("input_shape")),
+        **kwargs,
+        **overrides,
+    )
     if reduced_shape is not None and config.uses_video_rope and tuple(reduced_shape) != tuple(config.rope_grid):
-        raise ValueError(f"reference trf_args.reduced_shape {tuple(reduced_shape)} does not match the token layout's "
-                         f"RoPE grid {config.rope_grid}")
+        raise ValueError(
+            f"reference trf_args.reduced_shape {tuple(reduced_shape)} does not match the token layout's "
+            f"RoPE grid {config.rope_grid}"
+        )
     return config
 
 

@@ -18,11 +18,16 @@ import importlib
 from .configuration_flatgpt_rvq import FlatGPTEmbedsRVQConfig, FlatGPTMixRVQConfig, FlatGPTRVQConfig
 from .convert_flatgpt import _pop_tied, backbone_config_from_reference
 
-_CONFIGS = {"FlatGPTRVQ": FlatGPTRVQConfig, "FlatGPTMixRVQ": FlatGPTMixRVQConfig,
-            "FlatGPTEmbedsRVQ": FlatGPTEmbedsRVQConfig}
+_CONFIGS = {
+    "FlatGPTRVQ": FlatGPTRVQConfig,
+    "FlatGPTMixRVQ": FlatGPTMixRVQConfig,
+    "FlatGPTEmbedsRVQ": FlatGPTEmbedsRVQConfig,
+}
 # Reference names of the tokenizer families (for the `tokenizer.*` weights).
-_TOKENIZER_REFERENCE_NAMES = {"braintokmix": "BrainOmniCausalTokenizerSEANetChannelMix",
-                              "brainomni_causal_tokenizer": "BrainOmniCausalTokenizer"}
+_TOKENIZER_REFERENCE_NAMES = {
+    "braintokmix": "BrainOmniCausalTokenizerSEANetChannelMix",
+    "brainomni_causal_tokenizer": "BrainOmniCausalTokenizer",
+}
 # The placeholder flat tokenizer brain-gen builds before `tokenizer_path` replaces it, and runtime-only kwargs.
 _IGNORED = ("tok_class", "tok_args", "tokenizer_path", "input_type")
 _FIELDS = ("quantizer_head", "quantizer_levels", "quantizer_embed_dim", "mix_method", "corrupt", "train_tokenizer")
@@ -32,30 +37,43 @@ def config_from_reference(reference_name: str, kwargs: dict, tokenizer_config=No
     if reference_name not in _CONFIGS:
         raise ValueError(f"no RVQ FlatGPT converter for {reference_name!r}")
     if tokenizer_config is None:
-        raise ValueError(f"{reference_name} checkpoints hold a brain tokenizer (brain-gen's `tokenizer_path`): convert "
-                         "its config with brain_gen_hf.conversion.config_from_reference(<tokenizer model name>, "
-                         "<its kwargs>) and pass it as `tokenizer_config=`")
+        raise ValueError(
+            f"{reference_name} checkpoints hold a brain tokenizer (brain-gen's `tokenizer_path`): convert "
+            "its config with brain_gen_hf.conversion.config_from_reference(<tokenizer model name>, "
+            "<its kwargs>) and pass it as `tokenizer_config=`"
+        )
     kwargs = {k: v for k, v in kwargs.items() if k not in _IGNORED}
-    backbone, block_size, reduced_shape = backbone_config_from_reference(kwargs.pop("trf_class"),
-                                                                         kwargs.pop("trf_args"))
+    backbone, block_size, reduced_shape = backbone_config_from_reference(
+        kwargs.pop("trf_class"), kwargs.pop("trf_args")
+    )
     backbone.pop("hidden_size", None)
     backbone.pop("vocab_size", None)
     corruption = kwargs.pop("token_corruption_cfg", None)
     if corruption:
         # brain-gen's default step is 32 tokens whatever the grid; keep it for converted training runs.
-        corruption = {k: v for k, v in dict(corruption).items()
-                      if k in ("enabled", "p_start", "p_end", "block_len_steps", "tokens_per_step")}
+        corruption = {
+            k: v
+            for k, v in dict(corruption).items()
+            if k in ("enabled", "p_start", "p_end", "block_len_steps", "tokens_per_step")
+        }
         corruption.setdefault("tokens_per_step", 32)
     fields = {k: kwargs.pop(k) for k in _FIELDS if k in kwargs}
     spatial = kwargs.pop("spatial_reduction", 1)
     config = _CONFIGS[reference_name](
-        backbone_config=backbone, tokenizer_config=tokenizer_config, block_size=block_size,
-        token_corruption=corruption, input_shape=list(kwargs.pop("input_shape")),
-        spatial_reduction=list(spatial) if isinstance(spatial, (list, tuple)) else spatial, **fields, **kwargs,
-        **overrides)
+        backbone_config=backbone,
+        tokenizer_config=tokenizer_config,
+        block_size=block_size,
+        token_corruption=corruption,
+        input_shape=list(kwargs.pop("input_shape")),
+        spatial_reduction=list(spatial) if isinstance(spatial, (list, tuple)) else spatial,
+        **fields,
+        **kwargs,
+        **overrides,
+    )
     if reduced_shape is not None and config.uses_video_rope and tuple(reduced_shape) != tuple(config.rope_grid):
-        raise ValueError(f"reference trf_args.reduced_shape {tuple(reduced_shape)} does not match the RoPE grid "
-                         f"{config.rope_grid}")
+        raise ValueError(
+            f"reference trf_args.reduced_shape {tuple(reduced_shape)} does not match the RoPE grid {config.rope_grid}"
+        )
     return config
 
 
@@ -81,7 +99,7 @@ def state_dict_from_reference(reference_name: str, state: dict, config) -> dict:
 
     converter = importlib.import_module(REFERENCE_CONVERTERS[tokenizer_name])
     prefix = "tokenizer."
-    tokenizer_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    tokenizer_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     state = {k: v for k, v in state.items() if not k.startswith(prefix)}
     tokenizer_state = converter.state_dict_from_reference(tokenizer_name, tokenizer_state, config.tokenizer_config)
     state.update({prefix + k: v for k, v in tokenizer_state.items()})

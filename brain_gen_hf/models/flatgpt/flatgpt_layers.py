@@ -138,8 +138,9 @@ def corruption_schedule(n_steps: int, p_start: float, p_end: float, device=None)
     return probs.clamp_(0.0, 1.0)
 
 
-def corrupt_tokens(codes: torch.Tensor, vocab_size: int, *, p_start: float, p_end: float, tokens_per_step: int,
-                   block_len_steps: int) -> torch.Tensor:
+def corrupt_tokens(
+    codes: torch.Tensor, vocab_size: int, *, p_start: float, p_end: float, tokens_per_step: int, block_len_steps: int
+) -> torch.Tensor:
     """Replace whole time steps of `codes (B, L)` by random *different* ids, in causal bursts.
 
     Block starts are drawn per (batch, step) with probability `1 - (1 - p)^(1 / block_len)` so that a causal
@@ -148,8 +149,9 @@ def corrupt_tokens(codes: torch.Tensor, vocab_size: int, *, p_start: float, p_en
     """
     B, L = codes.shape
     if L % tokens_per_step != 0:
-        raise ValueError(f"token corruption needs a length ({L}) that is a multiple of tokens_per_step "
-                         f"({tokens_per_step})")
+        raise ValueError(
+            f"token corruption needs a length ({L}) that is a multiple of tokens_per_step ({tokens_per_step})"
+        )
     n_steps = L // tokens_per_step
     coverage = corruption_schedule(n_steps, p_start, p_end, codes.device)
     if not (coverage > 0).any():

@@ -37,8 +37,14 @@ from transformers.utils import ModelOutput
 from ...compat import CACHE_KWARG, cache_from_kwargs
 from ...forecasting import ForecastMixin, ForecastOutput, choose_next, resolve_generation_config
 from ...forecasting.sampling import build_logits_processor
-from ...modeling_utils import (GENERATION_FORWARD_KWARGS, BrainGenPreTrainedModel, _check_index_dtype,
-                               check_has_data, check_labels, reject_unknown_kwargs)
+from ...modeling_utils import (
+    GENERATION_FORWARD_KWARGS,
+    BrainGenPreTrainedModel,
+    _check_index_dtype,
+    check_has_data,
+    check_labels,
+    reject_unknown_kwargs,
+)
 from ...tokenizers.mulaw import mulaw_decode, mulaw_encode
 from .backbones import FlatGPTBackbone
 from .configuration_flatgpt import FlatGPTConfig, FlatGPTEmbedsConfig, FlatGPTMixConfig
@@ -73,12 +79,13 @@ def codes_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, block_size: 
     """brain-gen's CrossEntropyWithCodes: logits at p scored against the clean code at p + block_size."""
     labels = check_labels(labels, num_classes=logits.shape[-1])
     if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"labels must have the shape of input_ids {tuple(logits.shape[:-1])} (the clean codes; the "
-                         f"model shifts them by block_size itself), got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have the shape of input_ids {tuple(logits.shape[:-1])} (the clean codes; the "
+            f"model shifts them by block_size itself), got {tuple(labels.shape)}"
+        )
     shifted_logits = logits[:, :-block_size]
     targets = labels[:, block_size:]
-    return F.cross_entropy(shifted_logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                           ignore_index=-100)
+    return F.cross_entropy(shifted_logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
 
 
 class FlatGPTPreTrainedModel(BrainGenPreTrainedModel):
@@ -127,16 +134,26 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
     def check_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         self.check_tokens(input_ids, vocab_size=self.config.vocab_size, ndim=2)
         if input_ids.shape[0] % self.rows_per_example:
-            raise ValueError(f"{type(self).__name__} input_ids are (B*C, T) channel rows: {input_ids.shape[0]} rows "
-                             f"is not a multiple of the {self.rows_per_example} channels")
+            raise ValueError(
+                f"{type(self).__name__} input_ids are (B*C, T) channel rows: {input_ids.shape[0]} rows "
+                f"is not a multiple of the {self.rows_per_example} channels"
+            )
         if input_ids.shape[1] % self.codes_per_position:
-            raise ValueError(f"input_ids must hold whole positions of {self.codes_per_position} codes (flat codes in "
-                             f"(time, latent, level) order), got length {input_ids.shape[1]}")
+            raise ValueError(
+                f"input_ids must hold whole positions of {self.codes_per_position} codes (flat codes in "
+                f"(time, latent, level) order), got length {input_ids.shape[1]}"
+            )
         return input_ids
 
-    def forward(self, input_ids: torch.Tensor | None = None, cache: Cache | None = None, use_cache: bool | None = None,
-                labels: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                **kwargs) -> FlatGPTOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        use_cache: bool | None = None,
+        labels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> FlatGPTOutput:
         """Next-token logits of `input_ids` (see the module docstring) and, with `labels` (the clean codes, usually
         `input_ids` itself), brain-gen's CrossEntropyWithCodes loss.
 
@@ -147,30 +164,46 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         reject_unknown_kwargs(kwargs, GENERATION_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         if input_ids is None:
             raise ValueError("FlatGPT needs `input_ids` (token codes); use `model.tokenize(grid)` for a token grid")
-        return self.lm_forward(input_ids, cache=cache, use_cache=use_cache, labels=labels,
-                               attention_mask=attention_mask)
+        return self.lm_forward(
+            input_ids, cache=cache, use_cache=use_cache, labels=labels, attention_mask=attention_mask
+        )
 
-    def lm_forward(self, input_ids: torch.Tensor, *, cache: Cache | None, use_cache: bool | None,
-                   labels: torch.Tensor | None, attention_mask: torch.Tensor | None) -> FlatGPTOutput:
+    def lm_forward(
+        self,
+        input_ids: torch.Tensor,
+        *,
+        cache: Cache | None,
+        use_cache: bool | None,
+        labels: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> FlatGPTOutput:
         """embed -> backbone -> head (-> loss) for checked keywords."""
         self.check_input_ids(input_ids)
         if attention_mask is not None and not bool(attention_mask.bool().all()):
-            raise ValueError("FlatGPT sequences are unpadded token grids: an attention_mask with zeros is not "
-                             "supported")
+            raise ValueError(
+                "FlatGPT sequences are unpadded token grids: an attention_mask with zeros is not supported"
+            )
         self._check_cache_extension(input_ids, cache)
         offset = cache.get_seq_length() if cache is not None else 0
         embeddings = self.embed(self.maybe_corrupt(input_ids), offset)
         hidden, cache = self.transformer(embeddings, cache=cache, use_cache=bool(use_cache))
         logits = self.score(hidden, offset)
         loss = codes_cross_entropy(logits, labels, self.prediction_block) if labels is not None else None
-        return FlatGPTOutput(loss=loss, logits=logits, embeddings=embeddings, last_hidden_state=hidden,
-                             **{CACHE_KWARG: cache if use_cache else None})
+        return FlatGPTOutput(
+            loss=loss,
+            logits=logits,
+            embeddings=embeddings,
+            last_hidden_state=hidden,
+            **{CACHE_KWARG: cache if use_cache else None},
+        )
 
     def _check_cache_extension(self, input_ids: torch.Tensor, cache: Cache | None) -> None:
         block = self.prediction_block
         if block > 1 and cache is not None and cache.get_seq_length() > 0 and input_ids.shape[1] % block:
-            raise ValueError(f"block-causal models (blocks of {block} tokens) extend a cache by whole blocks; use "
-                             "`forecast()` for generation")
+            raise ValueError(
+                f"block-causal models (blocks of {block} tokens) extend a cache by whole blocks; use "
+                "`forecast()` for generation"
+            )
 
     def _next_block_logits(self, input_ids: torch.Tensor, cache: Cache | None, *, decode: bool) -> torch.Tensor:
         """The logits of the last prediction block for the windowed rollout, as an ordinary tensor.
@@ -190,14 +223,20 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
                 logits = self.score(hidden, offset)
             else:
                 logits = self(input_ids, use_cache=cache is not None, **{CACHE_KWARG: cache}).logits
-        return logits[:, -self.prediction_block:].clone()
+        return logits[:, -self.prediction_block :].clone()
 
     def maybe_corrupt(self, input_ids: torch.Tensor) -> torch.Tensor:
         cfg = self.config.token_corruption
         if not (self.training and cfg and cfg["enabled"]):
             return input_ids
-        return corrupt_tokens(input_ids, self.config.vocab_size, p_start=cfg["p_start"], p_end=cfg["p_end"],
-                              tokens_per_step=cfg["tokens_per_step"], block_len_steps=cfg["block_len_steps"])
+        return corrupt_tokens(
+            input_ids,
+            self.config.vocab_size,
+            p_start=cfg["p_start"],
+            p_end=cfg["p_end"],
+            tokens_per_step=cfg["tokens_per_step"],
+            block_len_steps=cfg["block_len_steps"],
+        )
 
     # ---------------------------------------------------------------- generation
     def generate(self, input_ids: torch.Tensor | None = None, generation_config=None, **kwargs):
@@ -207,8 +246,10 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         if self.prediction_block == 1:
             return super().generate(input_ids, generation_config=generation_config, **kwargs)
         if self.codes_per_position == 1:
-            raise ValueError(f"generate() emits one token per step, but this model predicts blocks of "
-                             f"{self.prediction_block}; use `forecast()`/`generate_windowed()`")
+            raise ValueError(
+                f"generate() emits one token per step, but this model predicts blocks of "
+                f"{self.prediction_block}; use `forecast()`/`generate_windowed()`"
+            )
         # Several codes per position are sampled together from one hidden state: transformers' one-token loop
         # cannot express that.
         config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
@@ -220,23 +261,36 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
             raise ValueError(f"generate() of {type(self).__name__} does not support {sorted(rest)}")
         new_tokens = config.max_new_tokens
         if new_tokens is None or new_tokens % self.prediction_block:
-            raise ValueError(f"{type(self).__name__} generates whole positions of {self.prediction_block} codes: "
-                             f"max_new_tokens must be a multiple of it, got {new_tokens}")
+            raise ValueError(
+                f"{type(self).__name__} generates whole positions of {self.prediction_block} codes: "
+                f"max_new_tokens must be a multiple of it, got {new_tokens}"
+            )
         config = resolve_generation_config(self, config)
         self.check_input_ids(input_ids)
-        generated = self.generate_windowed(input_ids, new_tokens, sampler(config),
-                                           window=input_ids.shape[1] + new_tokens,
-                                           use_cache=config.use_cache is not False)
+        generated = self.generate_windowed(
+            input_ids,
+            new_tokens,
+            sampler(config),
+            window=input_ids.shape[1] + new_tokens,
+            use_cache=config.use_cache is not False,
+        )
         return torch.cat([input_ids, generated], dim=1)
 
     def new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.config.backbone_config)
 
     @torch.no_grad()
-    def generate_windowed(self, input_ids: torch.Tensor, max_new_tokens: int,
-                          sample_fn: Callable[[torch.Tensor], torch.Tensor], *, window: int | None = None,
-                          sliding_window_overlap: float | int = 0.5, use_cache: bool = True,
-                          progress: bool | None = None) -> torch.Tensor:
+    def generate_windowed(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int,
+        sample_fn: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        window: int | None = None,
+        sliding_window_overlap: float | int = 0.5,
+        use_cache: bool = True,
+        progress: bool | None = None,
+    ) -> torch.Tensor:
         """Roll out `max_new_tokens` tokens past any context length (see `rollout.py`).
 
         `window`: tokens of context kept (default: the initial context length); `sliding_window_overlap`: what a
@@ -248,15 +302,31 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         was_training = self.training
         self.eval()
         try:
-            return windowed_rollout(self, input_ids, max_new_tokens, sample_fn, window=window,
-                                    sliding_window_overlap=sliding_window_overlap, use_cache=use_cache,
-                                    progress=progress)
+            return windowed_rollout(
+                self,
+                input_ids,
+                max_new_tokens,
+                sample_fn,
+                window=window,
+                sliding_window_overlap=sliding_window_overlap,
+                use_cache=use_cache,
+                progress=progress,
+            )
         finally:
             self.train(was_training)
 
-    def _rollout(self, input_ids: torch.Tensor, n_tokens: int, generation_config, logits_processor, *,
-                 max_context_tokens, sliding_window_overlap, progress, delimiter_id: int | None = None
-                 ) -> torch.Tensor:
+    def _rollout(
+        self,
+        input_ids: torch.Tensor,
+        n_tokens: int,
+        generation_config,
+        logits_processor,
+        *,
+        max_context_tokens,
+        sliding_window_overlap,
+        progress,
+        delimiter_id: int | None = None,
+    ) -> torch.Tensor:
         """The forecast's rollout: `n_tokens` ids chosen by the GenerationConfig and the logits processors.
 
         With `delimiter_id` (the DelimitedTokenizer's), every step of the rollout keeps the layout it was trained
@@ -266,29 +336,51 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         choose = sampler(generation_config, logits_processor)
         if delimiter_id is not None:
             choose = _delimited_steps(choose, self.sequence_step, delimiter_id)
-        return windowed_rollout(self, input_ids, n_tokens, choose, window=max_context_tokens,
-                                sliding_window_overlap=sliding_window_overlap,
-                                use_cache=generation_config.use_cache is not False, progress=progress)
+        return windowed_rollout(
+            self,
+            input_ids,
+            n_tokens,
+            choose,
+            window=max_context_tokens,
+            sliding_window_overlap=sliding_window_overlap,
+            use_cache=generation_config.use_cache is not False,
+            progress=progress,
+        )
 
     # ---------------------------------------------------------------- context resizing
-    def resize_context(self, *, input_shape: list[int] | None = None, rope_theta: float | None = None,
-                       max_position_embeddings: int | None = None) -> None:
+    def resize_context(
+        self,
+        *,
+        input_shape: list[int] | None = None,
+        rope_theta: float | None = None,
+        max_position_embeddings: int | None = None,
+    ) -> None:
         """Grow the temporal context of a trained model (spatial layout fixed) and optionally retune RoPE."""
         config = self.config
         old_shape, old_reduced = list(config.input_shape), config.reduced_shape
         new_shape = list(input_shape) if input_shape is not None else old_shape
         if len(new_shape) != 3 or new_shape[1:] != old_shape[1:]:
-            raise ValueError(f"resize_context changes only the time length; input_shape must be "
-                             f"(T, {old_shape[1]}, {old_shape[2]}), got {new_shape}")
+            raise ValueError(
+                f"resize_context changes only the time length; input_shape must be "
+                f"(T, {old_shape[1]}, {old_shape[2]}), got {new_shape}"
+            )
         if new_shape[0] % config.temporal_reduction:
-            raise ValueError(f"input_shape[0] ({new_shape[0]}) must be a multiple of temporal_reduction "
-                             f"({config.temporal_reduction})")
+            raise ValueError(
+                f"input_shape[0] ({new_shape[0]}) must be a multiple of temporal_reduction "
+                f"({config.temporal_reduction})"
+            )
         if new_shape[0] // config.temporal_reduction < old_reduced[0]:
-            raise ValueError(f"resize_context cannot shrink the context ({old_reduced[0]} reduced steps -> "
-                             f"{new_shape[0] // config.temporal_reduction})")
+            raise ValueError(
+                f"resize_context cannot shrink the context ({old_reduced[0]} reduced steps -> "
+                f"{new_shape[0] // config.temporal_reduction})"
+            )
         for name, value in (("rope_theta", rope_theta), ("max_position_embeddings", max_position_embeddings)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                      or not math.isfinite(value) or not value > 0):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+                or not value > 0
+            ):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         config.input_shape = new_shape
         self.transformer.set_grid(config.rope_grid)
@@ -332,8 +424,10 @@ def check_token_grid(grid, vocab_size: int, channels: int, name: str = "token gr
         raise ValueError(f"{name} must be a torch.Tensor of token ids (B, T, C, W), got {type(grid).__name__}")
     check_has_data(grid, name)
     if grid.is_floating_point() or grid.dtype == torch.bool or grid.is_complex():
-        raise ValueError(f"{name} must hold integer token ids (mu-law bins), got dtype {grid.dtype}; quantise the "
-                         "signal first (e.g. brain_gen_hf.tokenizers.mulaw)")
+        raise ValueError(
+            f"{name} must hold integer token ids (mu-law bins), got dtype {grid.dtype}; quantise the "
+            "signal first (e.g. brain_gen_hf.tokenizers.mulaw)"
+        )
     _check_index_dtype(grid, name)  # as `check_tokens`: smaller integer dtypes are not read as ids
     if grid.ndim == 3:
         grid = grid.unsqueeze(-1)
@@ -343,8 +437,10 @@ def check_token_grid(grid, vocab_size: int, channels: int, name: str = "token gr
         raise ValueError(f"{name} is empty (shape {tuple(grid.shape)})")
     if grid.shape[2] * grid.shape[3] != channels:
         # The sequence would be laid out for another channel count: grid positions and per-slot tables misalign.
-        raise ValueError(f"{name} of shape {tuple(grid.shape)} has {grid.shape[2] * grid.shape[3]} channels per time "
-                         f"step (C * W), the model's input_shape has {channels}")
+        raise ValueError(
+            f"{name} of shape {tuple(grid.shape)} has {grid.shape[2] * grid.shape[3]} channels per time "
+            f"step (C * W), the model's input_shape has {channels}"
+        )
     lo, hi = int(grid.min()), int(grid.max())
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"{name} has ids in [{lo}, {hi}], outside the vocabulary [0, {vocab_size - 1}]")
@@ -383,11 +479,15 @@ class AmplitudeLMMixin:
         check_has_data(input_values, "input_values")
         channels = self.config.grid_channels
         if input_values.ndim != 3:
-            raise ValueError(f"input_values must be a signal or bins (B, C, T), got shape {tuple(input_values.shape)}"
-                             "; a token grid (B, T, C, W) goes through `model.tokenize(grid)`")
+            raise ValueError(
+                f"input_values must be a signal or bins (B, C, T), got shape {tuple(input_values.shape)}"
+                "; a token grid (B, T, C, W) goes through `model.tokenize(grid)`"
+            )
         if input_values.shape[1] != channels:
-            raise ValueError(f"input_values has {input_values.shape[1]} channels (dim 1 of shape "
-                             f"{tuple(input_values.shape)}), the model reads {channels} per time step")
+            raise ValueError(
+                f"input_values has {input_values.shape[1]} channels (dim 1 of shape "
+                f"{tuple(input_values.shape)}), the model reads {channels} per time step"
+            )
         if channel_names is not None:
             self.config.check_signal_metadata(channel_names=channel_names, num_channels=channels)
         mu = self.config.tokenizer_mu
@@ -397,8 +497,18 @@ class AmplitudeLMMixin:
         bins = check_token_grid(input_values.transpose(1, 2), mu + 1, channels, name="input_values")
         return bins[..., 0].transpose(1, 2)
 
-    def _forecast(self, input_values, horizon, generation_config, logits_processor, *, progress=None,
-                  channel_names=None, max_context_tokens=None, sliding_window_overlap=0.5) -> ForecastOutput:
+    def _forecast(
+        self,
+        input_values,
+        horizon,
+        generation_config,
+        logits_processor,
+        *,
+        progress=None,
+        channel_names=None,
+        max_context_tokens=None,
+        sliding_window_overlap=0.5,
+    ) -> ForecastOutput:
         """`horizon` time steps after a context `(B, C, T)` (see `context_bins`; the time axis is the token grid's).
 
         Returns `values` (B, C, horizon): the mu-law decoded forecast in `[-1, 1]`; `codes` (B, C, horizon): the
@@ -409,9 +519,16 @@ class AmplitudeLMMixin:
         tokenizer = layout_tokenizer(self.config)
         bins = self.context_bins(input_values, channel_names=channel_names)
         input_ids = tokenizer.flatten(bins.transpose(1, 2).unsqueeze(-1))
-        tokens = self._rollout(input_ids, horizon * self.sequence_step, generation_config, logits_processor,
-                               max_context_tokens=max_context_tokens, sliding_window_overlap=sliding_window_overlap,
-                               progress=progress, delimiter_id=self.config.tokenizer_config.delimiter_id)
+        tokens = self._rollout(
+            input_ids,
+            horizon * self.sequence_step,
+            generation_config,
+            logits_processor,
+            max_context_tokens=max_context_tokens,
+            sliding_window_overlap=sliding_window_overlap,
+            progress=progress,
+            delimiter_id=self.config.tokenizer_config.delimiter_id,
+        )
         codes = tokenizer.continuation_to_bins(tokens).transpose(1, 2)
         if self.rows_per_example > 1:  # FlatGPTMix: the (B*C, t) channel rows, grouped per example
             tokens = tokens.reshape(bins.shape[0], self.rows_per_example, -1)
@@ -479,8 +596,9 @@ class FlatGPTMixForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
     def __init__(self, config: FlatGPTMixConfig):
         super().__init__(config)
         self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
-        self.pre_embedding = MixEmbedding(config.vocab_size, config.channel_width, config.num_channels,
-                                          config.mix_method)
+        self.pre_embedding = MixEmbedding(
+            config.vocab_size, config.channel_width, config.num_channels, config.mix_method
+        )
         self.head = MixHead(self.pre_embedding)
         self.prediction_block = config.block_size
         self.sequence_step = 1

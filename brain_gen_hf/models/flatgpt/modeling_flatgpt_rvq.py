@@ -34,8 +34,14 @@ from .configuration_flatgpt_rvq import FlatGPTEmbedsRVQConfig, FlatGPTMixRVQConf
 from .flatgpt_layers import ChannelHead, ListEmbedding
 from .modeling_flatgpt import FlatGPTLanguageModel, FlatGPTOutput
 from .rollout import window_arg
-from .rvq_layers import (EmbeddingCorruptor, JointRVQHead, MixQuantizerEmbedding, MixRVQHead, QuantizerEmbedding,
-                         TiedRVQHead)
+from .rvq_layers import (
+    EmbeddingCorruptor,
+    JointRVQHead,
+    MixQuantizerEmbedding,
+    MixRVQHead,
+    QuantizerEmbedding,
+    TiedRVQHead,
+)
 
 
 @dataclass
@@ -75,8 +81,9 @@ class BrainTokenizerLMMixin:
         return loaded
 
     @classmethod
-    def from_pretrained_tokenizer(cls, tokenizer_name_or_path, *, tokenizer_kwargs: dict | None = None,
-                                  **config_kwargs):
+    def from_pretrained_tokenizer(
+        cls, tokenizer_name_or_path, *, tokenizer_kwargs: dict | None = None, **config_kwargs
+    ):
         """A new LM around a pretrained brain tokenizer (repo id or folder); the LM weights are new.
 
         `config_kwargs` go to the LM config (grid fields not given are derived from the tokenizer),
@@ -89,8 +96,14 @@ class BrainTokenizerLMMixin:
         return model
 
     # ---------------------------------------------------------------- tokenizer
-    def encode(self, input_values: torch.Tensor, pos: torch.Tensor | None = None,
-               sensor_type: torch.Tensor | None = None, *, channel_names: list[str] | None = None) -> torch.Tensor:
+    def encode(
+        self,
+        input_values: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        *,
+        channel_names: list[str] | None = None,
+    ) -> torch.Tensor:
         """Signal `(B, C, T)` -> flat codes `(B, T / hop * n_neuro * Q)`, the model's `input_ids`.
 
         Checked as in the tokenizer's `encode` (float16/float64 signals cast, `channel_names` against the contract).
@@ -99,30 +112,41 @@ class BrainTokenizerLMMixin:
         if not trainable:
             self.tokenizer.eval()
         with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
-            codes = self.tokenizer.encode(input_values, pos, sensor_type, channel_names=channel_names,
-                                          allow_shorter_windows=True).codes
+            codes = self.tokenizer.encode(
+                input_values, pos, sensor_type, channel_names=channel_names, allow_shorter_windows=True
+            ).codes
         return self.tokenizer.flatten_codes(codes)
 
     def tokenize(self, input_values: torch.Tensor, pos=None, sensor_type=None) -> torch.Tensor:
         return self.encode(input_values, pos, sensor_type)
 
-    def decode(self, input_ids: torch.Tensor, pos: torch.Tensor | None = None,
-               sensor_type: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(
+        self, input_ids: torch.Tensor, pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Flat codes (whole token steps) -> signal `(B, C, steps * hop)`."""
         self.check_input_ids(input_ids)
         if input_ids.shape[1] % self.sequence_step:
-            raise ValueError(f"decode needs whole token steps ({self.sequence_step} codes each), got "
-                             f"{input_ids.shape[1]} codes")
+            raise ValueError(
+                f"decode needs whole token steps ({self.sequence_step} codes each), got {input_ids.shape[1]} codes"
+            )
         signal = self.tokenizer.decode(input_ids, pos, sensor_type)
         # The tokenizer completes a partial last window by repeating the last step; keep the decoded steps only.
         return signal[..., : input_ids.shape[1] // self.sequence_step * self.config.temporal_reduction]
 
     # ---------------------------------------------------------------- forward
-    def forward(self, input_ids: torch.Tensor | None = None, input_values: torch.Tensor | None = None,
-                pos: torch.Tensor | None = None, sensor_type: torch.Tensor | None = None, cache=None,
-                use_cache: bool | None = None, labels: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, channel_names: list[str] | None = None,
-                **kwargs) -> FlatGPTRVQOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        pos: torch.Tensor | None = None,
+        sensor_type: torch.Tensor | None = None,
+        cache=None,
+        use_cache: bool | None = None,
+        labels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        channel_names: list[str] | None = None,
+        **kwargs,
+    ) -> FlatGPTRVQOutput:
         """Codes (`input_ids`) or a signal (`input_values`, with `pos`/`sensor_type` for BrainOmni) -> logits.
 
         With a signal and no `labels`, the loss is computed against the signal's own codes; `channel_names`
@@ -135,14 +159,26 @@ class BrainTokenizerLMMixin:
                 raise ValueError("pass either `input_ids` (codes) or `input_values` (a signal), not both")
             input_ids = self.encode(input_values, pos, sensor_type, channel_names=channel_names)
             labels = input_ids if labels is None else labels
-        out = super().forward(input_ids, cache=cache, use_cache=use_cache, labels=labels,
-                              attention_mask=attention_mask, **kwargs)
+        out = super().forward(
+            input_ids, cache=cache, use_cache=use_cache, labels=labels, attention_mask=attention_mask, **kwargs
+        )
         return FlatGPTRVQOutput(**out, input_ids=input_ids)
 
     # ---------------------------------------------------------------- forecasting
-    def _forecast(self, input_values, horizon, generation_config, logits_processor, *, progress=None, pos=None,
-                  sensor_type=None, channel_names=None, max_context_tokens=None,
-                  sliding_window_overlap=0.5) -> ForecastOutput:
+    def _forecast(
+        self,
+        input_values,
+        horizon,
+        generation_config,
+        logits_processor,
+        *,
+        progress=None,
+        pos=None,
+        sensor_type=None,
+        channel_names=None,
+        max_context_tokens=None,
+        sliding_window_overlap=0.5,
+    ) -> ForecastOutput:
         """The next `horizon` samples after a context signal `(B, C, T)` (what the brain tokenizer encodes).
 
         context -> tokenizer codes -> rollout of `ceil(horizon / hop)` token steps with a sliding window
@@ -154,11 +190,18 @@ class BrainTokenizerLMMixin:
         steps = math.ceil(horizon / self.config.temporal_reduction)
         window = window_arg(max_context_tokens, "max_context_tokens")
         if window is not None and window % self.sequence_step:
-            raise ValueError(f"max_context_tokens ({window}) must be a whole number of token steps "
-                             f"({self.sequence_step} codes each)")
-        tokens = self._rollout(codes, steps * self.sequence_step, generation_config, logits_processor,
-                               max_context_tokens=window, sliding_window_overlap=sliding_window_overlap,
-                               progress=progress)
+            raise ValueError(
+                f"max_context_tokens ({window}) must be a whole number of token steps ({self.sequence_step} codes each)"
+            )
+        tokens = self._rollout(
+            codes,
+            steps * self.sequence_step,
+            generation_config,
+            logits_processor,
+            max_context_tokens=window,
+            sliding_window_overlap=sliding_window_overlap,
+            progress=progress,
+        )
         values = self.decode(tokens, pos, sensor_type)[..., :horizon]
         return ForecastOutput(values=values, codes=self.tokenizer.unflatten_codes(tokens), tokens=tokens)
 
@@ -173,8 +216,9 @@ class FlatGPTEmbedsRVQForCausalLM(BrainTokenizerLMMixin, FlatGPTLanguageModel):
         self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
         self._build_tokenizer(config)
         if config.corrupt:
-            self.pre_embedding = EmbeddingCorruptor(config.vocab_size, config.hidden_size, config.num_levels,
-                                                    config.num_latents, config.corruption_p_levels)
+            self.pre_embedding = EmbeddingCorruptor(
+                config.vocab_size, config.hidden_size, config.num_levels, config.num_latents, config.corruption_p_levels
+            )
         else:
             self.pre_embedding = ListEmbedding(config.vocab_size, config.hidden_size, config.num_levels)
         self.head = ChannelHead(self.pre_embedding)
@@ -231,8 +275,9 @@ class FlatGPTMixRVQForCausalLM(BrainTokenizerLMMixin, FlatGPTLanguageModel):
         super().__init__(config)
         self.transformer = FlatGPTBackbone(config, keep_token_embedding=False)
         self._build_tokenizer(config)
-        self.pre_embedding = MixQuantizerEmbedding(config.vocab_size, config.level_dim, config.num_levels,
-                                                   config.num_latents, config.mix_method)
+        self.pre_embedding = MixQuantizerEmbedding(
+            config.vocab_size, config.level_dim, config.num_levels, config.num_latents, config.mix_method
+        )
         if config.quantizer_head == "joint":
             head = JointRVQHead(config.level_dim * config.num_levels, config.num_levels, config.vocab_size)
         else:

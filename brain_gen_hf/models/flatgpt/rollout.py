@@ -24,7 +24,8 @@ def window_arg(window, name: str) -> int | None:
         return None
     if isinstance(window, bool) or not isinstance(window, numbers.Integral):
         raise ValueError(  # noqa: TRY004 (bad inputs are ValueErrors throughout, as in `check_tokens`)
-            f"{name} must be an int (tokens) or None (the context length), got {window!r}")
+            f"{name} must be an int (tokens) or None (the context length), got {window!r}"
+        )
     return int(window)
 
 
@@ -33,10 +34,12 @@ def check_window(window: int, step: int, needed: int) -> None:
     if window < step:
         raise ValueError(f"the window ({window} tokens) must hold at least one time step ({step} tokens)")
     if window == step and needed > window:
-        raise ValueError(f"a window of one time step ({step} tokens) cannot slide: after each slide it would "
-                         "be full again before generating anything. The context and the new tokens need "
-                         f"{needed} tokens; pass a window (`window` / `max_context_tokens`) of at least "
-                         f"{2 * step} tokens (two time steps), or of {needed} to avoid sliding")
+        raise ValueError(
+            f"a window of one time step ({step} tokens) cannot slide: after each slide it would "
+            "be full again before generating anything. The context and the new tokens need "
+            f"{needed} tokens; pass a window (`window` / `max_context_tokens`) of at least "
+            f"{2 * step} tokens (two time steps), or of {needed} to avoid sliding"
+        )
 
 
 def window_stride(window: int, overlap: float | int, step: int) -> int:
@@ -58,8 +61,10 @@ def checked_ids(sample_fn: Callable, logits: torch.Tensor, vocab_size: int, devi
     if not isinstance(new, torch.Tensor):
         raise TypeError(f"sample_fn must return a tensor of token ids, got {type(new).__name__}")
     if tuple(new.shape) != tuple(logits.shape[:2]):
-        raise ValueError(f"sample_fn must return token ids of shape {tuple(logits.shape[:2])} (one per logits "
-                         f"row), got {tuple(new.shape)}")
+        raise ValueError(
+            f"sample_fn must return token ids of shape {tuple(logits.shape[:2])} (one per logits "
+            f"row), got {tuple(new.shape)}"
+        )
     if new.is_floating_point() or new.is_complex():
         raise ValueError(f"sample_fn must return integer token ids, got dtype {new.dtype}")
     new = new.to(device, torch.long)
@@ -68,9 +73,17 @@ def checked_ids(sample_fn: Callable, logits: torch.Tensor, vocab_size: int, devi
     return new
 
 
-def windowed_rollout(model, input_ids: torch.Tensor, max_new_tokens: int, sample_fn: Callable, *,
-                     window: int | None, sliding_window_overlap: float | int, use_cache: bool,
-                     progress: bool | None) -> torch.Tensor:
+def windowed_rollout(
+    model,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+    sample_fn: Callable,
+    *,
+    window: int | None,
+    sliding_window_overlap: float | int,
+    use_cache: bool,
+    progress: bool | None,
+) -> torch.Tensor:
     """`max_new_tokens` tokens after `input_ids` (see the module docstring); returns the new tokens only.
 
     `model` provides `check_input_ids`, `sequence_step`, `prediction_block`, `new_cache()` and
@@ -83,9 +96,11 @@ def windowed_rollout(model, input_ids: torch.Tensor, max_new_tokens: int, sample
     window = window_arg(window, "window")
     if window is None and input_ids.shape[1] < step:
         # The default window is the context length; name the context, not a window the caller never passed.
-        raise ValueError(f"the context ({input_ids.shape[1]} tokens) is shorter than one time step ({step} "
-                         f"tokens), so it cannot set the default window; pass a longer context or "
-                         f"`window` (at least {step} tokens)")
+        raise ValueError(
+            f"the context ({input_ids.shape[1]} tokens) is shorter than one time step ({step} "
+            f"tokens), so it cannot set the default window; pass a longer context or "
+            f"`window` (at least {step} tokens)"
+        )
     window = input_ids.shape[1] if window is None else window
     check_window(window, step, input_ids.shape[1] + max_new_tokens)
     stride = window_stride(window, sliding_window_overlap, step)
@@ -95,7 +110,7 @@ def windowed_rollout(model, input_ids: torch.Tensor, max_new_tokens: int, sample
         while total < max_new_tokens:
             if context.shape[1] > window:
                 excess = context.shape[1] - window
-                context = context[:, -(-excess // step) * step:]
+                context = context[:, -(-excess // step) * step :]
             cache = model.new_cache() if use_cache else None
             logits = model._next_block_logits(context, cache, decode=False)
             # With the cache, the window's new tokens are joined to `context` once, when the window slides,

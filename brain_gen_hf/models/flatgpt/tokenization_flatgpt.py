@@ -32,11 +32,15 @@ def tokenizer_from_lm_config(config):
     model_type = getattr(config, "model_type", None)
     if model_type not in AMPLITUDE_LM_TYPES:
         if model_type is not None and model_type.startswith("flatgpt"):
-            raise ValueError(f"a {model_type} LM has no flat tokenizer: its tokenizer is the brain tokenizer model "
-                             "inside it. Load the LM with `AutoModelForCausalLM.from_pretrained(folder)` and use "
-                             "`model.encode(signal)` / `model.decode(codes)` (or `model.tokenizer`)")
-        raise ValueError(f"tokenizer_from_lm_config needs an amplitude FlatGPT config ({', '.join(AMPLITUDE_LM_TYPES)})"
-                         f", got {type(config).__name__}")
+            raise ValueError(
+                f"a {model_type} LM has no flat tokenizer: its tokenizer is the brain tokenizer model "
+                "inside it. Load the LM with `AutoModelForCausalLM.from_pretrained(folder)` and use "
+                "`model.encode(signal)` / `model.decode(codes)` (or `model.tokenizer`)"
+            )
+        raise ValueError(
+            f"tokenizer_from_lm_config needs an amplitude FlatGPT config ({', '.join(AMPLITUDE_LM_TYPES)})"
+            f", got {type(config).__name__}"
+        )
     return _build(config.tokenizer_config.tokenizer_class, config.tokenizer_mu, config.grid_channels)
 
 
@@ -53,4 +57,3 @@ def _build(name: str, mu: int, channels: int):
 @functools.lru_cache(maxsize=32)
 def _shared(name: str, mu: int, channels: int):
     return _build(name, mu, channels)
-

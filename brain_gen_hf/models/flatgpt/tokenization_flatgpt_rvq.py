@@ -13,10 +13,12 @@ class NestedBrainTokenizer:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        raise ValueError(f"{pretrained_model_name_or_path} holds an RVQ FlatGPT LM, whose tokenizer is the brain "
-                         "tokenizer model inside it, not a `transformers` tokenizer: load the LM with "
-                         "`AutoModelForCausalLM.from_pretrained(...)` and use `model.encode(signal)` / "
-                         "`model.decode(codes)` (or `model.tokenizer`)")
+        raise ValueError(
+            f"{pretrained_model_name_or_path} holds an RVQ FlatGPT LM, whose tokenizer is the brain "
+            "tokenizer model inside it, not a `transformers` tokenizer: load the LM with "
+            "`AutoModelForCausalLM.from_pretrained(...)` and use `model.encode(signal)` / "
+            "`model.decode(codes)` (or `model.tokenizer`)"
+        )
 
     def __init__(self, *args, **kwargs):
         self.from_pretrained(type(self).__name__)

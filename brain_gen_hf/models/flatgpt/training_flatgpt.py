@@ -59,8 +59,9 @@ def build_flatgpt(model_args, data, fields: dict):
     if model_type not in RVQ_LM_TYPES:
         return model_class_for(model_type)(AutoConfig.for_model(model_type, **fields))
     if model_args.tokenizer is None:
-        raise ValueError(f"task 'flatgpt' with {model_type} needs `tokenizer`: a trained brain tokenizer folder or "
-                         "Hub repo")
+        raise ValueError(
+            f"task 'flatgpt' with {model_type} needs `tokenizer`: a trained brain tokenizer folder or Hub repo"
+        )
     check_model_source(model_args.tokenizer, "tokenizer")
     # The LM's signal contract is its tokenizer's; the grid defaults to one training window.
     if "input_shape" not in fields:

@@ -69,12 +69,16 @@ class TASA3DConfig(BrainGenConfig):
         require_positive_int("n_cond_tok", self.n_cond_tok, allow_zero=True)
         require(0.0 <= float(self.drop) < 1.0, f"`drop` must be in [0, 1), got {self.drop}")
         require(float(self.token_mlp_ratio) > 0, f"`token_mlp_ratio` must be positive, got {self.token_mlp_ratio}")
-        scale = 2 ** self.num_down
-        require(all(side % scale == 0 for side in self.input_hw),
-                f"`input_hw` {self.input_hw} must be divisible by 2**num_down = {scale}")
-        require(self.attention_dim % self.heads == 0,
-                f"the bottleneck attention width {self.attention_dim} (emb_dim * channel_grow**num_down * "
-                f"bottleneck H * W) is not divisible by `heads` = {self.heads}")
+        scale = 2**self.num_down
+        require(
+            all(side % scale == 0 for side in self.input_hw),
+            f"`input_hw` {self.input_hw} must be divisible by 2**num_down = {scale}",
+        )
+        require(
+            self.attention_dim % self.heads == 0,
+            f"the bottleneck attention width {self.attention_dim} (emb_dim * channel_grow**num_down * "
+            f"bottleneck H * W) is not divisible by `heads` = {self.heads}",
+        )
         check_mulaw_max_value(self.mulaw_max_value)
         self.mulaw_max_value = float(self.mulaw_max_value)
         if self.row_idx is not None or self.col_idx is not None:
@@ -82,8 +86,10 @@ class TASA3DConfig(BrainGenConfig):
         check_fill_token(self.fill_token, self.quant_levels)
         super().__post_init__(**kwargs)
         n = self.contract_num_channels
-        require(n is None or self.row_idx is None or n == len(self.row_idx),
-                f"the signal contract lists {n} channels but `row_idx` places {len(self.row_idx or [])}")
+        require(
+            n is None or self.row_idx is None or n == len(self.row_idx),
+            f"the signal contract lists {n} channels but `row_idx` places {len(self.row_idx or [])}",
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -91,11 +97,11 @@ class TASA3DConfig(BrainGenConfig):
 
     @property
     def bottleneck_channels(self) -> int:
-        return self.emb_dim * self.channel_grow ** self.num_down
+        return self.emb_dim * self.channel_grow**self.num_down
 
     @property
     def bottleneck_hw(self) -> tuple[int, int]:
-        scale = 2 ** self.num_down
+        scale = 2**self.num_down
         return self.input_hw[0] // scale, self.input_hw[1] // scale
 
     @property

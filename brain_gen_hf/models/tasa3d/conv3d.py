@@ -35,8 +35,9 @@ class UpStage3D(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.deconv = nn.ConvTranspose3d(in_channels, out_channels, kernel_size=(1, 4, 4), stride=(1, 2, 2),
-                                         padding=(0, 1, 1))
+        self.deconv = nn.ConvTranspose3d(
+            in_channels, out_channels, kernel_size=(1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)
+        )
         self.norm = nn.GroupNorm(1, out_channels)
         self.act = nn.GELU()
 

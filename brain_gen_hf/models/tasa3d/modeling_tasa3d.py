@@ -40,7 +40,7 @@ class TASA3DBlock(nn.Module):
 
     def __init__(self, config: TASA3DConfig):
         super().__init__()
-        channels = [config.emb_dim * config.channel_grow ** i for i in range(config.num_down + 1)]
+        channels = [config.emb_dim * config.channel_grow**i for i in range(config.num_down + 1)]
         self.bottleneck_hw = config.bottleneck_hw
         self.downs = nn.ModuleList(DownStage3D(channels[i], channels[i + 1]) for i in range(config.num_down))
         self.ups = nn.ModuleList(UpStage3D(channels[i], channels[i - 1]) for i in range(config.num_down, 0, -1))
@@ -53,13 +53,19 @@ class TASA3DBlock(nn.Module):
         hidden = int(width * config.token_mlp_ratio)
         self.attn = MultiHeadAttention(width, config.heads, dropout=config.drop, rope=config.rope)
         # Indices 0 and 3 hold the linears, as in the reference state dict.
-        self.token_ffn = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(config.drop),
-                                       nn.Linear(hidden, width), nn.Dropout(config.drop))
+        self.token_ffn = nn.Sequential(
+            nn.Linear(width, hidden),
+            nn.GELU(),
+            nn.Dropout(config.drop),
+            nn.Linear(hidden, width),
+            nn.Dropout(config.drop),
+        )
 
         emb = config.emb_dim
         self.norm_full = nn.GroupNorm(1, emb)
-        self.mlp_full = nn.Sequential(nn.Conv3d(emb, 4 * emb, 1), nn.GELU(), nn.Conv3d(4 * emb, emb, 1),
-                                      nn.Dropout(config.drop))
+        self.mlp_full = nn.Sequential(
+            nn.Conv3d(emb, 4 * emb, 1), nn.GELU(), nn.Conv3d(4 * emb, emb, 1), nn.Dropout(config.drop)
+        )
         self.out_proj = nn.Conv3d(emb, emb, kernel_size=1, bias=False)
 
     def reset_brain_gen_parameters(self) -> None:
@@ -115,15 +121,17 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of `input_ids` (B, H, W, T) and `inputs_embeds` (B, H, W, T, E)")
         if inputs_embeds is not None:
-            embeddings = self.check_signal(inputs_embeds, name="inputs_embeds", ndim=5, num_channels=cfg.emb_dim,
-                                           channel_dim=-1)
+            embeddings = self.check_signal(
+                inputs_embeds, name="inputs_embeds", ndim=5, num_channels=cfg.emb_dim, channel_dim=-1
+            )
             image = inputs_embeds.shape[1:3]
         else:
             self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=4)
             embeddings, image = self.token(input_ids), input_ids.shape[1:3]
         if list(image) != cfg.input_hw:
-            raise ValueError(f"token image must be {cfg.input_hw[0]}x{cfg.input_hw[1]} (config.input_hw), got "
-                             f"{image[0]}x{image[1]}")
+            raise ValueError(
+                f"token image must be {cfg.input_hw[0]}x{cfg.input_hw[1]} (config.input_hw), got {image[0]}x{image[1]}"
+            )
         return embeddings
 
     def _condition(self, condition: torch.Tensor | None, embeddings: torch.Tensor) -> torch.Tensor | None:
@@ -134,13 +142,21 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
         batch, _, _, steps, _ = embeddings.shape
         self.check_tokens(condition, vocab_size=self.config.n_cond_tok, name="condition", ndim=4)
         if tuple(condition.shape) != (batch, 1, 1, steps):
-            raise ValueError(f"`condition` must have shape {(batch, 1, 1, steps)} (one id per time step), got "
-                             f"{tuple(condition.shape)}")
+            raise ValueError(
+                f"`condition` must have shape {(batch, 1, 1, steps)} (one id per time step), got "
+                f"{tuple(condition.shape)}"
+            )
         return self.emb_tok(condition)  # (B, 1, 1, T, E), broadcast over the image
 
-    def forward(self, input_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                condition: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, **kwargs) -> TokenPredictionOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> TokenPredictionOutput:
         """`condition (B, 1, 1, T)` is optional on a conditioned model (then no condition is added);
         `output_hidden_states=True` adds every block's output as `(B, H, W, T, E)`; float16/float64 `inputs_embeds`
         are cast to the model's dtype. Unknown keywords raise `TypeError`."""
@@ -159,12 +175,26 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
                 all_hidden.append(rearrange(hidden, "b e t h w -> b h w t e"))
         logits = self.head(time_group_norm(self.norm, hidden))
         logits = rearrange(logits, "b q t h w -> b h w t q")
-        return TokenPredictionOutput(loss=self._loss(logits, labels), logits=logits, embeddings=embeddings,
-                                     hidden_states=tuple(all_hidden) if keep_hidden else None)
+        return TokenPredictionOutput(
+            loss=self._loss(logits, labels),
+            logits=logits,
+            embeddings=embeddings,
+            hidden_states=tuple(all_hidden) if keep_hidden else None,
+        )
 
-    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config, logits_processor, *,
-                  progress: bool | None, row_idx=None, col_idx=None, condition: torch.Tensor | None = None,
-                  channel_names: list[str] | None = None) -> ForecastOutput:
+    def _forecast(
+        self,
+        input_values: torch.Tensor,
+        horizon: int,
+        generation_config,
+        logits_processor,
+        *,
+        progress: bool | None,
+        row_idx=None,
+        col_idx=None,
+        condition: torch.Tensor | None = None,
+        channel_names: list[str] | None = None,
+    ) -> ForecastOutput:
         """Forecast `horizon` samples of every channel after `input_values (B, C, T)`, one image frame at a time.
 
         Channel c sits at pixel `(row_idx[c], col_idx[c])` (given here, else `config.row_idx`/`col_idx`), the
@@ -184,9 +214,11 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
                 raise ValueError("`condition` was given but the model has no condition embedding (n_cond_tok=0)")
             self.check_tokens(condition, vocab_size=cfg.n_cond_tok, name="condition", ndim=4)
             if tuple(condition.shape) != (batch, 1, 1, steps + horizon):
-                raise ValueError(f"`condition` must have shape (B, 1, 1, T + horizon) = "
-                                 f"{(batch, 1, 1, steps + horizon)} for this forecast (one id per frame of the context "
-                                 f"and of the forecast), got {tuple(condition.shape)}")
+                raise ValueError(
+                    f"`condition` must have shape (B, 1, 1, T + horizon) = "
+                    f"{(batch, 1, 1, steps + horizon)} for this forecast (one id per frame of the context "
+                    f"and of the forecast), got {tuple(condition.shape)}"
+                )
 
         def next_logits(images: torch.Tensor) -> torch.Tensor:
             """`images (B, H, W, t)` -> logits `(B, H, W, Q)` of frame t."""
@@ -194,8 +226,16 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
             return self(images, condition=cond).logits[..., -1, :]
 
         tokens = signal_to_mulaw(signal, cfg.quant_levels, cfg.mulaw_max_value)
-        codes = roll_out_frames(image, image.to_image(tokens), horizon, next_logits, generation_config,
-                                logits_processor, progress=progress, desc=f"{type(self).__name__} forecast")
+        codes = roll_out_frames(
+            image,
+            image.to_image(tokens),
+            horizon,
+            next_logits,
+            generation_config,
+            logits_processor,
+            progress=progress,
+            desc=f"{type(self).__name__} forecast",
+        )
         values = mulaw_to_signal(codes, cfg.quant_levels, cfg.mulaw_max_value).to(signal.dtype)
         return ForecastOutput(values=values, codes=codes)
 
@@ -204,7 +244,9 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
             return None
         labels = check_labels(labels, num_classes=logits.shape[-1])
         if labels.shape != logits.shape[:-1]:
-            raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (position t holds the token at t+1), "
-                             f"got {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape {tuple(logits.shape[:-1])} (position t holds the token at t+1), "
+                f"got {tuple(labels.shape)}"
+            )
         # Mean over every pixel; -100 marks pixels without a sensor.
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)

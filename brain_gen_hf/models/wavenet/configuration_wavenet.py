@@ -43,12 +43,21 @@ class _WavenetConfigBase(BrainGenConfig):
         if self.dilations is None:
             self.dilations = [1, 2, 4, 8]
         self.dilations = list(self.dilations)
-        for name in ("quant_levels", "quant_emb", "head_channels", "kernel_size", "residual_channels",
-                     "dilation_channels", "skip_channels"):
+        for name in (
+            "quant_levels",
+            "quant_emb",
+            "head_channels",
+            "kernel_size",
+            "residual_channels",
+            "dilation_channels",
+            "skip_channels",
+        ):
             require_positive_int(name, getattr(self, name))
         require_int_list("dilations", self.dilations)
-        require(self.quant_levels >= 2, f"`quant_levels` must be at least 2 (one level predicts nothing), got "
-                f"{self.quant_levels}")
+        require(
+            self.quant_levels >= 2,
+            f"`quant_levels` must be at least 2 (one level predicts nothing), got {self.quant_levels}",
+        )
         require(0.0 <= float(self.p_drop) < 1.0, f"`p_drop` must be in [0, 1), got {self.p_drop}")
         super().__post_init__(**kwargs)
 
@@ -87,17 +96,23 @@ class WavenetFullChannelConfig(_WavenetConfigBase):
         require_positive_int("in_channels", self.in_channels)
         require_positive_int("num_classes", self.num_classes, allow_zero=True)
         require_positive_int("class_emb", self.class_emb, allow_zero=True)
-        require((self.num_classes > 0) == (self.class_emb > 0),
-                f"`num_classes` ({self.num_classes}) and `class_emb` ({self.class_emb}) must both be 0 "
-                "(no conditioning) or both positive")
+        require(
+            (self.num_classes > 0) == (self.class_emb > 0),
+            f"`num_classes` ({self.num_classes}) and `class_emb` ({self.class_emb}) must both be 0 "
+            "(no conditioning) or both positive",
+        )
         if self.parallel_layers:
-            require(self.quant_emb == self.residual_channels,
-                    "`parallel_layers=True` (reference wiring) needs `quant_emb == residual_channels`, got "
-                    f"{self.quant_emb} and {self.residual_channels}")
+            require(
+                self.quant_emb == self.residual_channels,
+                "`parallel_layers=True` (reference wiring) needs `quant_emb == residual_channels`, got "
+                f"{self.quant_emb} and {self.residual_channels}",
+            )
         super().__post_init__(**kwargs)
         n = self.contract_num_channels
-        require(n is None or n == self.in_channels,
-                f"the signal contract lists {n} channels but `in_channels` is {self.in_channels}")
+        require(
+            n is None or n == self.in_channels,
+            f"the signal contract lists {n} channels but `in_channels` is {self.in_channels}",
+        )
 
 
 class Wavenet3DConfig(_WavenetConfigBase):
@@ -130,8 +145,10 @@ class Wavenet3DConfig(_WavenetConfigBase):
         self.spatial_kernel_size = _pair("spatial_kernel_size", self.spatial_kernel_size)
         self.spatial_dilation = _pair("spatial_dilation", self.spatial_dilation)
         for k in self.spatial_kernel_size:
-            require(k % 2 == 1, f"`spatial_kernel_size` entries must be odd to keep the image size, got "
-                                f"{self.spatial_kernel_size}")
+            require(
+                k % 2 == 1,
+                f"`spatial_kernel_size` entries must be odd to keep the image size, got {self.spatial_kernel_size}",
+            )
         if self.cond_channels is not None:
             require_positive_int("cond_channels", self.cond_channels)
         if self.image_size is not None:
@@ -142,8 +159,10 @@ class Wavenet3DConfig(_WavenetConfigBase):
         super().__post_init__(**kwargs)
         check_fill_token(self.fill_token, self.quant_levels)
         n = self.contract_num_channels
-        require(n is None or self.row_idx is None or n == len(self.row_idx),
-                f"the signal contract lists {n} channels but `row_idx` places {len(self.row_idx or [])}")
+        require(
+            n is None or self.row_idx is None or n == len(self.row_idx),
+            f"the signal contract lists {n} channels but `row_idx` places {len(self.row_idx or [])}",
+        )
 
 
 def _pair(name, value) -> list[int]:

@@ -11,8 +11,10 @@ def config_from_reference(reference_name: str, kwargs: dict, **overrides):
     kwargs = {k: v for k, v in kwargs.items() if k not in _DROPPED}
     if reference_name == "WavenetFullChannel":
         if kwargs.pop("cond_channels", None):
-            raise ValueError("reference WavenetFullChannel conditioning (cond_channels) was broken and cannot be "
-                             "converted; use num_classes/class_emb")
+            raise ValueError(
+                "reference WavenetFullChannel conditioning (cond_channels) was broken and cannot be "
+                "converted; use num_classes/class_emb"
+            )
         # Converted weights were trained with the reference's unchained layers.
         kwargs.setdefault("parallel_layers", True)
         return WavenetFullChannelConfig(**kwargs, **overrides)
@@ -21,7 +23,8 @@ def config_from_reference(reference_name: str, kwargs: dict, **overrides):
 
 def state_dict_from_reference(reference_name: str, state: dict, config) -> dict:
     if reference_name == "WavenetFullChannel":
-        state = {("quant_emb" if k == "embedding_layer.quant_emb" else k.replace("embedding_layer.cond_emb",
-                                                                             "cond_emb")): v
-                 for k, v in state.items()}
+        state = {
+            ("quant_emb" if k == "embedding_layer.quant_emb" else k.replace("embedding_layer.cond_emb", "cond_emb")): v
+            for k, v in state.items()
+        }
     return state

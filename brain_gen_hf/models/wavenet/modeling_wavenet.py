@@ -31,9 +31,22 @@ class GatedResidualLayer(nn.Module):
     Works on `(N, C, T)` (1-D) or `(N, C, H, W, T)` (3-D, time last, spatial "same" padding).
     """
 
-    def __init__(self, *, ndim: int, in_channels: int, residual_channels: int, dilation_channels: int,
-                 skip_channels: int, kernel_size: int, dilation: int, spatial_kernel=(1, 1), spatial_dilation=(1, 1),
-                 cond_channels: int | None = None, dropout: float = 0.0, bias: bool = True):
+    def __init__(
+        self,
+        *,
+        ndim: int,
+        in_channels: int,
+        residual_channels: int,
+        dilation_channels: int,
+        skip_channels: int,
+        kernel_size: int,
+        dilation: int,
+        spatial_kernel=(1, 1),
+        spatial_dilation=(1, 1),
+        cond_channels: int | None = None,
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
         super().__init__()
         conv = nn.Conv1d if ndim == 1 else nn.Conv3d
         self.dilation_channels = dilation_channels
@@ -43,43 +56,54 @@ class GatedResidualLayer(nn.Module):
         else:
             kernel = (*spatial_kernel, kernel_size)
             dil = (*spatial_dilation, dilation)
-            pad = (((spatial_kernel[0] - 1) * spatial_dilation[0]) // 2,
-                   ((spatial_kernel[1] - 1) * spatial_dilation[1]) // 2, 0)
+            pad = (
+                ((spatial_kernel[0] - 1) * spatial_dilation[0]) // 2,
+                ((spatial_kernel[1] - 1) * spatial_dilation[1]) // 2,
+                0,
+            )
         self.conv_dilation = conv(in_channels, 2 * dilation_channels, kernel, dilation=dil, padding=pad, bias=bias)
         self.conv_res = conv(dilation_channels, residual_channels, 1, bias=bias)
         self.conv_skip = conv(dilation_channels, skip_channels, 1, bias=bias)
         self.conv_cond = conv(cond_channels, 2 * dilation_channels, 1, bias=bias) if cond_channels else None
-        self.conv_input = conv(in_channels, residual_channels, 1, bias=bias) if in_channels != residual_channels else None
+        self.conv_input = (
+            conv(in_channels, residual_channels, 1, bias=bias) if in_channels != residual_channels else None
+        )
         self.dropout = nn.Dropout1d(dropout) if ndim == 1 else nn.Dropout3d(dropout)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, *,
-                causal_pad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, *, causal_pad: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`causal_pad=False` leaves out the zero left padding: the outputs are the last `T - causal_left_pad`
         steps (a streaming step feeds `causal_left_pad + 1` inputs for one output)."""
         h = self.conv_dilation(F.pad(x, (self.causal_left_pad, 0)) if causal_pad else x)
         if self.conv_cond is not None:
             if cond is None:
                 raise ValueError("this model is conditioned: pass `condition`")
-            h = h + self.conv_cond(cond)[..., -h.shape[-1]:]
-        gated = torch.tanh(h[:, : self.dilation_channels]) * torch.sigmoid(h[:, self.dilation_channels:])
+            h = h + self.conv_cond(cond)[..., -h.shape[-1] :]
+        gated = torch.tanh(h[:, : self.dilation_channels]) * torch.sigmoid(h[:, self.dilation_channels :])
         residual = x if self.conv_input is None else self.conv_input(x)
         if not causal_pad:
-            residual = residual[..., -h.shape[-1]:]
+            residual = residual[..., -h.shape[-1] :]
         return self.dropout(residual + self.conv_res(gated)), self.conv_skip(gated)
 
 
 class LogitsHead(nn.Module):
     """Sum of skips -> LeakyReLU -> 1x1 conv -> LeakyReLU -> 1x1 conv to Q logits (non-linearity first)."""
 
-    def __init__(self, ndim: int, skip_channels: int, head_channels: int, out_channels: int, dropout: float,
-                 bias: bool):
+    def __init__(
+        self, ndim: int, skip_channels: int, head_channels: int, out_channels: int, dropout: float, bias: bool
+    ):
         super().__init__()
         conv = nn.Conv1d if ndim == 1 else nn.Conv3d
         drop = nn.Dropout1d if ndim == 1 else nn.Dropout3d
         # Indices 2 and 5 hold the convs, as in the reference state dict.
         self.transform = nn.Sequential(
-            drop(dropout), nn.LeakyReLU(), conv(skip_channels, head_channels, 1, bias=bias),
-            drop(dropout), nn.LeakyReLU(), conv(head_channels, out_channels, 1, bias=bias),
+            drop(dropout),
+            nn.LeakyReLU(),
+            conv(skip_channels, head_channels, 1, bias=bias),
+            drop(dropout),
+            nn.LeakyReLU(),
+            conv(head_channels, out_channels, 1, bias=bias),
         )
 
     def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
@@ -87,14 +111,28 @@ class LogitsHead(nn.Module):
 
 
 def _build_layers(config, ndim: int, cond_channels: int | None, spatial_kernel=(1, 1), spatial_dilation=(1, 1)):
-    common = dict(ndim=ndim, residual_channels=config.residual_channels, dilation_channels=config.dilation_channels,
-                  skip_channels=config.skip_channels, cond_channels=cond_channels, dropout=config.p_drop,
-                  bias=config.bias)
+    common = dict(
+        ndim=ndim,
+        residual_channels=config.residual_channels,
+        dilation_channels=config.dilation_channels,
+        skip_channels=config.skip_channels,
+        cond_channels=cond_channels,
+        dropout=config.p_drop,
+        bias=config.bias,
+    )
     # A 1x1 input layer lifts the embedding to the residual width, then one layer per dilation.
     layers = [GatedResidualLayer(in_channels=config.quant_emb, kernel_size=1, dilation=1, **common)]
-    layers += [GatedResidualLayer(in_channels=config.residual_channels, kernel_size=config.kernel_size, dilation=d,
-                                  spatial_kernel=spatial_kernel, spatial_dilation=spatial_dilation, **common)
-               for d in config.dilations]
+    layers += [
+        GatedResidualLayer(
+            in_channels=config.residual_channels,
+            kernel_size=config.kernel_size,
+            dilation=d,
+            spatial_kernel=spatial_kernel,
+            spatial_dilation=spatial_dilation,
+            **common,
+        )
+        for d in config.dilations
+    ]
     return nn.ModuleList(layers)
 
 
@@ -103,8 +141,10 @@ def _token_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tens
         return None
     labels = check_labels(labels, num_classes=logits.shape[-1])
     if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (aligned with the logits: position t "
-                         f"holds the token at t+1), got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape {tuple(logits.shape[:-1])} (aligned with the logits: position t "
+            f"holds the token at t+1), got {tuple(labels.shape)}"
+        )
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
 
@@ -139,8 +179,9 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
         self.quant_emb = nn.Parameter(torch.randn(config.in_channels, config.quant_levels, config.quant_emb))
         self.cond_emb = nn.Embedding(config.num_classes, config.class_emb) if config.num_classes else None
         self.layers = _build_layers(config, ndim=1, cond_channels=config.class_emb or None)
-        self.logits = LogitsHead(1, config.skip_channels, config.head_channels, config.quant_levels, config.p_drop,
-                                 config.bias)
+        self.logits = LogitsHead(
+            1, config.skip_channels, config.head_channels, config.quant_levels, config.p_drop, config.bias
+        )
         self.post_init()
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -161,9 +202,15 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
         cond = cond.permute(0, 2, 1)  # (B, class_emb, T)
         return cond.repeat_interleave(num_channels, dim=0)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                condition: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                channel_names: list[str] | None = None, **kwargs) -> TokenPredictionOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        channel_names: list[str] | None = None,
+        **kwargs,
+    ) -> TokenPredictionOutput:
         """`output_hidden_states=True` adds every layer's residual output as `(B, C, T, residual_channels)`.
 
         `channel_names` (optional) name the channels of `input_ids`; they must equal `config.channel_names` when
@@ -187,12 +234,24 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
                 all_hidden.append(hidden.reshape(B, C, -1, T).permute(0, 1, 3, 2))
         logits = self.logits(skips)  # (B*C, Q, T)
         logits = logits.reshape(B, C, cfg.quant_levels, T).permute(0, 1, 3, 2)
-        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings,
-                                     hidden_states=tuple(all_hidden) if keep_hidden else None)
+        return TokenPredictionOutput(
+            loss=_token_loss(logits, labels),
+            logits=logits,
+            embeddings=embeddings,
+            hidden_states=tuple(all_hidden) if keep_hidden else None,
+        )
 
-    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config, logits_processor, *,
-                  progress: bool | None, condition: torch.Tensor | None = None,
-                  channel_names: list[str] | None = None) -> ForecastOutput:
+    def _forecast(
+        self,
+        input_values: torch.Tensor,
+        horizon: int,
+        generation_config,
+        logits_processor,
+        *,
+        progress: bool | None,
+        condition: torch.Tensor | None = None,
+        channel_names: list[str] | None = None,
+    ) -> ForecastOutput:
         """Forecast `horizon` samples of every channel after `input_values (B, C, T)`, one sample at a time.
 
         `input_values` is the normalised signal the model was trained on; it is mu-law encoded with
@@ -204,20 +263,24 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
         `codes (B, C, horizon)` (the chosen bins).
         """
         cfg = self.config
-        signal = self.check_signal(input_values, name="input_values", ndim=3, num_channels=cfg.in_channels,
-                                   channel_names=channel_names)
+        signal = self.check_signal(
+            input_values, name="input_values", ndim=3, num_channels=cfg.in_channels, channel_names=channel_names
+        )
         batch, channels, steps = signal.shape
         if self.cond_emb is not None and condition is None:
-            raise ValueError("this model is class-conditioned: pass `condition` (B, 1, T + horizon), the class id of "
-                             "every sample of the context and of the forecast")
+            raise ValueError(
+                "this model is class-conditioned: pass `condition` (B, 1, T + horizon), the class id of "
+                "every sample of the context and of the forecast"
+            )
         cond = self._condition(condition, channels)  # (B*C, class_emb, T + horizon) or None
         if condition is not None:
             _check_condition_steps(condition, (batch, 1, steps + horizon), "(B, 1, T + horizon)")
         window = cfg.receptive_field
         stream = None
         if generation_config.use_cache is not False:
-            stream = WavenetStream(self.layers, self.logits, parallel_layers=cfg.parallel_layers,
-                                   receptive_field=window)
+            stream = WavenetStream(
+                self.layers, self.logits, parallel_layers=cfg.parallel_layers, receptive_field=window
+            )
 
         def next_logits(ids: torch.Tensor) -> torch.Tensor:
             """`ids (B, C, t)` -> logits `(B, C, Q)` of sample t."""
@@ -229,7 +292,7 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
             if t == steps:
                 logits = stream.prime(self.embed(ids[..., -window:]), None if cond is None else cond[..., :t])
             else:  # the stream has seen up to sample t - 2: feed sample t - 1
-                logits = stream.step(self.embed(ids[..., -1:]), None if cond is None else cond[..., t - 1: t])
+                logits = stream.step(self.embed(ids[..., -1:]), None if cond is None else cond[..., t - 1 : t])
             return logits.view(batch, channels, cfg.quant_levels)
 
         ids = torch.empty(batch, channels, steps + horizon, dtype=torch.long, device=signal.device)
@@ -246,8 +309,10 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
 def _check_condition_steps(condition: torch.Tensor, shape: tuple[int, ...], layout: str) -> None:
     """A forecast's condition covers the context and the forecast: one entry per sample of both."""
     if tuple(condition.shape) != shape:
-        raise ValueError(f"`condition` must have shape {layout} = {shape} for this forecast (one entry per sample of "
-                         f"the context and of the forecast), got {tuple(condition.shape)}")
+        raise ValueError(
+            f"`condition` must have shape {layout} = {shape} for this forecast (one entry per sample of "
+            f"the context and of the forecast), got {tuple(condition.shape)}"
+        )
 
 
 class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
@@ -262,20 +327,30 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
     def __init__(self, config: Wavenet3DConfig):
         super().__init__(config)
         self.embedding = nn.Embedding(config.quant_levels, config.quant_emb)
-        self.layers = _build_layers(config, ndim=3, cond_channels=config.cond_channels,
-                                    spatial_kernel=tuple(config.spatial_kernel_size),
-                                    spatial_dilation=tuple(config.spatial_dilation))
-        self.logits = LogitsHead(3, config.skip_channels, config.head_channels, config.quant_levels, config.p_drop,
-                                 config.bias)
+        self.layers = _build_layers(
+            config,
+            ndim=3,
+            cond_channels=config.cond_channels,
+            spatial_kernel=tuple(config.spatial_kernel_size),
+            spatial_dilation=tuple(config.spatial_dilation),
+        )
+        self.logits = LogitsHead(
+            3, config.skip_channels, config.head_channels, config.quant_levels, config.p_drop, config.bias
+        )
         self.post_init()
 
     def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """`(B, H, W, T)` ids -> `(B, E, H, W, T)` embeddings."""
         return self.embedding(input_ids).permute(0, 4, 1, 2, 3)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                condition: torch.Tensor | None = None, output_hidden_states: bool | None = None,
-                **kwargs) -> TokenPredictionOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> TokenPredictionOutput:
         """`output_hidden_states=True` adds every layer's residual output as `(B, H, W, T, residual_channels)`.
         Unknown keywords raise `TypeError`."""
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
@@ -283,8 +358,9 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
         keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
         self.check_tokens(input_ids, vocab_size=cfg.quant_levels, ndim=4)
         if cfg.image_size is not None and list(input_ids.shape[1:3]) != cfg.image_size:
-            raise ValueError(f"token image must be {cfg.image_size[0]}x{cfg.image_size[1]}, got "
-                             f"{tuple(input_ids.shape[1:3])}")
+            raise ValueError(
+                f"token image must be {cfg.image_size[0]}x{cfg.image_size[1]}, got {tuple(input_ids.shape[1:3])}"
+            )
         if (condition is None) != (cfg.cond_channels is None):
             raise ValueError("pass `condition` exactly when the model has `cond_channels`")
         if condition is not None:  # a float map (B, cond_channels, H, W, T), in the model's dtype
@@ -297,12 +373,26 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
             if keep_hidden:
                 all_hidden.append(hidden.permute(0, 2, 3, 4, 1))
         logits = self.logits(skips).permute(0, 2, 3, 4, 1)  # (B, H, W, T, Q)
-        return TokenPredictionOutput(loss=_token_loss(logits, labels), logits=logits, embeddings=embeddings,
-                                     hidden_states=tuple(all_hidden) if keep_hidden else None)
+        return TokenPredictionOutput(
+            loss=_token_loss(logits, labels),
+            logits=logits,
+            embeddings=embeddings,
+            hidden_states=tuple(all_hidden) if keep_hidden else None,
+        )
 
-    def _forecast(self, input_values: torch.Tensor, horizon: int, generation_config, logits_processor, *,
-                  progress: bool | None, row_idx=None, col_idx=None, condition: torch.Tensor | None = None,
-                  channel_names: list[str] | None = None) -> ForecastOutput:
+    def _forecast(
+        self,
+        input_values: torch.Tensor,
+        horizon: int,
+        generation_config,
+        logits_processor,
+        *,
+        progress: bool | None,
+        row_idx=None,
+        col_idx=None,
+        condition: torch.Tensor | None = None,
+        channel_names: list[str] | None = None,
+    ) -> ForecastOutput:
         """Forecast `horizon` samples of every channel after `input_values (B, C, T)`, one image frame at a time.
 
         Channel c sits at pixel `(row_idx[c], col_idx[c])` (given here, else `config.row_idx`/`col_idx`; both
@@ -318,12 +408,16 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
         batch, _, steps = signal.shape
         image = SensorImage.for_forecast(cfg, cfg.image_size, signal, row_idx, col_idx, image_hw_name="image_size")
         if (condition is None) != (cfg.cond_channels is None):
-            raise ValueError("pass `condition` (B, cond_channels, H, W, T + horizon) exactly when the model has "
-                             "`cond_channels`")
+            raise ValueError(
+                "pass `condition` (B, cond_channels, H, W, T + horizon) exactly when the model has `cond_channels`"
+            )
         if condition is not None:
             condition = self.check_signal(condition, name="condition", ndim=5, num_channels=cfg.cond_channels)
-            _check_condition_steps(condition, (batch, cfg.cond_channels, *cfg.image_size, steps + horizon),
-                                   "(B, cond_channels, H, W, T + horizon)")
+            _check_condition_steps(
+                condition,
+                (batch, cfg.cond_channels, *cfg.image_size, steps + horizon),
+                "(B, cond_channels, H, W, T + horizon)",
+            )
         window = cfg.receptive_field
         stream = None
         if generation_config.use_cache is not False:
@@ -337,16 +431,25 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
                 cond = None if condition is None else condition[..., start:t]
                 return self(images[..., start:], condition=cond).logits[..., -1, :]
             if t == steps:
-                logits = stream.prime(self._embed(images[..., -window:]),
-                                      None if condition is None else condition[..., :t])
+                logits = stream.prime(
+                    self._embed(images[..., -window:]), None if condition is None else condition[..., :t]
+                )
             else:  # the stream has seen up to frame t - 2: feed frame t - 1
-                logits = stream.step(self._embed(images[..., -1:]),
-                                     None if condition is None else condition[..., t - 1: t])
+                logits = stream.step(
+                    self._embed(images[..., -1:]), None if condition is None else condition[..., t - 1 : t]
+                )
             return logits[..., -1].permute(0, 2, 3, 1)
 
         tokens = signal_to_mulaw(signal, cfg.quant_levels, cfg.mulaw_max_value)
-        codes = roll_out_frames(image, image.to_image(tokens), horizon, next_logits, generation_config,
-                                logits_processor, progress=progress, desc=f"{type(self).__name__} forecast")
+        codes = roll_out_frames(
+            image,
+            image.to_image(tokens),
+            horizon,
+            next_logits,
+            generation_config,
+            logits_processor,
+            progress=progress,
+            desc=f"{type(self).__name__} forecast",
+        )
         values = mulaw_to_signal(codes, cfg.quant_levels, cfg.mulaw_max_value).to(signal.dtype)
         return ForecastOutput(values=values, codes=codes)
-

@@ -36,9 +36,9 @@ class WavenetStream:
 
     def prime(self, embeddings: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         # Outputs at the last step see only the receptive field, so older context changes nothing.
-        embeddings = embeddings[..., -self.receptive_field:]
+        embeddings = embeddings[..., -self.receptive_field :]
         if cond is not None:
-            cond = cond[..., -embeddings.shape[-1]:]
+            cond = cond[..., -embeddings.shape[-1] :]
         hidden, skips, self.inputs = embeddings, [], []
         for layer in self.layers:
             layer_input = embeddings if self.parallel_layers else hidden
