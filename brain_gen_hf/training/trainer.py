@@ -124,39 +124,11 @@ def _train(
     splits, data = load_training_data(data_args, contract.task)
     if data_args.train_split not in splits:
         raise ValueError(f"dataset {data_args.dataset} has no split {data_args.train_split!r} (has {sorted(splits)})")
-    train_set = splits[data_args.train_split]
     if model is None:
         model = build_model(contract, model_args, data)
     collate = contract.make_collator(data, model)
     check_batch_reaches_forward(model, collate, contract)
-    generator = torch.Generator().manual_seed(run_args.seed)
-    train_loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_size=data_args.batch_size,
-        shuffle=True,
-        drop_last=True,
-        collate_fn=collate,
-        generator=generator,
-        num_workers=data_args.num_workers,
-    )
-    if len(train_loader) == 0:
-        raise ValueError(
-            f"the training split has {len(train_set)} windows, fewer than one batch of "
-            f"{data_args.batch_size}; lower batch_size or add data"
-        )
-    eval_loader = None
-    if data_args.eval_split and data_args.eval_split not in splits and run_args.eval_every > 0:
-        accelerator.print(
-            f"WARNING: dataset {data_args.dataset} has no split {data_args.eval_split!r} (has "
-            f"{sorted(splits)}): no validation runs; set eval_split to one of them"
-        )
-    if data_args.eval_split and data_args.eval_split in splits and run_args.eval_every > 0:
-        eval_loader = torch.utils.data.DataLoader(
-            splits[data_args.eval_split],
-            batch_size=data_args.eval_batch_size or data_args.batch_size,
-            shuffle=False,
-            collate_fn=collate,
-        )
+    train_loader, eval_loader = _data_loaders(splits, collate, data_args, run_args, accelerator)
 
     if run_args.compile:
         model.compile()  # in place: parameter names (and so checkpoints) stay free of `_orig_mod.`
@@ -174,13 +146,7 @@ def _train(
     if notice:
         accelerator.print(notice)
     if checkpoint is not None:
-        _load_checkpoint_state(accelerator, checkpoint, config_dump)
-        saved = read_trainer_state(checkpoint)
-        state.update({k: saved[k] for k in state})
-        state["best_eval"] = math.inf if state["best_eval"] is None else state["best_eval"]
-        result.losses = {int(k): v for k, v in saved.get("losses", {}).items()}
-        result.eval_losses = {int(k): v for k, v in saved.get("eval_losses", {}).items()}
-        accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
+        _restore_state(accelerator, checkpoint, config_dump, state, result)
     if log_with:
         flat = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config_dump.items()}
         accelerator.init_trackers(
@@ -188,23 +154,7 @@ def _train(
         )
     accelerator.print(_outputs_line(output_dir, log_with))
 
-    window_seconds = data.window_length / float(data.sampling_rate)
-    peak = device_peak(accelerator.device, run_args.mixed_precision)
-    accelerator.print(
-        f"MFU is computed against {peak.source}"
-        + (
-            f" (x {accelerator.num_processes} processes)"
-            if peak.flops is not None and accelerator.num_processes > 1
-            else ""
-        )
-    )
-    # Units are counted over every process, so the peak is too.
-    meter = ThroughputMeter(
-        n_params=trainable_parameter_count(accelerator.unwrap_model(model)),
-        unit=throughput_unit(collate.model_inputs),
-        window_seconds=window_seconds,
-        peak_flops=None if peak.flops is None else peak.flops * accelerator.num_processes,
-    )
+    meter = _throughput_meter(accelerator, model, collate, data, run_args)
     stop_at = min(run_args.max_steps, stop_after_steps or run_args.max_steps)
     bar = tqdm(
         total=run_args.max_steps,
@@ -313,6 +263,73 @@ def _train(
         result.final_model_dir = _save_final(accelerator, model, output_dir, run_args, card, result)
     accelerator.end_training()
     return result
+
+
+def _data_loaders(splits, collate, data_args: DataArguments, run_args: RunArguments, accelerator):
+    """The shuffled (seeded) training loader and, when the eval split exists and evaluation is on, the eval loader."""
+    train_set = splits[data_args.train_split]
+    generator = torch.Generator().manual_seed(run_args.seed)
+    train_loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=data_args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collate,
+        generator=generator,
+        num_workers=data_args.num_workers,
+    )
+    if len(train_loader) == 0:
+        raise ValueError(
+            f"the training split has {len(train_set)} windows, fewer than one batch of "
+            f"{data_args.batch_size}; lower batch_size or add data"
+        )
+    eval_loader = None
+    if data_args.eval_split and data_args.eval_split not in splits and run_args.eval_every > 0:
+        accelerator.print(
+            f"WARNING: dataset {data_args.dataset} has no split {data_args.eval_split!r} (has "
+            f"{sorted(splits)}): no validation runs; set eval_split to one of them"
+        )
+    if data_args.eval_split and data_args.eval_split in splits and run_args.eval_every > 0:
+        eval_loader = torch.utils.data.DataLoader(
+            splits[data_args.eval_split],
+            batch_size=data_args.eval_batch_size or data_args.batch_size,
+            shuffle=False,
+            collate_fn=collate,
+        )
+    return train_loader, eval_loader
+
+
+def _restore_state(accelerator, checkpoint: Path, config_dump: dict, state: dict, result: TrainResult) -> None:
+    """Model, optimiser, scheduler and RNG states from `checkpoint`, plus the trainer's counters and loss logs."""
+    _load_checkpoint_state(accelerator, checkpoint, config_dump)
+    saved = read_trainer_state(checkpoint)
+    state.update({k: saved[k] for k in state})
+    state["best_eval"] = math.inf if state["best_eval"] is None else state["best_eval"]
+    result.losses = {int(k): v for k, v in saved.get("losses", {}).items()}
+    result.eval_losses = {int(k): v for k, v in saved.get("eval_losses", {}).items()}
+    accelerator.print(f"resumed from {checkpoint} at step {state['step']}")
+
+
+def _throughput_meter(accelerator, model, collate, data, run_args: RunArguments) -> ThroughputMeter:
+    """Throughput and MFU over every process (units and peak both scale with the process count)."""
+    window_seconds = data.window_length / float(data.sampling_rate)
+    peak = device_peak(accelerator.device, run_args.mixed_precision)
+    accelerator.print(
+        f"MFU is computed against {peak.source}"
+        + (
+            f" (x {accelerator.num_processes} processes)"
+            if peak.flops is not None and accelerator.num_processes > 1
+            else ""
+        )
+    )
+    # Units are counted over every process, so the peak is too.
+    meter = ThroughputMeter(
+        n_params=trainable_parameter_count(accelerator.unwrap_model(model)),
+        unit=throughput_unit(collate.model_inputs),
+        window_seconds=window_seconds,
+        peak_flops=None if peak.flops is None else peak.flops * accelerator.num_processes,
+    )
+    return meter
 
 
 def _load_checkpoint_state(accelerator, checkpoint: Path, config_dump: dict) -> None:
