@@ -76,8 +76,7 @@ def vectorview_info(sfreq: float, helmet_radius: float = 0.11):
     for ch, loc, ch_type in zip(info["chs"], locs, types):
         ch["loc"][:] = loc
         ch["coil_type"] = FIFF.FIFFV_COIL_VV_MAG_T3 if ch_type == "mag" else FIFF.FIFFV_COIL_VV_PLANAR_T1
-    with info._unlock():
-        info["description"] = SIMULATED_DESCRIPTION
+    info["description"] = SIMULATED_DESCRIPTION  # a field mne lets users set directly
     return info
 
 
