@@ -10,7 +10,6 @@ conftest.py (which pulls in the dataset and Hub fixtures).
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import os
 import subprocess
@@ -25,6 +24,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from brain_gen_hf.registration import MODELS, TOKENIZERS  # noqa: E402
+from tests.forecast_contract import FORECAST_CASES  # noqa: E402
 from tests.model_contract import ModelContract, first_tensor  # noqa: E402
 
 # Test modules that hold the `ModelContract` of each family (they import only the model runtime).
@@ -138,23 +138,10 @@ def test_build_save_auto_load_forward(name, tmp_path):
         assert torch.equal(out[:, : prompt.shape[1]], prompt)
 
 
-def _forecast_cases():
-    try:
-        from tests.forecast_contract import FORECAST_CASES
-    except ImportError:  # the shared forecast contract is not in this tree yet
-        return {}
-    return FORECAST_CASES
-
-
-FORECAST_CASES = _forecast_cases()
-
-
 @pytest.mark.parametrize("name", list(FORECAST_CASES))
 def test_forecast_after_auto_load(name, tmp_path):
     case = FORECAST_CASES[name]
     model = case.build()
-    if "horizon" not in inspect.signature(model.forecast).parameters:
-        pytest.skip(f"{type(model).__name__}.forecast does not take the shared (input_values, horizon) signature")
     model.save_pretrained(tmp_path)
     loaded = transformers.AutoModel.from_pretrained(tmp_path).eval()
     assert type(loaded) is type(model)
