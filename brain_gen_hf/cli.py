@@ -98,6 +98,11 @@ def register_quickstart(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lm-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--eval-config",
+        default="small",
+        help="evaluation config of the last step: a preset (small, tiny, paper), a YAML file, or none to skip",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run_quickstart)
 
@@ -114,8 +119,50 @@ def run_quickstart(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         seed=args.seed,
         config_file=args.config,
+        evaluation=None if args.eval_config.lower() == "none" else args.eval_config,
     )
     return 0
+
+
+@subcommand
+def register_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="is a trained model any good? rollouts, metrics, divergence, baselines -> report.md",
+        description="Sample sessions of a dataset split, generate rollouts of MODEL and of the baselines "
+        "(zero, mean, persistence, linear AR; TimesFM when its weights are local) from the same contexts, compare "
+        "them with the true continuations (PSD, covariance, coherence, ... distances; sliding-window envelopes; "
+        "correct vs swapped context with bootstrap CIs and Wilcoxon tests; bits/token for token models) and write "
+        "report.md (read it first), report.json (every number) and the figures under OUTPUT. For several "
+        "processes use `accelerate launch training_scripts/evaluate.py` with the same arguments.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a saved model folder or a Hub model repo id")
+    parser.add_argument("dataset", metavar="DATASET", help="a built dataset folder or a Hub dataset repo id")
+    parser.add_argument(
+        "--split", help="the dataset split to evaluate on (default: the config's sampler.split, which is test)"
+    )
+    parser.add_argument(
+        "--config",
+        help="YAML evaluation config, or a preset: paper, small, tiny (default: the EvaluationConfig defaults)",
+    )
+    parser.add_argument("--output", "-o", required=True, help="output folder for report.md, report.json, figures")
+    parser.add_argument(
+        "--baselines", help="comma-separated baselines (default from the config: zero,mean,persistence,ar,timesfm)"
+    )
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO_ID",
+        help="write the results into the model card's model-index of this Hub model repo (with the report files)",
+    )
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private if it is new")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from brain_gen_hf.evaluation.runner import evaluate_command
+
+    return evaluate_command(args)
 
 
 @subcommand

@@ -15,32 +15,47 @@ class TokenPredictionOutput(ModelOutput):
     loss: cross-entropy over the vocabulary when `labels` are given.
     logits: `(..., T, V)`; position t predicts token t+1.
     embeddings: the embedded input (what gradient-causality checks differentiate against).
-    hidden_states: with `output_hidden_states=True`, one tensor per layer (transformers convention), each in
-        the logits' layout with the hidden width last; `hidden_states[-1]` is what heads on top read.
+    hidden_states: with `output_hidden_states=True` (transformers convention) the embedding output, then one
+        tensor per layer, each in the logits' layout with the hidden width last; `hidden_states[-1]` is what
+        heads on top read. They are the tensors the next layer reads, so `retain_grad()` on them works.
+    attentions: with `output_attentions=True`, one `(B', heads, T, T)` map per attention layer (models with
+        attention only).
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
 class SignalPredictionOutput(ModelOutput):
-    """A continuous prediction in signal space (`(B, C, T)`), e.g. one-step-ahead forecasts."""
+    """A continuous prediction in signal space (`(B, C, T)`), e.g. one-step-ahead forecasts.
+
+    hidden_states / attentions: with `output_hidden_states=True` / `output_attentions=True`, the transformer's
+    input and every layer's output `(B, L, d_model)` / every layer's attention map `(B, heads, L, L)`.
+    """
 
     loss: torch.Tensor | None = None
     prediction: torch.Tensor | None = None
     features: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
 class BrainClassifierOutput(ModelOutput):
-    """Class logits `(B, num_classes)` from a classifier head on top of a base model."""
+    """Class logits `(B, num_classes)` from a classifier head on top of a base model.
+
+    hidden_states / attentions: the base model's, when asked for (`output_hidden_states` / `output_attentions`).
+    """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     base_output: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -50,6 +65,10 @@ class BrainTokenizerOutput(ModelOutput):
     loss: `l1 + exp(-pcc) + commit + amp + 0.5 * phi` (requires grad).
     l1, pcc, amp, phi, commit: the terms (detached); ppl: code-usage perplexity (a metric, not in the loss).
     reconstruction: `(B, C, T)` float32 signal; codes: `(B, C', W, Q)` RVQ codes of the input.
+    hidden_states: with `output_hidden_states=True`, the encoder's stage outputs, time-major with the width last
+        (first convolution first), ending with the latent tokens `(B, C', W, D)` the RVQ quantises.
+    attentions: with `output_attentions=True`, the attention maps `(N, heads, queries, keys)` of the families with
+        attention (BrainOmni: the latents-over-sensors map, then the sensors-over-latents map).
     """
 
     loss: torch.Tensor | None = None
@@ -61,6 +80,8 @@ class BrainTokenizerOutput(ModelOutput):
     ppl: torch.Tensor | None = None
     reconstruction: torch.Tensor | None = None
     codes: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass

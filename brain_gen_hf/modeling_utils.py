@@ -40,13 +40,18 @@ def sub_model_from_config(config) -> PreTrainedModel:
 class BrainGenPreTrainedModel(PreTrainedModel):
     """Base class of every brain_gen_hf model.
 
-    * Initialisation: a module that sets `_skip_reinit = True` (codebooks, learned latents, sensor
-      embeddings) is never re-initialised by `post_init`/`from_pretrained`; a module with
-      `reset_brain_gen_parameters()` uses it; everything else keeps PyTorch's default init (what the
-      reference uses). Families with their own rules override `_init_module`.
+    * Initialisation (`_init_weights`, run by `post_init`, `init_weights()` and for the weights `from_pretrained`
+      does not load): a module with `reset_brain_gen_parameters()` uses it, and must initialise its parameters
+      *and buffers* there (e.g. the RVQ codebooks), so that a model built on the meta device and then
+      `init_weights()`-ed is usable; it should write through `transformers.initialization` (which leaves loaded
+      tensors alone). Everything else keeps PyTorch's default init (what the reference uses). A module setting
+      `_skip_reinit = True` is never touched. Families with their own rules override `_init_module`.
     * Loading is strict and safetensors-only: missing, unexpected or shape-mismatched keys (with both shapes),
       a truncated or corrupted safetensors file and NaN/inf weights raise `OSError` naming them; pickled
       weights (`pytorch_model.bin`) are refused and never unpickled (`from_pretrained`).
+    * `from_pretrained(..., output_loading_info=True)` returns `(model, info)`, transformers' loading-info dict
+      (`missing_keys`, `unexpected_keys`, `mismatched_keys`, `error_msgs`), for a load that succeeded; it does not
+      relax strict loading: key problems still raise `OSError`, so the key lists come back empty.
     * Saving writes safetensors only.
     """
 
@@ -64,6 +69,8 @@ class BrainGenPreTrainedModel(PreTrainedModel):
             isinstance(config, PreTrainedConfig)
             and not isinstance(config, expected)
             and config.model_type != expected.model_type
+            # A shared config base (FlatGPTBackbone's) in remote code, where the classes are loaded twice.
+            and expected.__name__ not in {base.__name__ for base in type(config).__mro__}
         ):
             # Would fail later on a missing hyper-parameter (AttributeError) or build a wrong model.
             raise ValueError(
@@ -99,6 +106,7 @@ class BrainGenPreTrainedModel(PreTrainedModel):
         pickled weights (`pytorch_model.bin`) raises `OSError` without being opened; NaN/inf weights raise
         `OSError` naming the tensors and the file. `use_safetensors=None` never falls back to a `.bin`. A folder
         whose config.json holds another family's `model_type` raises `ValueError` (use `AutoModel`).
+        `output_loading_info=True` returns `(model, info)`; missing/unexpected/mismatched keys raise all the same.
         """
         want_info = kwargs.pop("output_loading_info", False)
         refuse_non_safetensors_options(kwargs)

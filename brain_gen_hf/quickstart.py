@@ -1,8 +1,9 @@
 """`brain-gen-hf quickstart`: the whole pipeline, small, on a CPU, offline.
 
 recordings (yours, or SIMULATED MEG) -> cleaned Parquet dataset -> BrainTokMix tokenizer ->
-pretokenized codes -> FlatGPTEmbedsRVQ language model -> forecast -> plots, with both models saved
-(weights, config, model card) so that `AutoModel.from_pretrained(folder)` loads them.
+pretokenized codes -> FlatGPTEmbedsRVQ language model -> forecast -> plots -> evaluation on the held-out
+split against the zero / mean / persistence / AR baselines, with both models saved (weights, config, model card)
+so that `AutoModel.from_pretrained(folder)` loads them.
 
 Output layout::
 
@@ -11,6 +12,7 @@ Output layout::
     OUTPUT/tokens/               the pretokenized dataset
     OUTPUT/lm/                   FlatGPTEmbedsRVQ training run; final model in lm/final_model
     OUTPUT/forecast.png, OUTPUT/psd.png, OUTPUT/summary.json
+    OUTPUT/evaluation/           `brain-gen-hf evaluate` of the LM on the held-out split (report.md first)
 """
 
 from __future__ import annotations
@@ -56,10 +58,17 @@ BUILD_CONFIG = {
     "dataset_name": "quickstart",
     "preprocessing": {"picks": "mag"},
     "cleaning": {"min_segment_seconds": 10.0},
+    # 10 simulated sessions: 3 train, 1 validation (early stopping), 6 test (the evaluation: a paired test over
+    # contexts needs at least 6 of them to reach p < 0.05).
+    "splits": {"strategy": "session", "val_ratio": 0.1, "test_ratio": 0.6, "seed": 0},
+}
+SIMULATED_SESSIONS, SIMULATED_SECONDS = 10, 30.0
+# BrainTokMix ignores sensor positions, so EEG without a montage is kept (positions stored as zeros).
+RECORDINGS_BUILD_CONFIG = {
+    **BUILD_CONFIG,
+    "preprocessing": {"picks": "auto", "missing_positions": "zeros"},
     "splits": {"strategy": "session", "val_ratio": 0.34, "test_ratio": 0.0, "seed": 0},
 }
-# BrainTokMix ignores sensor positions, so EEG without a montage is kept (positions stored as zeros).
-RECORDINGS_BUILD_CONFIG = {**BUILD_CONFIG, "preprocessing": {"picks": "auto", "missing_positions": "zeros"}}
 
 
 @dataclass
@@ -103,11 +112,15 @@ def build_quickstart_dataset(
         from .data.simulate import write_simulated_recordings
 
         _say(
-            "no recordings given: simulating 3 SIMULATED MEG recordings (306-channel Neuromag-like helmet, "
-            "1/f background + alpha); pass --input to use real data"
+            f"no recordings given: simulating {SIMULATED_SESSIONS} SIMULATED MEG recordings of {SIMULATED_SECONDS:g} s "
+            "(306-channel Neuromag-like helmet, 1/f background + alpha); pass --input to use real data"
         )
         write_simulated_recordings(
-            output / "simulated_raw", n_subjects=3, n_sessions=1, duration_seconds=60.0, sfreq=200.0
+            output / "simulated_raw",
+            n_subjects=SIMULATED_SESSIONS,
+            n_sessions=1,
+            duration_seconds=SIMULATED_SECONDS,
+            sfreq=200.0,
         )
         sources = [str(output / "simulated_raw")]
     # The card marks SIMULATED data (recognised from the `simulated_raw` source folder).
@@ -149,7 +162,10 @@ def run_quickstart(
     progress: bool = True,
     seed: int = 0,
     config_file: str | Path | None = None,
+    evaluation: str | Path | dict | None = "small",
 ) -> QuickstartResult:
+    """evaluation: the evaluation config of the final step (a preset name `small`/`tiny`/`paper`, a YAML path or a
+    dict; None skips the evaluation)."""
     import numpy as np
     import torch
     from transformers import AutoModel
@@ -167,6 +183,10 @@ def run_quickstart(
             raise ValueError(f"{flag} must be a positive integer, got {value!r}")
     if not horizon_seconds > 0:
         raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
+    if evaluation is not None:
+        from .evaluation.config import EvaluationConfig
+
+        evaluation = EvaluationConfig.coerce(evaluation)  # a bad config fails now, not after training
     started = time.perf_counter()
     output = Path(output_dir)
     blocking = next((folder for folder in (output, *output.parents) if folder.exists()), None)
@@ -287,6 +307,34 @@ def run_quickstart(
         "language_model": str(lm_dir),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    report = None
+    if evaluation is not None:
+        from .evaluation.runner import evaluate
+        from .evaluation.sessions import SegmentsTooShortError
+
+        split = next(name for name in ("test", "validation", "train") if windows.get(name))
+        _say(
+            f"evaluating the LM on the {split} split against the baselines {', '.join(evaluation.baselines)} "
+            "(one line per baseline below; the report is evaluation/report.md)"
+        )
+        try:
+            report = evaluate(
+                lm_dir, dataset, split=split, config=evaluation, output_dir=output / "evaluation", progress=progress
+            )
+        except SegmentsTooShortError as err:
+            # Recordings of a few seconds cannot hold the evaluation's context + continuation: say so, keep the rest.
+            _say(f"evaluation skipped: {err}")
+            summary["evaluation"] = {"split": split, "skipped": str(err)}
+    if report is not None:
+        model_numbers = report.numbers["forecasters"]["model"]["continuation"]
+        summary["evaluation"] = {
+            "split": split,
+            "report": str(output / "evaluation" / "report.md"),
+            "contexts": report.numbers["setup"]["contexts"],
+            "model": {name: model_numbers[name]["median"] for name in ("psd_jsd", "covariance", "mse")},
+            "verdict": report.lines,
+        }
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (output / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False), encoding="utf-8")
     _say(f"done in {summary['seconds']} s; models in {tokenizer_dir} and {lm_dir}; plots in {output}")
     return QuickstartResult(output, tokenizer_dir, lm_dir, plots, summary)

@@ -309,7 +309,9 @@ class _ImportObserver(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         is_auto = fullname in (_CONFIG_AUTO, _MODEL_AUTO, _TOKENIZER_AUTO)
-        if not (is_auto or fullname.startswith(__package__ + ".")):
+        # A transformers module that imports an Auto module (e.g. `modeling_layers`) also counts as half imported:
+        # registering then would import our model files, which import names from that module before it has them.
+        if not (is_auto or fullname.startswith(("transformers.", __package__ + "."))):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):

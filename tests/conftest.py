@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.datasets_fixtures import tiny_meg_dataset  # noqa: F401, E402
+from tests.evaluation_fixtures import tiny_eval_model  # noqa: F401, E402
 from tests.local_hub.fixtures import hub_repo_id, local_hub  # noqa: F401, E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -2,6 +2,7 @@
 and the problem (scripts exit with code 2, no traceback), or is handled and says what it did."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -513,6 +514,8 @@ def test_quickstart_runs_on_eeg_and_the_lm_card_shows_the_contract(recording, co
     assert summary["data"] == "user recordings" and torch.isfinite(torch.tensor(summary["forecast_mse"]))
     if channels is not None:
         assert summary["channels"] == channels
+    evaluation = summary["evaluation"]  # recordings too short for the evaluation skip it, saying why
+    assert "report" in evaluation or re.search(r"no session has a clean segment of \d+ samples", evaluation["skipped"])
     card = (output / "lm" / "final_model" / "README.md").read_text()
     assert f"| channels | {summary['channels']} ({summary['channels']} eeg) |" in card
     assert "| units | V |" in card and '"method": "robust"' in card

@@ -249,8 +249,8 @@ def test_from_base_pretrained_image_classifier(tmp_path):
 
 def test_config_validation_errors():
     base = _wavenet_full_channel_config()
-    with pytest.raises(ValueError, match="`base_config` is required"):
-        ClassifierQuantizedConfig(num_classes=3)
+    # Without a base config the head sits on the default config of its (first) base type.
+    assert ClassifierQuantizedConfig(num_classes=3).base_config.to_dict() == WavenetFullChannelConfig().to_dict()
     with pytest.raises(ValueError, match="needs a base of type \\['wavenet_full_channel'\\]"):
         ClassifierQuantizedConfig(base_config=_tasa3d_config())
     with pytest.raises(ValueError, match="dict needs a `model_type`"):

@@ -23,6 +23,8 @@ def test_quickstart_outputs_exist_load_and_are_finite(tmp_path):
             "3",
             "--batch-size",
             "4",
+            "--eval-config",
+            "tiny",
             "--no-progress",
         ],
         capture_output=True,
@@ -38,6 +40,11 @@ def test_quickstart_outputs_exist_load_and_are_finite(tmp_path):
         assert torch.isfinite(torch.tensor(summary[key])), key
     for plot in ("forecast.png", "psd.png"):
         assert (output / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the evaluation on the held-out test split: one verdict line per baseline, printed and in report.md
+    assert summary["evaluation"]["split"] == "test" and summary["evaluation"]["contexts"] == 6
+    for baseline in ("zero", "mean", "persistence", "ar"):
+        assert f"vs {baseline}: " in result.stdout
+        assert f"- vs {baseline}: " in (output / "evaluation" / "report.md").read_text()
 
     from datasets import load_dataset
     from transformers import AutoModel

@@ -119,13 +119,15 @@ def test_hidden_states_are_block_outputs():
         plain = model(x)
         out = model(x, output_hidden_states=True)
     assert plain.hidden_states is None
-    assert [h.shape for h in out.hidden_states] == [(1, 4, 4, 8, 4)] * 2
+    assert [h.shape for h in out.hidden_states] == [(1, 4, 4, 8, 4)] * 3  # embeddings, then one per block
+    torch.testing.assert_close(out.hidden_states[0], out.embeddings, rtol=0, atol=0)
     torch.testing.assert_close(out.logits, plain.logits, rtol=0, atol=0)
 
 
 def test_config_validation_errors():
+    assert TASA3DConfig().input_hw == [8, 8]  # constructible without arguments (AutoConfig.for_model)
     with pytest.raises(ValueError, match="input_hw"):
-        TASA3DConfig()
+        TASA3DConfig(input_hw=[8])
     with pytest.raises(ValueError, match="divisible by 2\\*\\*num_down"):
         TASA3DConfig(input_hw=[6, 8], num_down=2)
     with pytest.raises(ValueError, match="not divisible by `heads`"):

@@ -156,7 +156,8 @@ def test_parity_wavenet(case):
 
 @pytest.mark.parametrize("parallel", [False, True])
 def test_full_channel_hidden_states_are_the_residual_stream(parallel):
-    """`output_hidden_states=True` returns each layer's residual output `(B, C, T, R)`; logits are unchanged."""
+    """`output_hidden_states=True` returns the embeddings, then each layer's residual output `(B, C, T, R)`; logits
+    are unchanged."""
     from transformers import AutoModel
 
     torch.manual_seed(0)
@@ -170,10 +171,11 @@ def test_full_channel_hidden_states_are_the_residual_stream(parallel):
         out = model(x, output_hidden_states=True)
     assert plain.hidden_states is None
     torch.testing.assert_close(out.logits, plain.logits, rtol=0, atol=0)
-    assert len(out.hidden_states) == 1 + len(config.dilations)
+    assert len(out.hidden_states) == 2 + len(config.dilations)  # embeddings, 1x1 input layer, dilated layers
     assert all(h.shape == (2, 3, 10, 16) for h in out.hidden_states)
     # Each entry is what its layer produced from the previous one (or from the embeddings when unchained).
     to_layer_layout = lambda h: h.permute(0, 1, 3, 2).reshape(6, 16, 10)  # noqa: E731
+    torch.testing.assert_close(to_layer_layout(out.hidden_states[0]), out.embeddings, rtol=0, atol=0)
     with torch.no_grad():
         last_input = out.embeddings if parallel else to_layer_layout(out.hidden_states[-2])
         expected, _ = model.layers[-1](last_input)
@@ -189,7 +191,7 @@ def test_wavenet3d_hidden_states_shape():
     ).eval()
     with torch.no_grad():
         out = model(torch.randint(0, Q, (1, 4, 5, 6)), output_hidden_states=True)
-    assert [h.shape for h in out.hidden_states] == [(1, 4, 5, 6, 12)] * 2
+    assert [h.shape for h in out.hidden_states] == [(1, 4, 5, 6, 8)] + [(1, 4, 5, 6, 12)] * 2
 
 
 # ------------------------------------------------------------------ forecast
@@ -213,8 +215,9 @@ def period_three_weights(model, levels):
         for p in model.parameters():
             p.zero_()
         eye = torch.eye(levels)
-        if hasattr(model, "quant_emb"):  # one table per channel
-            model.quant_emb.copy_(eye.expand_as(model.quant_emb))
+        if hasattr(model, "quant_emb"):  # one table per channel, stacked as rows c * levels + q
+            tables = model.quant_emb.weight.view(-1, levels, levels)
+            tables.copy_(eye.expand_as(tables))
         else:
             model.embedding.weight.copy_(eye)
         layer = model.layers[-1]

@@ -50,7 +50,16 @@ class MultiHeadAttention(nn.Module):
     def reset_brain_gen_parameters(self) -> None:
         init.copy_(self.inv_freq_t, self._inverse_frequencies())
 
-    def forward(self, hidden_states: torch.Tensor, is_causal: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        is_causal: bool = False,
+        output_attentions: bool = False,
+        attn_implementation: str | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """`(B, L, hidden_size)` -> `(B, L, hidden_size)`; with `output_attentions=True` also the attention
+        weights `(B, heads, L, L)`, computed eagerly (SDPA does not return them), as for
+        `attn_implementation="eager"`."""
         # (B, L, 3E) -> three (B, heads, L, head_dim)
         query, key, value = (
             t.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
@@ -58,7 +67,24 @@ class MultiHeadAttention(nn.Module):
         )
         if self.rope:
             query, key = apply_adjacent_pair_rope(query, key, self.inv_freq_t)
-        attended = F.scaled_dot_product_attention(
-            query, key, value, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.drop(self.out_proj(attended.transpose(1, 2).flatten(-2)))
+        dropout = self.dropout if self.training else 0.0
+        weights = None
+        if output_attentions or attn_implementation == "eager":
+            attended, weights = _eager_attention(query, key, value, is_causal, dropout)
+        else:
+            attended = F.scaled_dot_product_attention(query, key, value, is_causal=is_causal, dropout_p=dropout)
+        output = self.drop(self.out_proj(attended.transpose(1, 2).flatten(-2)))
+        return (output, weights) if output_attentions else output
+
+
+def _eager_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, is_causal: bool, dropout: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention written out, returning the (post-dropout) weights next to the attended values."""
+    scores = query @ key.transpose(-2, -1) * query.shape[-1] ** -0.5
+    if is_causal:
+        length = query.shape[-2]
+        future = torch.ones(length, length, dtype=torch.bool, device=query.device).triu(1)
+        scores = scores.masked_fill(future, torch.finfo(scores.dtype).min)
+    weights = F.dropout(scores.softmax(dim=-1), p=dropout, training=dropout > 0)
+    return weights @ value, weights

@@ -1,7 +1,8 @@
 """BrainOmni's sensor embedding and sensor<->latent cross-attention (arXiv 2505.18185, as in brain-gen).
 
 Submodule names match the reference (`aggregate_mlp.layer.{0,2}`, `backwardsolution.v`, `forwardsolution.kv`,
-...) so converted checkpoints load unchanged.
+...) so converted checkpoints load unchanged. Attention runs through `attend`: PyTorch's SDPA, or the explicit
+softmax ("eager", the model's `config._attn_implementation`, or whenever the attention weights are asked for).
 """
 
 from __future__ import annotations
@@ -83,6 +84,39 @@ class SensorEmbedding(nn.Module):
         return self.norm(x + self.aggregate_mlp(x))
 
 
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    attn_mask: torch.Tensor | None = None,
+    implementation: str | None = None,
+    output_attentions: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`(out (N, H, Tq, hd), weights (N, H, Tq, Tk) or None)` for `q (N, H, Tq, hd)`, `k`, `v (N, H, Tk, hd)`.
+
+    `attn_mask` is boolean (True = attend), `is_causal` the top-left causal mask. SDPA unless `implementation` is
+    "eager" or the weights are asked for; the explicit path takes the softmax in float32 and returns the weights
+    after dropout (what multiplied the values).
+    """
+    if implementation != "eager" and not output_attentions:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+        return out, None
+    # q and k each scaled by sqrt(1 / sqrt(hd)), as SDPA's math backend does: eager and SDPA then round alike.
+    scale = q.shape[-1] ** -0.25
+    scores = torch.matmul(q * scale, (k * scale).transpose(-2, -1))
+    if is_causal:
+        attn_mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    if dropout_p:
+        weights = F.dropout(weights, p=dropout_p)
+    return torch.matmul(weights, v), weights
+
+
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     return rearrange(x, "B T (H D) -> B H T D", H=n_head)
 
@@ -96,14 +130,24 @@ class BackwardSolution(nn.Module):
         self.v = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        out = F.scaled_dot_product_attention(
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        x: torch.Tensor,
+        implementation: str | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`queries (N, Q, D)`, `keys`/`x (N, S, D)` -> `(out (N, Q, D), weights (N, H, Q, S) or None)`."""
+        out, weights = attend(
             _heads(queries, self.n_head),
             _heads(keys, self.n_head),
             _heads(self.v(x), self.n_head),
             dropout_p=self.dropout if self.training else 0.0,
+            implementation=implementation,
+            output_attentions=output_attentions,
         )
-        return self.proj(rearrange(out, "B H T D -> B T (H D)"))
+        return self.proj(rearrange(out, "B H T D -> B T (H D)")), weights
 
 
 class ForwardSolution(nn.Module):
@@ -115,12 +159,21 @@ class ForwardSolution(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, sensor_embedding: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        sensor_embedding: torch.Tensor,
+        latents: torch.Tensor,
+        implementation: str | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`sensor_embedding (N, C, D)`, `latents (N, L, D)` -> `(out (N, C, D), weights (N, H, C, L) or None)`."""
         k, v = self.kv(latents).split(self.dim, dim=-1)
-        out = F.scaled_dot_product_attention(
+        out, weights = attend(
             _heads(sensor_embedding, self.n_head),
             _heads(k, self.n_head),
             _heads(v, self.n_head),
             dropout_p=self.dropout if self.training else 0.0,
+            implementation=implementation,
+            output_attentions=output_attentions,
         )
-        return self.proj(rearrange(out, "B H T D -> B T (H D)"))
+        return self.proj(rearrange(out, "B H T D -> B T (H D)")), weights

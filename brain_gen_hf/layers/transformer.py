@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .attention import MultiHeadAttention
 
@@ -30,8 +31,22 @@ class AttentionBlock(nn.Module):
             hidden_size, num_heads, dropout=dropout, bias=bias, rope=rope, rope_base=rope_base
         )
 
-    def forward(self, x: torch.Tensor, is_causal: bool = False) -> torch.Tensor:
-        return x + self.attn(self.norm(x), is_causal=is_causal)
+    def forward(
+        self,
+        x: torch.Tensor,
+        is_causal: bool = False,
+        output_attentions: bool = False,
+        attn_implementation: str | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        attended = self.attn(
+            self.norm(x),
+            is_causal=is_causal,
+            output_attentions=output_attentions,
+            attn_implementation=attn_implementation,
+        )
+        if output_attentions:
+            return x + attended[0], attended[1]
+        return x + attended
 
 
 class MLP(nn.Module):
@@ -50,8 +65,9 @@ class MLP(nn.Module):
         return x + self.drop(self.fc2(self.drop(self.act(self.fc1(self.norm(x))))))
 
 
-class TransformerBlock(nn.Module):
-    """Attention block then MLP, each pre-normed with its own residual."""
+class TransformerBlock(GradientCheckpointingLayer):
+    """Attention block then MLP, each pre-normed with its own residual (recomputed in the backward pass after
+    `model.gradient_checkpointing_enable()`)."""
 
     def __init__(
         self,
@@ -71,5 +87,17 @@ class TransformerBlock(nn.Module):
         )
         self.mlp = MLP(hidden_size, intermediate_size, dropout=mlp_dropout)
 
-    def forward(self, x: torch.Tensor, is_causal: bool = False) -> torch.Tensor:
-        return self.mlp(self.attn(x, is_causal=is_causal))
+    def forward(
+        self,
+        x: torch.Tensor,
+        is_causal: bool = False,
+        output_attentions: bool = False,
+        attn_implementation: str | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """`(B, L, hidden_size)` -> same shape; with `output_attentions=True` also the weights `(B, heads, L, L)`."""
+        out = self.attn(
+            x, is_causal=is_causal, output_attentions=output_attentions, attn_implementation=attn_implementation
+        )
+        if output_attentions:
+            return self.mlp(out[0]), out[1]
+        return self.mlp(out)

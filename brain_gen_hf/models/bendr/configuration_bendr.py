@@ -39,6 +39,12 @@ class BENDRForecastConfig(BrainGenConfig):
     """
 
     model_type = "bendr_forecast"
+    # transformers' common names for the transformer's width, depth and heads.
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_hidden_layers": "transformer_layers",
+        "num_attention_heads": "attn_heads",
+    }
 
     channels: int = 1
     samples: int = 256

@@ -19,6 +19,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 from transformers import GenerationConfig, LogitsProcessorList
 from transformers import initialization as init
+from transformers.utils.generic import can_return_tuple
 
 from ...forecasting import ForecastMixin, ForecastOutput, forecast_progress
 from ...layers.transformer import TransformerBlock
@@ -94,17 +95,42 @@ class BENDRContextualizer(nn.Module):
         )
         self.output_layer = nn.Conv1d(d, h, 1)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        features: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        attn_implementation: str | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor | None, ...] | None]:
+        """`(B, h, T')` -> `(B, h, T' + 1)`, plus (when asked) the transformer's input and every layer's output
+        `(B, T' + 1, d_model)` and every layer's attention weights `(B, heads, T' + 1, T' + 1)` (None for a layer
+        skipped by layer drop)."""
         x = features
         if self.position_kernel:
             x = x + self.relative_position(F.pad(x, (self.position_kernel - 1, 0)))
         x = self.input_conditioning(x)  # (B, T', d)
         start = x.new_full((x.shape[0], 1, x.shape[2]), self.start_token)
         x = torch.cat([start, x], dim=1)
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
         for layer in self.transformer_layers:
+            weights = None
             if not self.training or torch.rand(1) > self.layer_drop:
-                x = layer(x, is_causal=True)
-        return self.output_layer(x.transpose(1, 2))
+                x = layer(
+                    x, is_causal=True, output_attentions=output_attentions, attn_implementation=attn_implementation
+                )
+                if output_attentions:
+                    x, weights = x
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                attentions.append(weights)
+        output = self.output_layer(x.transpose(1, 2))
+        return output, _as_tuple(hidden_states), _as_tuple(attentions)
+
+
+def _as_tuple(states: list | None) -> tuple | None:
+    return None if states is None else tuple(states)
 
 
 class CausalTransposeDecoder(nn.Module):
@@ -133,6 +159,9 @@ class CausalTransposeDecoder(nn.Module):
 class BENDRForecastPreTrainedModel(BrainGenPreTrainedModel):
     config_class = BENDRForecastConfig
     main_input_name = "input_values"
+    # The transformer blocks are `GradientCheckpointingLayer`s.
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerBlock"]
 
     def _init_module(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -188,25 +217,74 @@ class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
             )
         return x
 
+    def get_input_embeddings(self) -> nn.Module:
+        raise NotImplementedError(
+            f"{type(self).__name__} reads continuous signals through a convolutional encoder: it has no token "
+            "embedding table to get, set or resize"
+        )
+
+    def _contextualise(
+        self,
+        input_values: torch.Tensor,
+        channel_names: list[str] | None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
+        x = self._check_input(input_values, "input_values", channel_names)[..., : self.config.context_length]
+        return self.contextualiser(
+            self.encoder(x),
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            attn_implementation=self.config._attn_implementation,
+        )
+
     def encode(self, input_values: torch.Tensor, channel_names: list[str] | None = None) -> torch.Tensor:
         """Contextualised features `(B, encoder_h, T' + 1)` of `input_values[..., :config.context_length]`.
 
-        A float16/float64 signal is cast to the model's dtype; `channel_names` (optional) must equal
+        A float16/bfloat16/float64 signal is cast to the model's dtype; `channel_names` (optional) must equal
         `config.channel_names` when the config has names.
         """
-        x = self._check_input(input_values, "input_values", channel_names)[..., : self.config.context_length]
-        return self.contextualiser(self.encoder(x))
+        return self._contextualise(input_values, channel_names)[0]
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         channel_names: list[str] | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> SignalPredictionOutput:
-        """See the class docstring; `channel_names` as in `encode`. Unknown keywords raise `TypeError`."""
+        r"""
+        Predict every sample of the window from the samples before it.
+
+        Args:
+            input_values (`torch.Tensor` of shape `(B, C, T)`): the signal; the first `config.context_length`
+                samples are read (T' = `context_length // downsampling` encoder steps). Any float dtype is cast
+                to the model's.
+            labels (`torch.Tensor` of shape `(B, C, (T' + 1) * downsampling)`, *optional*): targets of the
+                prediction; `loss` is their mean squared error (computed in float32).
+            channel_names (`list[str]`, *optional*): must equal `config.channel_names` when the config has names.
+            output_hidden_states (`bool`, *optional*): also return the transformer's input and every layer's
+                output, `(B, T' + 1, d_model)` each.
+            output_attentions (`bool`, *optional*): also return every layer's attention weights
+                `(B, attn_heads, T' + 1, T' + 1)`.
+            return_dict (`bool`, *optional*): `False` returns a tuple of the non-None fields.
+
+        Returns:
+            `SignalPredictionOutput` with `prediction (B, C, (T' + 1) * downsampling)` (`prediction[..., t]`
+            depends only on samples before t), `features (B, encoder_h, T' + 1)`, `loss`, `hidden_states`,
+            `attentions`. Unknown keywords raise `TypeError`.
+        """
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
-        features = self.encode(input_values, channel_names)
+        cfg = self.config
+        features, hidden_states, attentions = self._contextualise(
+            input_values,
+            channel_names,
+            output_hidden_states=cfg.output_hidden_states if output_hidden_states is None else output_hidden_states,
+            output_attentions=cfg.output_attentions if output_attentions is None else output_attentions,
+        )
         prediction = self.project(features)
         loss = None
         if labels is not None:
@@ -216,8 +294,10 @@ class BENDRForecastModel(ForecastMixin, BENDRForecastPreTrainedModel):
                     f"labels must have the prediction's shape {tuple(prediction.shape)} (sample t of "
                     f"the input window), got {tuple(labels.shape)}"
                 )
-            loss = F.mse_loss(prediction, labels)
-        return SignalPredictionOutput(loss=loss, prediction=prediction, features=features)
+            loss = F.mse_loss(prediction.float(), labels.float())
+        return SignalPredictionOutput(
+            loss=loss, prediction=prediction, features=features, hidden_states=hidden_states, attentions=attentions
+        )
 
     def _forecast(
         self,

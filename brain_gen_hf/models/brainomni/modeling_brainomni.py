@@ -33,6 +33,7 @@ class BrainOmniCausalEncoder(nn.Module):
 
     def __init__(self, config: BrainOmniCausalTokenizerConfig):
         super().__init__()
+        self.config = config  # read at call time: `config._attn_implementation` follows `set_attn_implementation`
         self.seanet_encoder = SEANetEncoder(
             1,
             config.n_dim,
@@ -50,15 +51,39 @@ class BrainOmniCausalEncoder(nn.Module):
     def reset_brain_gen_parameters(self) -> None:
         init.trunc_normal_(self.neuros, std=0.02)  # the reference's init of the latent queries
 
-    def forward(self, windows: torch.Tensor, sensor_embedding: torch.Tensor, state: dict | None = None):
-        """`(B, C, N, L)` windows, `(B, C, D)` sensor embedding -> latents `(B, n_neuro, N, Tw, D)`."""
+    def forward(
+        self,
+        windows: torch.Tensor,
+        sensor_embedding: torch.Tensor,
+        state: dict | None = None,
+        hidden_states: list | None = None,
+        attentions: list | None = None,
+    ) -> torch.Tensor:
+        """`(B, C, N, L)` windows, `(B, C, D)` sensor embedding -> latents `(B, n_neuro, N, Tw, D)`.
+
+        Appends to `hidden_states` the SEANet stages `(B, C, N * T_stage, width)` and the per-sensor features
+        `(B, C, W, D)`, to `attentions` the latents-over-sensors map `(B * W, heads, n_neuro, C)`.
+        """
         B, C, N, _ = windows.shape
-        features = self.seanet_encoder(rearrange(windows, "B C N L -> (B C N) 1 L"), state)
+
+        def record_stage(stage: torch.Tensor) -> torch.Tensor:
+            view = rearrange(stage, "(B C N) D T -> B C (N T) D", B=B, C=C)
+            hidden_states.append(view)
+            return rearrange(view, "B C (N T) D -> (B C N) D T", N=N)  # what the next layer reads: the same values
+
+        stage_hook = record_stage if hidden_states is not None else None
+        features = self.seanet_encoder(rearrange(windows, "B C N L -> (B C N) 1 L"), state, stage_hook)
         features = rearrange(features, "(B C N) D T -> B C (N T) D", B=B, C=C, N=N)
+        if hidden_states is not None:
+            hidden_states.append(features)
         keys = self.k_proj(rearrange(features + sensor_embedding.unsqueeze(2), "B C W D -> (B W) C D"))
         values = rearrange(features, "B C W D -> (B W) C D")
         queries = self.neuros.type_as(values).unsqueeze(0).expand(values.shape[0], -1, -1)
-        latents = self.backwardsolution(queries, keys, values)
+        latents, weights = self.backwardsolution(
+            queries, keys, values, self.config._attn_implementation, output_attentions=attentions is not None
+        )
+        if attentions is not None:
+            attentions.append(weights)
         return rearrange(latents, "(B N T) C D -> B C N T D", B=B, N=N)
 
 
@@ -67,6 +92,7 @@ class BrainOmniCausalDecoder(nn.Module):
 
     def __init__(self, config: BrainOmniCausalTokenizerConfig):
         super().__init__()
+        self.config = config
         self.forwardsolution = ForwardSolution(config.n_dim, config.n_head, config.dropout)
         self.seanet_decoder = SEANetDecoder(
             1,
@@ -79,13 +105,21 @@ class BrainOmniCausalDecoder(nn.Module):
             config.lstm_layers,
         )
 
-    def forward(self, latents: torch.Tensor, sensor_embedding: torch.Tensor) -> torch.Tensor:
-        """`(B, n_neuro, N, Tw, D)` latents -> windows `(B, C, N, L)`."""
+    def forward(
+        self, latents: torch.Tensor, sensor_embedding: torch.Tensor, attentions: list | None = None
+    ) -> torch.Tensor:
+        """`(B, n_neuro, N, Tw, D)` latents -> windows `(B, C, N, L)`; appends to `attentions` the
+        sensors-over-latents map `(B * W, heads, C, n_neuro)`."""
         B, _, N, T, _ = latents.shape
         queries = sensor_embedding[:, :, None, None].expand(-1, -1, N, T, -1)
-        sensors = self.forwardsolution(
-            rearrange(queries, "B C N T D -> (B N T) C D"), rearrange(latents, "B C N T D -> (B N T) C D")
+        sensors, weights = self.forwardsolution(
+            rearrange(queries, "B C N T D -> (B N T) C D"),
+            rearrange(latents, "B C N T D -> (B N T) C D"),
+            self.config._attn_implementation,
+            output_attentions=attentions is not None,
         )
+        if attentions is not None:
+            attentions.append(weights)
         signal = self.seanet_decoder(rearrange(sensors, "(B N T) C D -> (B C N) D T", B=B, N=N, T=T))
         return rearrange(signal, "(B C N) 1 L -> B C N L", B=B, N=N)
 

@@ -26,7 +26,9 @@ class BrainOmniCausalForecastConfig(BrainGenConfig):
 
     model_type = "brainomni_causal_forecast"
     # `tokenizer_config` is a plain field converted in `__post_init__` (transformers < 5.20 has no
-    # `sub_configs_defaults`; 5.20-5.23 take only `SubConfigSpec` entries there).
+    # `sub_configs_defaults`; 5.20-5.23 take only `SubConfigSpec` entries there). It is declared a sub-config, as
+    # transformers' composite configs declare theirs, so that `attn_implementation` and `dtype` reach it.
+    sub_configs = {"tokenizer_config": BrainOmniCausalTokenizerConfig}
 
     tokenizer_config: dict | BrainOmniCausalTokenizerConfig | None = None
     lm_dim: int = 16

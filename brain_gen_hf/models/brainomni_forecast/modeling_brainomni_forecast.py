@@ -23,6 +23,7 @@ from einops import rearrange
 from torch import nn
 from transformers import DynamicCache, GenerationConfig, LogitsProcessorList
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from ...forecasting import ForecastMixin, ForecastOutput, choose_next, forecast_progress
 from ...modeling_utils import (
@@ -41,6 +42,10 @@ class BrainOmniForecastOutput(ModelOutput):
 
     logits: `(B, C', W-1, Qu, K)`; position t predicts the codes of step t+1. targets: `(B, C', W-1, Qu)`.
     accuracy: argmax accuracy (a metric); codes: `(B, C', W, Q)` codes of the input.
+    hidden_states: with `output_hidden_states=True`, the transformer's input (projected latent embeddings) then each
+        block's output, `(B, C', W-1, lm_dim)`.
+    attentions: with `output_attentions=True`, each block's causal attention over time `(B * C', lm_head / 2, W-1,
+        W-1)`; spatial_attentions: each block's attention over the latents `(B * (W-1), lm_head / 2, C', C')`.
     """
 
     loss: torch.Tensor | None = None
@@ -50,6 +55,9 @@ class BrainOmniForecastOutput(ModelOutput):
     commitment_loss: torch.Tensor | None = None
     accuracy: torch.Tensor | None = None
     codes: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    spatial_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -63,10 +71,17 @@ class BrainOmniForecastResult(ForecastOutput):
 
 
 class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
-    """Autoregressive spatial/temporal transformer over BrainOmni tokenizer codes (see the module docstring)."""
+    """Autoregressive spatial/temporal transformer over BrainOmni tokenizer codes (see the module docstring).
+
+    `output_hidden_states`/`output_attentions`/`return_dict` follow transformers (see `BrainOmniForecastOutput`);
+    `gradient_checkpointing_enable()` recomputes the transformer blocks (and the tokenizer's residual blocks). The
+    model reads continuous signals: it has no input token table (`get_input_embeddings()` returns `None`).
+    """
 
     config_class = BrainOmniCausalForecastConfig
     main_input_name = "input_values"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["SpatialTemporalAttentionBlock"]
 
     def __init__(self, config: BrainOmniCausalForecastConfig):
         super().__init__(config)
@@ -82,6 +97,13 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
         self.predict_head = nn.Linear(config.lm_dim, config.num_quantizers_used * tok.codebook_size)
         self.post_init()
 
+    def get_input_embeddings(self) -> None:
+        """`None`: the forecaster reads continuous signals (through its tokenizer), it has no input token table."""
+        return None
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        raise ValueError(f"{type(self).__name__} reads continuous signals: it has no input token table to replace")
+
     # -------------------------------------------------------------- pieces
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """`(B, C', W, Qu)` -> `(B, C', W, D)`: sum of the codewords of the levels the model predicts."""
@@ -96,11 +118,37 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
 
         With `cache`, the W steps continue the cached sequence (positions and keys of earlier steps).
         """
+        return self._transformer(embeddings, cache)[0]
+
+    def _transformer(
+        self,
+        embeddings: torch.Tensor,
+        cache: DynamicCache | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
+        """`(logits, hidden_states, temporal attentions, spatial attentions)`, the last three `None` unless asked."""
+        if cache is not None and self.training and self.is_gradient_checkpointing:
+            raise ValueError(
+                "a KV cache cannot be filled under gradient checkpointing in training mode (the backward pass would "
+                "write it again): call model.eval() or model.gradient_checkpointing_disable() first"
+            )
         latent_bias = self.tokenizer.encoder.neuros.detach().type_as(embeddings)[None, :, None, :]
         x = self.projection(embeddings + latent_bias)
+        hidden_states = [x] if output_hidden_states else None
+        temporal, spatial = ([], []) if output_attentions else (None, None)
+        implementation = self.config._attn_implementation
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
-        return rearrange(self.predict_head(x), "B C W (Q K) -> B C W Q K", Q=self.config.num_quantizers_used)
+            x, temporal_weights, spatial_weights = block(
+                x, cache=cache, layer_idx=i, implementation=implementation, output_attentions=output_attentions
+            )
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                temporal.append(temporal_weights)
+                spatial.append(spatial_weights)
+        logits = rearrange(self.predict_head(x), "B C W (Q K) -> B C W Q K", Q=self.config.num_quantizers_used)
+        return logits, _as_tuple(hidden_states), _as_tuple(temporal), _as_tuple(spatial)
 
     def _tokenize(self, x, pos, sensor_type, **kwargs):
         if self.config.freeze_tokenizer:
@@ -114,6 +162,7 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
         return self.tokenizer.encode(x, pos, sensor_type, **kwargs)
 
     # ------------------------------------------------------------- forward
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
@@ -123,11 +172,33 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
         sampling_rate: float | None = None,
         channel_names: list[str] | None = None,
         allow_shorter_windows: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> BrainOmniForecastOutput:
-        """Inputs are checked as in the tokenizer's `encode`; unknown keywords raise `TypeError`."""
+        """Tokenize a signal and predict each token step's codes from the steps before it.
+
+        Args:
+            input_values: `(B, C, T)` float signal in whole tokenizer windows, at least 2 token steps (W = T / hop);
+                any float dtype (cast to the model's).
+            pos, sensor_type: the tokenizer's sensor metadata `(B, C, n_pos)` / `(B, C)` (optional where the
+                tokenizer config's signal contract provides them).
+            sampling_rate, channel_names, allow_shorter_windows: as in the tokenizer's `encode`.
+            output_hidden_states, output_attentions: the transformer's states / attention maps (see
+                `BrainOmniForecastOutput`); default: the config's values.
+            return_dict: `False` returns a tuple of the non-`None` fields.
+
+        Returns:
+            `BrainOmniForecastOutput`: `logits (B, C', W-1, Qu, K)`, `targets (B, C', W-1, Qu)`, the cross-entropy
+            `loss` (+ the tokenizer's commitment loss when trained jointly), `codes (B, C', W, Q)`. Inputs are
+            checked as in the tokenizer's `encode`; unknown keywords raise `TypeError`.
+        """
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
+        if output_hidden_states is None:
+            output_hidden_states = cfg.output_hidden_states
+        if output_attentions is None:
+            output_attentions = cfg.output_attentions
         encoding = self._tokenize(
             input_values,
             pos,
@@ -147,7 +218,9 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
             embeddings = encoding.embeddings  # joint training: gradients reach the tokenizer
         else:
             embeddings = self.embed_codes(codes[..., :used])
-        logits = self.logits_from_embeddings(embeddings[:, :, :-1])
+        logits, hidden_states, attentions, spatial_attentions = self._transformer(
+            embeddings[:, :, :-1], output_hidden_states=output_hidden_states, output_attentions=output_attentions
+        )
         targets = codes[:, :, 1:, :used]
         cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
         loss, commitment = cross_entropy, None
@@ -163,6 +236,9 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
             commitment_loss=commitment,
             accuracy=accuracy,
             codes=codes,
+            hidden_states=hidden_states,
+            attentions=attentions,
+            spatial_attentions=spatial_attentions,
         )
 
     # ------------------------------------------------------------ forecast
@@ -226,3 +302,7 @@ class BrainOmniCausalForecastModel(ForecastMixin, BrainGenPreTrainedModel):
             context_reconstruction=signal[..., :context_len],
             context_codes=codes,
         )
+
+
+def _as_tuple(items: list | None) -> tuple | None:
+    return tuple(items) if items is not None else None

@@ -9,17 +9,18 @@ Reproduced from the reference because trained weights depend on it:
   non-causal attention over the channels (per time step, RoPE over the channel index), then concatenates the
   results as `[spatial, temporal]` (swapped relative to where they came from).
 
-Temporal attention can run incrementally with a transformers `Cache` (one cache layer per block).
+Temporal attention can run incrementally with a transformers `Cache` (one cache layer per block). Blocks are
+`GradientCheckpointingLayer`s: `gradient_checkpointing_enable()` recomputes them in the backward pass.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
-from ...layers.brainomni_attention import FeedForward, RMSNorm
+from ...layers.brainomni_attention import FeedForward, RMSNorm, attend
 
 
 def banded_rope_angles(width: int, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
@@ -48,8 +49,16 @@ class RotarySelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, cache=None, layer_idx: int | None = None) -> torch.Tensor:
-        """`x (N, T, dim)`; with `cache`, the T new positions follow the cached ones."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        cache=None,
+        layer_idx: int | None = None,
+        implementation: str | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`x (N, T, dim)` -> `(out (N, T, dim), weights (N, heads, T, past + T) or None)`; with `cache`, the T new
+        positions follow the cached ones."""
         n, t, _ = x.shape
         q, k, v = self.qkv(x).split(self.dim, dim=-1)
         past = cache.get_seq_length(layer_idx) if cache is not None else 0
@@ -63,13 +72,20 @@ class RotarySelfAttention(nn.Module):
         if self.causal and past and t > 1:  # new positions see the whole past and the new ones up to themselves
             mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
             is_causal = False
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
+        out, weights = attend(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0,
+            implementation=implementation,
+            output_attentions=output_attentions,
         )
-        return self.proj(rearrange(out, "N H T D -> N T (H D)"))
+        return self.proj(rearrange(out, "N H T D -> N T (H D)")), weights
 
 
-class SpatialTemporalAttentionBlock(nn.Module):
+class SpatialTemporalAttentionBlock(GradientCheckpointingLayer):
     """Pre-norm block: factorised spatial/temporal attention, then a SELU feed-forward, both residual."""
 
     def __init__(self, dim: int, n_head: int, dropout: float = 0.0, causal: bool = True):
@@ -80,15 +96,38 @@ class SpatialTemporalAttentionBlock(nn.Module):
         self.pre_ff_norm = RMSNorm(dim)
         self.ff = FeedForward(dim, dropout)
 
-    def forward(self, x: torch.Tensor, cache=None, layer_idx: int | None = None) -> torch.Tensor:
-        """`x (B, C, W, D)`; with `cache`, the W steps follow the cached ones."""
-        x = x + self._attend(self.pre_attn_norm(x), cache, layer_idx)
-        return x + self.ff(self.pre_ff_norm(x))
+    def forward(
+        self,
+        x: torch.Tensor,
+        cache=None,
+        layer_idx: int | None = None,
+        implementation: str | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """`x (B, C, W, D)` -> `(x, temporal weights (B * C, heads / 2, W, past + W), spatial weights
+        (B * W, heads / 2, C, C))`, the weights `None` unless `output_attentions`; with `cache`, the W steps follow
+        the cached ones."""
+        attended, temporal_weights, spatial_weights = self._attend(
+            self.pre_attn_norm(x), cache, layer_idx, implementation, output_attentions
+        )
+        x = x + attended
+        return x + self.ff(self.pre_ff_norm(x)), temporal_weights, spatial_weights
 
-    def _attend(self, x: torch.Tensor, cache, layer_idx) -> torch.Tensor:
+    def _attend(self, x: torch.Tensor, cache, layer_idx, implementation, output_attentions):
         B, C, W, D = x.shape
-        spatial = self.spatial_attn(rearrange(x[..., D // 2 :], "B C W D -> (B W) C D"))
-        temporal = self.time_attn(rearrange(x[..., : D // 2], "B C W D -> (B C) W D"), cache, layer_idx)
+        spatial, spatial_weights = self.spatial_attn(
+            rearrange(x[..., D // 2 :], "B C W D -> (B W) C D"),
+            implementation=implementation,
+            output_attentions=output_attentions,
+        )
+        temporal, temporal_weights = self.time_attn(
+            rearrange(x[..., : D // 2], "B C W D -> (B C) W D"),
+            cache,
+            layer_idx,
+            implementation=implementation,
+            output_attentions=output_attentions,
+        )
         spatial = rearrange(spatial, "(B W) C D -> B C W D", B=B)
         temporal = rearrange(temporal, "(B C) W D -> B C W D", B=B)
-        return torch.cat([spatial, temporal], dim=-1)  # the reference's [spatial, temporal] order
+        # the reference's [spatial, temporal] order
+        return torch.cat([spatial, temporal], dim=-1), temporal_weights, spatial_weights

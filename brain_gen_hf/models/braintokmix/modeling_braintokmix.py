@@ -1,6 +1,7 @@
 """BrainTokMix (the paper tokenizer) as a transformers model.
 
-API (shared with BrainOmni, see `layers/causal_tokenizer.py`); what token LMs such as FlatGPT*RVQ use:
+API (shared with BrainOmni, see `models/causal_tokenizer/modeling_causal_tokenizer.py`); what token LMs such as
+FlatGPT*RVQ use:
 
 * `encode(x (B, C, T), pos=None, sensor_type=None)` -> `BrainTokenizerEncoding`: `codes (B, n_neuro, W, Q)`
   int64 and quantised `embeddings (B, n_neuro, W, token_dim)`; W = T / hop. `pos`/`sensor_type` are optional
@@ -54,10 +55,25 @@ class ChannelMixEncoder(nn.Module):
             config.lstm_layers,
         )
 
-    def forward(self, windows: torch.Tensor, sensor_embedding: torch.Tensor | None = None, state: dict | None = None):
-        """`(B, C, N, L)` -> latents `(B, n_neuro, N, Tw, token_dim)`."""
+    def forward(
+        self,
+        windows: torch.Tensor,
+        sensor_embedding: torch.Tensor | None = None,
+        state: dict | None = None,
+        hidden_states: list | None = None,
+        attentions: list | None = None,
+    ) -> torch.Tensor:
+        """`(B, C, N, L)` -> latents `(B, n_neuro, N, Tw, token_dim)`; appends to `hidden_states` the SEANet stages
+        `(B, N * T_stage, width)` (its last output is the latents themselves). No attention: `attentions` unused."""
         B, _, N, _ = windows.shape
-        features = self.seanet_encoder(rearrange(windows, "B C N L -> (B N) C L"), state)
+
+        def record_stage(stage: torch.Tensor) -> torch.Tensor:
+            view = rearrange(stage, "(B N) D T -> B (N T) D", B=B)
+            hidden_states.append(view)
+            return rearrange(view, "B (N T) D -> (B N) D T", N=N)  # what the next layer reads: the same values
+
+        stage_hook = record_stage if hidden_states is not None else None
+        features = self.seanet_encoder(rearrange(windows, "B C N L -> (B N) C L"), state, stage_hook)
         return rearrange(features, "(B N) (C D) T -> B C N T D", B=B, N=N, C=self.n_neuro)
 
 
@@ -77,7 +93,9 @@ class ChannelMixDecoder(nn.Module):
             config.lstm_layers,
         )
 
-    def forward(self, latents: torch.Tensor, sensor_embedding: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, latents: torch.Tensor, sensor_embedding: torch.Tensor | None = None, attentions: list | None = None
+    ) -> torch.Tensor:
         """`(B, n_neuro, N, Tw, d)` -> windows `(B, C, N, L)`."""
         B, _, N, _, _ = latents.shape
         signal = self.seanet_decoder(rearrange(latents, "B C N T D -> (B N) (C D) T"))

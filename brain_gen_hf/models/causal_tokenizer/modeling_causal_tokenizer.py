@@ -1,9 +1,10 @@
 """What the causal RVQ brain tokenizers share: windows, RVQ codes, the objective, decode and streaming.
 
 A family subclass provides `sensor_embed(pos, sensor_type) -> (B, C, D)`, `encoder(windows, sensor_embedding,
-state=None) -> (B, C', N, Tw, D)`, `decoder(latents, sensor_embedding) -> (B, C, N, L)` and
-`_sensor_inputs(...)` (which sensor metadata it needs), and builds `self.quantizer` with
-`build_quantizer(config)`.
+state=None, hidden_states=None, attentions=None) -> (B, C', N, Tw, D)`, `decoder(latents, sensor_embedding,
+attentions=None) -> (B, C, N, L)` and `_sensor_inputs(...)` (which sensor metadata it needs), and builds
+`self.quantizer` with `build_quantizer(config)`. `hidden_states`/`attentions` are lists the encoder and decoder
+append to when `forward` is asked for them (`output_hidden_states`, `output_attentions`).
 
 Everything here is stateless with respect to the data: sensor metadata is passed to every call (or
 taken from the config's signal contract), never remembered from a previous call.
@@ -18,6 +19,7 @@ import torch
 from einops import rearrange
 from torch import nn
 from transformers import initialization as init
+from transformers.utils.generic import can_return_tuple
 
 from ...layers.brainomni_attention import RMSNorm
 from ...modeling_outputs import BrainTokenizerEncoding, BrainTokenizerOutput
@@ -55,10 +57,25 @@ class TokenizerStreamState:
 
 
 class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
-    """Base of the causal RVQ tokenizers (see the family modeling files for the public API docs)."""
+    """Base of the causal RVQ tokenizers (see the family modeling files for the public API docs).
+
+    transformers conventions, as they apply to a convolutional RVQ tokenizer:
+
+    * `output_hidden_states=True`: the encoder's stage outputs, time-major `(B, [C,] W_stage, width)` (the first
+      convolution's output first, then each downsampling stage, then the family's own stages), ending with the
+      latent tokens the RVQ quantises `(B, C', W, D)`. They are the tensors the next stage reads (not copies), so
+      gradients reach them.
+    * `output_attentions=True`: the attention maps where the family has attention (BrainOmni's sensor<->latent
+      cross-attention); none for a convolution-only tokenizer.
+    * `return_dict=False` returns the output's non-`None` fields as a tuple.
+    * Gradient checkpointing recomputes the SEANet residual blocks (whole-window calls only, not streaming).
+    * No token table: the tokenizer reads continuous signals, so there are no input embeddings to get, set or
+      resize (`get_input_embeddings()` returns `None`, `set_input_embeddings` raises `ValueError`).
+    """
 
     config_class = CausalRVQTokenizerConfig
     main_input_name = "input_values"
+    supports_gradient_checkpointing = True
 
     # ------------------------------------------------------------------ init
     def _init_module(self, module: nn.Module) -> None:
@@ -74,6 +91,13 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             init.ones_(module.weight)
         else:  # modules with their own `reset_brain_gen_parameters` (e.g. learned latent queries), convs, LSTMs
             super()._init_module(module)
+
+    def get_input_embeddings(self) -> None:
+        """`None`: a signal tokenizer reads continuous values, it has no input token table."""
+        return None
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        raise ValueError(f"{type(self).__name__} reads continuous signals: it has no input token table to replace")
 
     # ------------------------------------------------------------- helpers
     @property
@@ -126,9 +150,23 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             )
         return x.unfold(-1, window, window)
 
-    def _latents(self, windows: torch.Tensor, sensor_embedding: torch.Tensor, state: dict | None = None):
-        features = self.encoder(windows, sensor_embedding, state)
-        quantized, codes, commitment = self.quantizer(features)
+    def _latents(
+        self,
+        windows: torch.Tensor,
+        sensor_embedding: torch.Tensor,
+        state: dict | None = None,
+        hidden_states: list | None = None,
+        attentions: list | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(features (B, C', N, Tw, D), quantized (B, C', N, Tw, D), codes (B, C', N, Tw, Q), commitment)`."""
+        features = self.encoder(windows, sensor_embedding, state, hidden_states=hidden_states, attentions=attentions)
+        num_windows = features.shape[2]
+        tokens = rearrange(features, "B C N T D -> B C (N T) D")  # the RVQ reads rows: the same rows in the same order
+        if hidden_states is not None:
+            hidden_states.append(tokens)
+        quantized, codes, commitment = self.quantizer(tokens)
+        quantized = rearrange(quantized, "B C (N T) D -> B C N T D", N=num_windows)
+        codes = rearrange(codes, "B C (N T) Q -> B C N T Q", N=num_windows)
         return features, quantized, codes, commitment
 
     # ------------------------------------------------------------------ api
@@ -325,6 +363,7 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             raise ValueError(f"codes must have {cfg.num_quantizers} RVQ levels in the last dimension, got {levels}")
         return codes
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
@@ -334,14 +373,35 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
         sampling_rate: float | None = None,
         channel_names: list[str] | None = None,
         allow_shorter_windows: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> BrainTokenizerOutput:
-        """Reconstruct `(B, C, T)` through the codes and compute the objective (see `BrainTokenizerOutput`).
+        """Reconstruct a signal through its codes and compute the training objective.
 
-        Inputs are checked as in `encode`; unknown keywords raise `TypeError`.
+        Args:
+            input_values: `(B, C, T)` float signal, T a multiple of `window_length` (or, with
+                `allow_shorter_windows`, one window of a multiple of the hop); half/double precision is cast to the
+                model's dtype.
+            pos: `(B, C, n_pos)` sensor positions (+ orientations), `sensor_type`: `(B, C)` int sensor-type ids;
+                optional where the config's signal contract provides them (see the family's module docstring).
+            sampling_rate, channel_names: checked against the config's signal contract where it has them.
+            output_hidden_states, output_attentions: return the encoder's stage outputs / the attention maps (see
+                the class docstring); default: the config's values.
+            return_dict: `False` returns a tuple of the non-`None` fields.
+
+        Returns:
+            `BrainTokenizerOutput`: `loss` and its terms, `reconstruction (B, C, T)` (float32), `codes (B, C', W, Q)`
+            with W = T / hop, and `hidden_states`/`attentions` when asked for. Unknown keywords raise `TypeError`.
         """
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
+        if output_hidden_states is None:
+            output_hidden_states = cfg.output_hidden_states
+        if output_attentions is None:
+            output_attentions = cfg.output_attentions
+        hidden_states = [] if output_hidden_states else None
+        attentions = [] if output_attentions else None
         x = self._check_input(input_values, sampling_rate, channel_names)
         pos, sensor_type = self._sensor_inputs(x, pos, sensor_type)
         windows = self._windows(x, allow_shorter_windows)
@@ -351,9 +411,12 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             windows, sensor_embedding = windows[:, order], sensor_embedding[:, order]
         if self.training and cfg.noise_std > 0:
             windows = windows + torch.randn_like(windows) * cfg.noise_std
-        _, quantized, codes, commitment = self._latents(windows, sensor_embedding)
-        reconstruction = self.decoder(quantized, sensor_embedding).float()
-        target = _standardize(windows) if cfg.normalize else windows
+        _, quantized, codes, commitment = self._latents(
+            windows, sensor_embedding, hidden_states=hidden_states, attentions=attentions
+        )
+        # The objective (its FFT terms above all) is computed in float32 whatever the model's dtype, on purpose.
+        reconstruction = self.decoder(quantized, sensor_embedding, attentions=attentions).float()
+        target = (_standardize(windows) if cfg.normalize else windows).float()
         l1 = l1_loss(reconstruction, target)
         pcc = pearson_correlation(reconstruction, target)
         amp, phi = spectral_losses(reconstruction, target)
@@ -368,6 +431,8 @@ class CausalRVQTokenizerModel(BrainGenPreTrainedModel):
             ppl=code_perplexity(codes, cfg.codebook_size),
             reconstruction=reconstruction.flatten(2),
             codes=rearrange(codes, "B C N T Q -> B C (N T) Q"),
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None,
         )
 
 

@@ -3,7 +3,9 @@
 Behaviour reproduced from the reference because trained checkpoints depend on it:
 
 * Codebooks are float **buffers** (`inited`, `cluster_size`, `embed`, `embed_avg`), never trained by
-  gradient. Modules set `_skip_reinit` so `post_init`/`from_pretrained` never touch them.
+  gradient. `EuclideanCodebook.reset_brain_gen_parameters()` is their init entry point (what a model's
+  `_init_weights` calls, e.g. after building on the meta device): it restores the state of a new codebook through
+  `transformers.initialization`, which leaves tensors loaded by `from_pretrained` untouched.
 * k-means initialisation from data (`kmeans(sample_rows(x, 4K), K, iters)`), with the reference's
   RNG call order so a seeded init reproduces its codebooks bit for bit. The reference runs it
   implicitly on the first forward; here that is a switch (`init_on_first_forward`), and
@@ -11,7 +13,8 @@ Behaviour reproduced from the reference because trained checkpoints depend on it
 * The nearest-codeword search computes the reference's distance expression with the same operations, so
   near-duplicate codewords (k-means on few rows duplicates them) tie-break as in the reference.
 * Training-mode forwards update the codebooks: dead-code replacement by random batch rows, EMA of
-  counts and sums (decay 0.99), Laplace smoothing (eps 1e-6).
+  counts and sums (decay 0.99), Laplace smoothing (eps 1e-6). The search, k-means and EMA arithmetic run in
+  float32 whatever the model's dtype (a bfloat16 EMA would lose the 1 % updates to rounding).
 * The rotation trick (Fifty et al. 2024, arXiv 2410.06424) or a straight-through estimator carries
   gradients through the quantiser in training mode; in eval mode the codeword itself is returned.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import initialization as init
 
 # Distance-matrix entries per k-means chunk (~64 MB in float32), as in the reference.
 _KMEANS_MAX_DIST_ELEMENTS = 16_000_000
@@ -95,8 +99,6 @@ def rotate_to(src: torch.Tensor, tgt: torch.Tensor, eps: float = 1e-6) -> torch.
 class EuclideanCodebook(nn.Module):
     """K codewords of width `dim` held in float buffers, updated by EMA in training mode."""
 
-    _skip_reinit = True
-
     def __init__(
         self,
         dim: int,
@@ -115,6 +117,7 @@ class EuclideanCodebook(nn.Module):
         self.epsilon = epsilon
         self.threshold_ema_dead_code = threshold_ema_dead_code
         self.init_on_first_forward = init_on_first_forward
+        self.kmeans_init = kmeans_init
         if kmeans_init:
             embed = torch.zeros(codebook_size, dim)
         else:
@@ -124,6 +127,21 @@ class EuclideanCodebook(nn.Module):
         self.register_buffer("embed", embed)
         self.register_buffer("embed_avg", embed.clone())
 
+    def reset_brain_gen_parameters(self) -> None:
+        """The state of a new codebook: zeros awaiting k-means (`kmeans_init`), else random codewords in use.
+
+        The init entry point of every model holding a quantiser: `_init_weights` calls it (so a model built on the
+        meta device and then `init_weights()`-ed holds real codebooks); buffers loaded by `from_pretrained` are left
+        as loaded (`transformers.initialization` skips tensors it has marked initialised).
+        """
+        init.constant_(self.inited, float(not self.kmeans_init))
+        init.zeros_(self.cluster_size)
+        if self.kmeans_init:
+            init.zeros_(self.embed)
+        else:
+            init.kaiming_uniform_(self.embed)
+        init.copy_(self.embed_avg, self.embed)
+
     @property
     def is_initialized(self) -> bool:
         return bool(self.inited.item())
@@ -131,7 +149,7 @@ class EuclideanCodebook(nn.Module):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """k-means on `4 K` rows sampled from `x` (any shape `(..., dim)`); marks the codebook initialised."""
-        x = x.reshape(-1, x.shape[-1])
+        x = x.reshape(-1, x.shape[-1]).float()
         centres, counts = kmeans(sample_rows(x, self.codebook_size * 4), self.codebook_size, self.kmeans_iters)
         self.embed.copy_(centres)
         self.embed_avg.copy_(centres)
@@ -186,15 +204,19 @@ class EuclideanCodebook(nn.Module):
             if torch.any(expired):
                 replacement = sample_rows(flat, self.codebook_size)
                 self.embed.copy_(torch.where(expired[:, None], replacement, self.embed))
-        # 2. EMA of usage counts and of the sum of assigned vectors (scatter-adds: no (N, K) one-hot matrix)
-        counts = torch.bincount(ids, minlength=self.codebook_size).to(self.cluster_size.dtype)
-        sums = torch.zeros_like(self.embed_avg).index_add_(0, ids, flat.float())
-        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
-        self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        # 2. EMA of usage counts and of the sum of assigned vectors (scatter-adds: no (N, K) one-hot matrix), in
+        # float32: `.float()` is the buffer itself when it is float32, a copy written back below otherwise
+        cluster_size, embed_avg = self.cluster_size.float(), self.embed_avg.float()
+        counts = torch.bincount(ids, minlength=self.codebook_size).float()
+        sums = torch.zeros_like(embed_avg).index_add_(0, ids, flat.float())
+        cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         # 3. Laplace-smoothed counts, 4. new codewords = EMA sums / counts
-        total = self.cluster_size.sum()
-        smoothed = (self.cluster_size + self.epsilon) / (total + self.epsilon * self.codebook_size) * total
-        self.embed.copy_(self.embed_avg / smoothed.unsqueeze(1))
+        total = cluster_size.sum()
+        smoothed = (cluster_size + self.epsilon) / (total + self.epsilon * self.codebook_size) * total
+        self.embed.copy_(embed_avg / smoothed.unsqueeze(1))
+        self.cluster_size.copy_(cluster_size)
+        self.embed_avg.copy_(embed_avg)
 
 
 class VectorQuantizer(nn.Module):

@@ -7,19 +7,25 @@ i depends on input samples `< (i + 1) * hop`, the decoder's sample t on frames `
 
 The encoder runs either on whole windows or chunk by chunk with a `state` dict (see
 `streaming_conv.py`); the LSTM carries its `(h, c)` in the same dict.
+
+The residual blocks are `GradientCheckpointingLayer`s: `model.gradient_checkpointing_enable()` recomputes them in
+the backward pass on whole windows. Streaming goes through `SEANetResnetBlock.stream`, never checkpointed: it
+writes its convolutions' contexts into `state`, which a recompute would overwrite.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .streaming_conv import StreamingConv1d, StreamingConvTranspose1d
 
 
-class SEANetResnetBlock(nn.Module):
+class SEANetResnetBlock(GradientCheckpointingLayer):
     """`x + conv1x1(ELU(conv_k(ELU(x))))` with a `dim // compress` bottleneck (identity skip)."""
 
     def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2):
@@ -34,8 +40,16 @@ class SEANetResnetBlock(nn.Module):
             ]
         )
 
-    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
-        return x + _run(self.block, x, state)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Whole windows `(N, dim, T)` (checkpointed when gradient checkpointing is on)."""
+        return self.stream(x, None)
+
+    def stream(self, x: torch.Tensor, state: dict | None) -> torch.Tensor:
+        """A chunk, the convolutions' left contexts carried in `state` (see `streaming_conv.py`)."""
+        h = x
+        for layer in self.block:
+            h = layer(h, state) if isinstance(layer, StreamingConv1d) else layer(h)
+        return x + h
 
 
 class SLSTM(nn.Module):
@@ -54,14 +68,32 @@ class SLSTM(nn.Module):
         return (y + seq).permute(1, 2, 0)
 
 
-def _run(layers: nn.ModuleList, x: torch.Tensor, state: dict | None) -> torch.Tensor:
-    for layer in layers:
-        x = layer(x, state) if isinstance(layer, (StreamingConv1d, SEANetResnetBlock, SLSTM)) else layer(x)
+def _run(
+    layers: nn.ModuleList,
+    x: torch.Tensor,
+    state: dict | None,
+    stage_hook: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    stage_ends: frozenset[int] = frozenset(),
+) -> torch.Tensor:
+    for i, layer in enumerate(layers):
+        if isinstance(layer, SEANetResnetBlock):
+            x = layer(x) if state is None else layer.stream(x, state)
+        elif isinstance(layer, (StreamingConv1d, SLSTM)):
+            x = layer(x, state)
+        else:
+            x = layer(x)
+        if stage_hook is not None and i in stage_ends:
+            x = stage_hook(x)
     return x
 
 
 class SEANetEncoder(nn.Module):
-    """`(N, channels, L)` -> `(N, dimension, L / hop)` with `hop = prod(ratios)` (ratios applied reversed)."""
+    """`(N, channels, L)` -> `(N, dimension, L / hop)` with `hop = prod(ratios)` (ratios applied reversed).
+
+    Its stages are the first convolution and each downsampling convolution (`stage_ends`): `forward` passes each
+    stage's output `(N, width, L_stage)` through `stage_hook` (which returns the tensor the next layer reads), how the
+    tokenizers collect `output_hidden_states`.
+    """
 
     def __init__(
         self,
@@ -93,9 +125,16 @@ class SEANetEncoder(nn.Module):
             layers.append(SLSTM(mult * n_filters, lstm_layers))
         layers += [nn.ELU(), StreamingConv1d(mult * n_filters, dimension, last_kernel_size)]
         self.model = nn.ModuleList(layers)
+        strided = [i for i, layer in enumerate(layers) if isinstance(layer, StreamingConv1d) and layer.stride > 1]
+        self.stage_ends = frozenset([0, *strided])
 
-    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
-        return _run(self.model, x, state)
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: dict | None = None,
+        stage_hook: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        return _run(self.model, x, state, stage_hook, self.stage_ends)
 
 
 class SEANetDecoder(nn.Module):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 
-from ...configuration_utils import BrainGenConfig, require, require_positive_int, sub_config_from
+from ...configuration_utils import BrainGenConfig, require, require_positive_int, sub_config_class, sub_config_from
 
 
 class _ClassifierConfigBase(BrainGenConfig):
@@ -18,8 +18,9 @@ class _ClassifierConfigBase(BrainGenConfig):
     Shared fields of the classifiers.
 
     Args:
-        base_config (`PreTrainedConfig` or `dict`): config of the base model; a dict must carry the base's
-            `model_type` (it is resolved through `AutoConfig`).
+        base_config (`PreTrainedConfig` or `dict`, *optional*): config of the base model; a dict must carry the
+            base's `model_type` (it is resolved through `AutoConfig`). Default: the default config of the first
+            base type this head reads (so `AutoConfig.for_model(model_type)` works).
         num_classes (`int`): number of classes (kept in sync with transformers' `num_labels`/`id2label`; passing
             `num_labels` or `id2label` instead works too).
         freeze_base (`bool`): the base model's parameters get `requires_grad=False` (train the head only).
@@ -28,9 +29,9 @@ class _ClassifierConfigBase(BrainGenConfig):
 
     # Base model types this head knows how to read; subclasses set them.
     base_model_types: ClassVar[tuple[str, ...]] = ()
-    # `base_config` is required, so there is no default instance (transformers < 5.20 builds one when saving
-    # unless told so).
-    has_no_defaults_at_init: ClassVar[bool] = True
+    # Declared a sub-config (a plain class attribute, as 5.17 reads it) so that `attn_implementation` and `dtype`
+    # set on the head reach the base, as for transformers' composite configs.
+    sub_configs: ClassVar[dict] = {"base_config": AutoConfig}
 
     base_config: dict | PreTrainedConfig | None = None
     num_classes: int | None = None
@@ -38,18 +39,14 @@ class _ClassifierConfigBase(BrainGenConfig):
     label_smoothing: float = 0.0
 
     def __post_init__(self, **kwargs):
-        require(
-            self.base_config is not None,
-            f"`base_config` is required: the config (or a dict with `model_type`) of one of "
-            f"{list(self.base_model_types)}",
-        )
+        if self.base_config is None:
+            self.base_config = sub_config_class(self.base_model_types[0])()
         if isinstance(self.base_config, dict):
             require(
                 "model_type" in self.base_config,
                 f"`base_config` dict needs a `model_type` (one of {list(self.base_model_types)})",
             )
-        # A plain field, not a `sub_configs_defaults` spec: config.json then holds the full base config (bases
-        # such as TASA3D have required fields, so there is no default to diff against).
+        # A plain field, not a `sub_configs_defaults` spec: config.json then holds the full base config.
         self.base_config = sub_config_from(self.base_config)
         self._resolve_num_classes(kwargs.pop("num_labels", None))
         require(
@@ -63,6 +60,15 @@ class _ClassifierConfigBase(BrainGenConfig):
             f"{type(self).__name__} needs a base of type {list(self.base_model_types)}, got "
             f"{self.base_config.model_type!r}",
         )
+
+    def to_diff_dict(self) -> dict:
+        """`PreTrainedConfig.to_diff_dict` with the base config written in full on every supported release (5.17
+        would write only its difference from `PreTrainedConfig`'s defaults, as it does for declared sub-configs)."""
+        serialised = super().to_diff_dict()
+        nested = self.base_config.to_dict()
+        nested.pop("transformers_version", None)  # a nested config does not repeat it
+        serialised["base_config"] = nested
+        return serialised
 
     def _resolve_num_classes(self, num_labels: int | None) -> None:
         if self.num_classes is None:
@@ -130,7 +136,9 @@ class ClassifierQuantizedImageConfig(_ClassifierConfigBase):
     Base: TASA3D or Wavenet3D.
 
     Args:
-        row_idx, col_idx (`list[int]`): image row and column of every sensor (C entries each).
+        row_idx, col_idx (`list[int]`, *optional*): image row and column of every sensor (C entries each). Default:
+            the base config's `row_idx`/`col_idx` when it places sensors, else every pixel of the image in row-major
+            order.
         red_dim (`int`): per-sensor width after the reduction layer.
         image_size (`list[int]`, *optional*): `(H, W)` of the token image (an int means square). Taken from the
             base config when it fixes the size; both given must agree. A Wavenet3D base without `image_size`
@@ -147,6 +155,8 @@ class ClassifierQuantizedImageConfig(_ClassifierConfigBase):
 
     def __post_init__(self, **kwargs):
         require_positive_int("red_dim", self.red_dim)
+        if self.row_idx is None and self.col_idx is None:
+            self._default_sensor_pixels()
         for name in ("row_idx", "col_idx"):
             value = getattr(self, name)
             require(
@@ -168,6 +178,25 @@ class ClassifierQuantizedImageConfig(_ClassifierConfigBase):
         for name, indices, side in (("row_idx", self.row_idx, height), ("col_idx", self.col_idx, width)):
             bad = [i for i in indices if not 0 <= i < side]
             require(not bad, f"`{name}` has {bad} outside the image ({height}x{width}): indices must be in [0, {side})")
+
+    def _default_sensor_pixels(self) -> None:
+        """The base's sensor pixels when its config places them, else every pixel of the image (row-major)."""
+        if self.base_config is None:
+            self.base_config = sub_config_class(self.base_model_types[0])()
+        elif isinstance(self.base_config, dict) and "model_type" in self.base_config:
+            self.base_config = sub_config_from(self.base_config)
+        base = self.base_config
+        if not isinstance(base, PreTrainedConfig):
+            return  # the base check below names the problem
+        if getattr(base, "row_idx", None) is not None:
+            self.row_idx, self.col_idx = list(base.row_idx), list(base.col_idx)
+            return
+        size = self.image_size or (base.input_hw if base.model_type == "tasa3d" else base.image_size)
+        if size is None:
+            return  # the image size check below names the problem
+        height, width = (size, size) if isinstance(size, int) else size
+        self.row_idx = [r for r in range(height) for _ in range(width)]
+        self.col_idx = [c for _ in range(height) for c in range(width)]
 
     def _resolve_image_size(self) -> None:
         base = self.base_config

@@ -1,5 +1,8 @@
 """FlatGPT backbones: a transformers decoder built from `backbone_config`, fed with FlatGPT's own positions.
 
+`FlatGPTBackbone` is the family's base model (every LM's `transformer`, its `base_model`); `FlatGPTPreTrainedModel`
+holds what the backbone and the LMs share (init rules, attention and checkpointing support).
+
 The decoder itself is never vendored. What FlatGPT adds around it:
 
 * positions: 3-D (t, h, w) ids of the flattened reduced grid for the Qwen video decoders (`grid_position_ids`),
@@ -18,8 +21,13 @@ import importlib
 
 import torch
 from torch import nn
+from transformers import initialization as init
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from ...compat import CACHE_KWARG, cache_of
+from ...compat import CACHE_KWARG
+from ...modeling_utils import BrainGenPreTrainedModel
+from .configuration_flatgpt import FlatGPTBaseConfig, FlatGPTConfig
 
 # model_type -> (module, decoder class) of the transformers implementation
 _DECODERS = {
@@ -64,7 +72,9 @@ class GridRotaryEmbedding(nn.Module):
     * `interleaved=True` (Qwen3-VL): frequency f takes H when f % 3 == 1 and f < 3 s_h, W when f % 3 == 2 and
       f < 3 s_w, T otherwise.
 
-    cos/sin are rounded to `rope_dtype` (bf16 in brain-gen) and promote back when multiplied with fp32 q/k.
+    cos/sin are rounded to `rope_dtype` (bf16 in brain-gen) and promote back when multiplied with fp32 q/k. With
+    float16 activations they are cast to float16 (exact but for magnitudes below float16's smallest subnormal:
+    bf16's 8-bit mantissa fits float16's 10), so q, k and v keep one dtype.
     """
 
     def __init__(
@@ -106,7 +116,7 @@ class GridRotaryEmbedding(nn.Module):
         # same memory layout (hence the same vectorised kernels) as the merged table had.
         inv_freq, axis = self._column_tables(x.device)
         emb = (position_ids.float().permute(1, 2, 0)[..., axis] * inv_freq).contiguous()  # (B, L, hd)
-        return self._round(emb.cos(), x), self._round(emb.sin(), x)
+        return self._for_activations(self._round(emb.cos(), x), x), self._for_activations(self._round(emb.sin(), x), x)
 
     def _column_tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Per merged column: its inverse frequency and the axis (0 t, 1 h, 2 w) its position comes from.
@@ -143,6 +153,14 @@ class GridRotaryEmbedding(nn.Module):
     def _round(self, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return table.to(self.rope_dtype if self.rope_dtype is not None else x.dtype)
 
+    @staticmethod
+    def _for_activations(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # fp32 activations promote the rounded table themselves (brain-gen's numerics). Half-precision activations of
+        # the other kind (float16 with bf16 tables) would promote q and k to float32 while v stays half: cast instead.
+        if table.dtype != x.dtype and x.dtype in (torch.float16, torch.bfloat16):
+            return table.to(x.dtype)
+        return table
+
 
 def block_causal_mask(block_size: int, past_length: int, length: int, device=None) -> torch.Tensor:
     """`(1, 1, L, past + L)` boolean mask: token q sees token k iff k // block <= q // block."""
@@ -151,14 +169,51 @@ def block_causal_mask(block_size: int, past_length: int, length: int, device=Non
     return (k <= q)[None, None]
 
 
-class FlatGPTBackbone(nn.Module):
+class FlatGPTPreTrainedModel(BrainGenPreTrainedModel):
+    config_class = FlatGPTConfig
+    # Every FlatGPT LM keeps its backbone (`FlatGPTBackbone`, the base model) under `transformer`.
+    base_model_prefix = "transformer"
+    main_input_name = "input_ids"
+    # The backbones' decoder layers are transformers' checkpointable layers.
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _can_compile_fullgraph = False
+
+    def _init_module(self, module: nn.Module) -> None:
+        # transformers' decoder init (what brain-gen's backbones and FlatGPT tables used): N(0, 0.02).
+        std = self.config.backbone_config.initializer_range
+        reset = getattr(module, "reset_brain_gen_parameters", None)
+        if reset is not None:
+            reset()
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif "RMSNorm" in type(module).__name__ and getattr(module, "weight", None) is not None:
+            init.ones_(module.weight)
+        elif "RotaryEmbedding" in type(module).__name__ and hasattr(module, "compute_default_rope_parameters"):
+            inv_freq, _ = module.compute_default_rope_parameters(module.config)
+            init.copy_(module.inv_freq, inv_freq)
+            init.copy_(module.original_inv_freq, inv_freq)
+
+
+class FlatGPTBackbone(FlatGPTPreTrainedModel):
     """A transformers decoder (`self.model`, key names as in brain-gen: `transformer.model.*`) plus positions.
 
-    `forward(inputs_embeds, cache, use_cache)` -> `(last_hidden_state, cache)`.
+    `forward(inputs_embeds, cache, use_cache, output_attentions, output_hidden_states)` -> the decoder's
+    `BaseModelOutputWithPast` (`last_hidden_state`, the cache, `hidden_states`, `attentions`).
     """
 
-    def __init__(self, config, keep_token_embedding: bool):
-        super().__init__()
+    # Built from any variant's config (the amplitude and the RVQ LMs share it).
+    config_class = FlatGPTBaseConfig
+    main_input_name = "inputs_embeds"
+
+    def __init__(self, config: FlatGPTBaseConfig, keep_token_embedding: bool = True):
+        super().__init__(config)
         backbone_config = config.backbone_config
         module, name = _DECODERS[backbone_config.model_type]
         decoder_class = getattr(importlib.import_module(module), name)
@@ -167,12 +222,14 @@ class FlatGPTBackbone(nn.Module):
         self.grid = tuple(config.rope_grid) if config.uses_video_rope else None
         self.rope_dtype = getattr(torch, config.rope_dtype) if config.rope_dtype else None
         if not keep_token_embedding:
-            # The variant embeds tokens itself: do not keep a dead (V, hidden) table.
+            # The variant embeds tokens itself: do not keep a dead (V, hidden) table, nor its tensor-parallel entry.
             self.model.embed_tokens = None
+            self.model.tp_plan = {k: v for k, v in self.model.tp_plan.items() if k.split(".")[0] != "embed_tokens"}
         if self.grid is not None:
             # The Qwen decoders' own rotary module cannot express brain-gen's numerics (see GridRotaryEmbedding),
             # so it is replaced, as a submodule, by one that does.
             self.model.rotary_emb = self.build_rotary()
+        self.post_init()
 
     def build_rotary(self) -> nn.Module:
         """A rotary module built from the decoder's current config: ours for grid positions, else the decoder's own
@@ -205,7 +262,16 @@ class FlatGPTBackbone(nn.Module):
             )
         return torch.arange(start, start + length, device=device).unsqueeze(0).expand(batch_size, length)
 
-    def forward(self, inputs_embeds: torch.Tensor, cache=None, use_cache: bool = False):
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        cache: Cache | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPast:
+        """`inputs_embeds (B, L, hidden)` at sequence offset `cache.get_seq_length()` -> the decoder's output
+        (`last_hidden_state (B, L, hidden)`)."""
         batch, length = inputs_embeds.shape[:2]
         past = cache.get_seq_length() if cache is not None else 0
         position_ids = self.position_ids(past, length, batch, inputs_embeds.device)
@@ -218,9 +284,11 @@ class FlatGPTBackbone(nn.Module):
             position_ids=position_ids,
             attention_mask=mask,
             use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
             **{CACHE_KWARG: cache},
         )
-        return out.last_hidden_state, cache_of(out)
+        return out
 
     # ---------------------------------------------------------------- context resizing
     def set_grid(self, grid: tuple[int, int, int]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 
 from ...configuration_utils import (
     SUB_CONFIG_CLASSES,
@@ -41,8 +41,6 @@ _OWNED_BACKBONE_FIELDS = ("hidden_size", "vocab_size")
 
 
 def _backbone_config_from_dict(data: dict) -> PreTrainedConfig:
-    from transformers import AutoConfig
-
     data = dict(data)
     model_type = data.pop("model_type", None)
     require(
@@ -53,6 +51,14 @@ def _backbone_config_from_dict(data: dict) -> PreTrainedConfig:
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         data.setdefault(key, None)
     return AutoConfig.for_model(model_type, **data)
+
+
+def _default_mrope_section(head_dim: int) -> list[int] | int:
+    """Qwen2.5-VL's (t, h, w) split of the head's `head_dim / 2` frequencies in its proportions ([16, 24, 24] of
+    64), or brain-gen's int form (2 frequencies per chunk) for heads too narrow for three sections."""
+    half = head_dim // 2
+    spatial = 3 * half // 8
+    return [half - 2 * spatial, spatial, spatial] if spatial > 0 else 1
 
 
 class FlatTokenizerConfig(PreTrainedConfig):
@@ -99,6 +105,13 @@ class FlatGPTBaseConfig(BrainGenConfig):
             Qwen copies round them to `"bfloat16"` (checkpoints were trained that way); `None` keeps the
             activation dtype.
     """
+
+    # The backbone is declared as a sub-config the way transformers' composite configs declare theirs, so that
+    # `attn_implementation` (from_pretrained, set_attn_implementation, the config setter) and `dtype` reach the
+    # decoder. A plain class attribute: 5.17 reads `sub_configs` itself, 5.24 derives it from
+    # `sub_configs_defaults`, whose automatic construction FlatGPT does not use (`_init_backbone_config` builds and
+    # checks the decoder config).
+    sub_configs = {"backbone_config": AutoConfig}
 
     backbone_config: dict | PreTrainedConfig | None = None
     tokenizer_config: dict | PreTrainedConfig | None = None
@@ -190,13 +203,22 @@ class FlatGPTBaseConfig(BrainGenConfig):
     def _init_backbone_config(self) -> None:
         backbone = self.backbone_config
         if backbone is None:
+            heads = 4
+            require(
+                self.hidden_size % (2 * heads) == 0,
+                f"the default backbone has {heads} heads of even width: `hidden_size` ({self.hidden_size}) must be a "
+                f"multiple of {2 * heads}, or pass a `backbone_config`",
+            )
             backbone = {
                 "model_type": "qwen2_5_vl_text",
                 "num_hidden_layers": 2,
-                "num_attention_heads": 4,
+                "num_attention_heads": heads,
                 "num_key_value_heads": 2,
                 "intermediate_size": 2 * self.hidden_size,
-                "rope_scaling": {"rope_type": "default", "mrope_section": [2, 3, 3]},
+                "rope_scaling": {
+                    "rope_type": "default",
+                    "mrope_section": _default_mrope_section(self.hidden_size // heads),
+                },
             }
         if isinstance(backbone, dict):
             for key in _OWNED_BACKBONE_FIELDS:

@@ -18,7 +18,7 @@ The grid fields of FlatGPT keep their meaning: `input_shape (T, H, W)` raw sampl
 
 from __future__ import annotations
 
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 
 from ...configuration_utils import require, require_positive_int, sub_config_from
 from .configuration_flatgpt import FlatGPTBaseConfig
@@ -55,6 +55,10 @@ class _FlatGPTBrainTokenizerConfig(FlatGPTBaseConfig):
             must equal the tokenizer's `n_neuro`.
         temporal_reduction (`int`, *optional*): defaults to, and must equal, the tokenizer's hop.
     """
+
+    # The brain tokenizer's config is a sub-config too (next to the backbone's): `attn_implementation` and `dtype`
+    # set on the LM reach the tokenizer model it holds.
+    sub_configs = {"backbone_config": AutoConfig, "tokenizer_config": AutoConfig}
 
     tokenizer_config: dict | PreTrainedConfig | None = None
     train_tokenizer: bool = False

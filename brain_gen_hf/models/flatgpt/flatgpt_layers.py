@@ -8,6 +8,7 @@ State-dict names follow brain-gen (`pre_embedding.emb.{i}.weight`, `pre_embeddin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,22 @@ class ListEmbedding(nn.Module):
     @property
     def num_slots(self) -> int:
         return len(self.emb)
+
+    def resized(self, num_tokens: int, init: Callable[[nn.Module], None] | None = None) -> ListEmbedding:
+        """A copy whose tables hold `num_tokens` ids: kept ids keep their rows; new rows are the mean of their
+        table's old rows, or, with `init`, what `init(table)` sets (the table is initialised whole, then the kept
+        rows are copied back)."""
+        old = self.emb[0]
+        resized = ListEmbedding(num_tokens, old.embedding_dim, self.num_slots).to(old.weight.device, old.weight.dtype)
+        kept = min(num_tokens, old.num_embeddings)
+        with torch.no_grad():
+            for new_table, old_table in zip(resized.emb, self.emb):
+                if init is not None:
+                    init(new_table)
+                else:
+                    new_table.weight[kept:] = old_table.weight.mean(dim=0)
+                new_table.weight[:kept] = old_table.weight[:kept]
+        return resized
 
     def forward(self, input_ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
         if input_ids.shape[1] == 1:

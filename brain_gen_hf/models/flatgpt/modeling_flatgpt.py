@@ -23,30 +23,31 @@ import copy
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import initialization as init
+from transformers import GenerationConfig, LogitsProcessorList, PreTrainedTokenizerBase
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.generation import GenerationMixin
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
-from ...compat import CACHE_KWARG, cache_from_kwargs
+from ...compat import CACHE_KWARG, cache_from_kwargs, cache_of
 from ...forecasting import ForecastMixin, ForecastOutput, choose_next, resolve_generation_config
 from ...forecasting.sampling import build_logits_processor
 from ...modeling_utils import (
     GENERATION_FORWARD_KWARGS,
-    BrainGenPreTrainedModel,
     _check_index_dtype,
     check_has_data,
     check_labels,
     reject_unknown_kwargs,
 )
 from ...tokenizers.mulaw import mulaw_decode, mulaw_encode
-from .backbones import FlatGPTBackbone
+from .backbones import FlatGPTBackbone, FlatGPTPreTrainedModel
 from .configuration_flatgpt import FlatGPTConfig, FlatGPTEmbedsConfig, FlatGPTMixConfig
 from .flatgpt_layers import ChannelHead, ListEmbedding, MixEmbedding, MixHead, corrupt_tokens
 from .rollout import windowed_rollout
@@ -55,12 +56,17 @@ from .tokenization_flatgpt import layout_tokenizer, tokenizer_from_lm_config
 
 @dataclass
 class FlatGPTOutput(ModelOutput):
-    """loss: CrossEntropyWithCodes (mean next-token CE) when `labels` are given.
+    """Shapes for `input_ids (B, L)` (FlatGPTMix: `(B*C, T)` channel rows, `B, L = B, T` for its backbone).
+
+    loss: CrossEntropyWithCodes (mean next-token CE) when `labels` are given.
     logits: `(B, L, V)` (`(B*C, T, V)` for FlatGPTMix); position p predicts token p + block_size.
     cache: the KV cache when `use_cache` (transformers `Cache`); named `past_key_values` on transformers < 5.24,
         whose `generate()` reads it under that name (`compat.cache_of(output)` reads either).
+    hidden_states: with `output_hidden_states`, `num_hidden_layers + 1` tensors `(B, L, hidden)`: the embedding
+        output, then each decoder layer's (the last one after the final norm), as transformers' decoders return them.
+    attentions: with `output_attentions` (eager attention), one `(B, heads, L, L + past)` tensor per layer.
     embeddings: the token embeddings fed to the backbone (what causality checks differentiate against).
-    last_hidden_state: the backbone output before the head.
+    last_hidden_state: the backbone output before the head, `(B, L, hidden)`.
     """
 
     loss: torch.Tensor | None = None
@@ -71,6 +77,8 @@ class FlatGPTOutput(ModelOutput):
         cache: Cache | None = None
     else:
         past_key_values: Cache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
     embeddings: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None
 
@@ -86,35 +94,6 @@ def codes_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, block_size: 
     shifted_logits = logits[:, :-block_size]
     targets = labels[:, block_size:]
     return F.cross_entropy(shifted_logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
-
-
-class FlatGPTPreTrainedModel(BrainGenPreTrainedModel):
-    config_class = FlatGPTConfig
-    base_model_prefix = "flatgpt"
-    main_input_name = "input_ids"
-    _supports_sdpa = True
-    _supports_flash_attn = False
-    _supports_flex_attn = False
-    _can_compile_fullgraph = False
-
-    def _init_module(self, module: nn.Module) -> None:
-        # transformers' decoder init (what brain-gen's backbones and FlatGPT tables used): N(0, 0.02).
-        std = self.config.backbone_config.initializer_range
-        reset = getattr(module, "reset_brain_gen_parameters", None)
-        if reset is not None:
-            reset()
-        elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif "RMSNorm" in type(module).__name__ and getattr(module, "weight", None) is not None:
-            init.ones_(module.weight)
-        elif "RotaryEmbedding" in type(module).__name__ and hasattr(module, "compute_default_rope_parameters"):
-            inv_freq, _ = module.compute_default_rope_parameters(module.config)
-            init.copy_(module.inv_freq, inv_freq)
-            init.copy_(module.original_inv_freq, inv_freq)
 
 
 class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixin):
@@ -145,27 +124,66 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
             )
         return input_ids
 
+    @can_return_tuple
     def forward(
         self,
-        input_ids: torch.Tensor | None = None,
+        input_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         use_cache: bool | None = None,
-        labels: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
-    ) -> FlatGPTOutput:
-        """Next-token logits of `input_ids` (see the module docstring) and, with `labels` (the clean codes, usually
-        `input_ids` itself), brain-gen's CrossEntropyWithCodes loss.
+    ) -> FlatGPTOutput | tuple:
+        """Next-token logits of `input_ids` and, with `labels`, brain-gen's CrossEntropyWithCodes loss.
 
-        Accepts the keywords transformers' generation passes (`past_key_values` is the old name of `cache`;
-        `cache_position`, `logits_to_keep`, `return_dict`, ... are ignored); any other keyword raises `TypeError`.
+        Args:
+            input_ids (`torch.LongTensor` of shape `(B, L)`): token ids in `[0, vocab_size)` (int64/int32), e.g.
+                `model.tokenize(grid)`. FlatGPTMix reads `(B*C, T)` channel rows (C = `config.num_channels`,
+                channel-major per example). L fits the token grid (`config.max_context_tokens`; with a cache,
+                cached + new tokens).
+            cache (`Cache`, *optional*): the KV cache of the tokens before `input_ids` (`past_key_values` is its old
+                name, deprecated on transformers >= 5.24).
+            use_cache (`bool`, *optional*): return the (extended) KV cache.
+            labels (`torch.LongTensor` of shape `(B, L)`, *optional*): the clean codes, usually `input_ids` itself;
+                the model shifts them by `block_size` (`-100` ignores a position).
+            attention_mask (`torch.Tensor` of shape `(B, L)`, *optional*): accepted when all ones; FlatGPT sequences
+                are unpadded token grids, so zeros raise `ValueError`.
+            output_attentions (`bool`, *optional*): return each layer's attention weights (eager attention;
+                default `config.output_attentions`).
+            output_hidden_states (`bool`, *optional*): return the embedding output and each layer's hidden states
+                (default `config.output_hidden_states`).
+            return_dict (`bool`, *optional*): `False` returns the output's non-`None` fields as a tuple (default
+                `config.return_dict`).
+
+        Returns:
+            `FlatGPTOutput` (or a tuple): `logits (B, L, V)` (FlatGPTMix `(B*C, T, V)`), `loss`, `cache`,
+            `hidden_states`, `attentions`, `embeddings` and `last_hidden_state` (see `FlatGPTOutput`).
+
+        Also accepts the keywords transformers' generation passes (`cache_position`, `logits_to_keep`, ... are
+        ignored); any other keyword raises `TypeError`.
         """
-        cache = cache_from_kwargs(cache, kwargs.pop("past_key_values", None))
+        old_cache = kwargs.pop("past_key_values", None)
+        if old_cache is not None and CACHE_KWARG == "cache":
+            warnings.warn(
+                f"`past_key_values` is deprecated for {type(self).__name__}.forward: this transformers release names "
+                "the KV cache `cache`; pass `cache=` instead.",
+                FutureWarning,
+                stacklevel=2,
+            )
+        cache = cache_from_kwargs(cache, old_cache)
         reject_unknown_kwargs(kwargs, GENERATION_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         if input_ids is None:
             raise ValueError("FlatGPT needs `input_ids` (token codes); use `model.tokenize(grid)` for a token grid")
         return self.lm_forward(
-            input_ids, cache=cache, use_cache=use_cache, labels=labels, attention_mask=attention_mask
+            input_ids,
+            cache=cache,
+            use_cache=use_cache,
+            labels=labels,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
 
     def lm_forward(
@@ -176,25 +194,41 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         use_cache: bool | None,
         labels: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> FlatGPTOutput:
-        """embed -> backbone -> head (-> loss) for checked keywords."""
+        """embed -> backbone -> head (-> loss) for checked keywords; `output_*` default to the config's."""
         self.check_input_ids(input_ids)
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             raise ValueError(
                 "FlatGPT sequences are unpadded token grids: an attention_mask with zeros is not supported"
             )
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         self._check_cache_extension(input_ids, cache)
         offset = cache.get_seq_length() if cache is not None else 0
         embeddings = self.embed(self.maybe_corrupt(input_ids), offset)
-        hidden, cache = self.transformer(embeddings, cache=cache, use_cache=bool(use_cache))
+        out = self.transformer(
+            embeddings,
+            cache=cache,
+            use_cache=bool(use_cache),
+            # Passed through as given: transformers >= 5.24 also takes a list of layer indices to keep.
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden = out.last_hidden_state
         logits = self.score(hidden, offset)
         loss = codes_cross_entropy(logits, labels, self.prediction_block) if labels is not None else None
         return FlatGPTOutput(
             loss=loss,
             logits=logits,
+            hidden_states=out.hidden_states if output_hidden_states else None,
+            attentions=out.attentions if output_attentions else None,
             embeddings=embeddings,
             last_hidden_state=hidden,
-            **{CACHE_KWARG: cache if use_cache else None},
+            **{CACHE_KWARG: cache_of(out) if use_cache else None},
         )
 
     def _check_cache_extension(self, input_ids: torch.Tensor, cache: Cache | None) -> None:
@@ -219,7 +253,7 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
                 # containers: the context was validated up front and new ids are drawn over the vocabulary.
                 self._check_cache_extension(input_ids, cache)
                 offset = cache.get_seq_length()
-                hidden, _ = self.transformer(self.embed(input_ids, offset), cache=cache, use_cache=True)
+                hidden = self.transformer(self.embed(input_ids, offset), cache=cache, use_cache=True).last_hidden_state
                 logits = self.score(hidden, offset)
             else:
                 logits = self(input_ids, use_cache=cache is not None, **{CACHE_KWARG: cache}).logits
@@ -239,7 +273,9 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         )
 
     # ---------------------------------------------------------------- generation
-    def generate(self, input_ids: torch.Tensor | None = None, generation_config=None, **kwargs):
+    def generate(
+        self, input_ids: torch.Tensor | None = None, generation_config: GenerationConfig | None = None, **kwargs
+    ) -> torch.Tensor | ModelOutput:
         """transformers' `generate()`. A model that predicts several codes per position (stacked RVQ variants)
         emits whole positions through the KV-cached windowed rollout instead, sampled from the same
         GenerationConfig fields (do_sample, temperature, top_k, top_p, min_p, use_cache)."""
@@ -347,6 +383,31 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
             progress=progress,
         )
 
+    # ---------------------------------------------------------------- vocabulary resizing
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> nn.Module:
+        """transformers' `resize_token_embeddings`; the vocabulary size is kept on `config.vocab_size` and on
+        `config.backbone_config.vocab_size` (one value, as the config requires)."""
+        self.check_vocabulary_resizable(new_num_tokens)
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        self.config.vocab_size = self.config.backbone_config.vocab_size
+        return embeddings
+
+    def check_vocabulary_resizable(self, new_num_tokens: int | None) -> None:
+        """A vocabulary whose last id is the DelimitedTokenizer's delimiter cannot grow or shrink: the delimiter
+        would no longer be the last id (which the config and tokenizer require)."""
+        tokenizer = getattr(self.config.tokenizer_config, "tokenizer_class", None)
+        if tokenizer == "DelimitedTokenizer" and new_num_tokens not in (None, self.config.vocab_size):
+            raise ValueError(
+                f"{type(self).__name__} reads a DelimitedTokenizer layout whose delimiter is the last id "
+                f"({self.config.vocab_size - 1}); resizing the vocabulary to {new_num_tokens} would move it. Build a "
+                "model with the new vocab_size (and delimiter_id = vocab_size - 1) instead"
+            )
+
     # ---------------------------------------------------------------- context resizing
     def resize_context(
         self,
@@ -390,7 +451,9 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         config.backbone_config.max_position_embeddings = backbone.max_position_embeddings
 
 
-def sampler(generation_config, logits_processor=None) -> Callable[[torch.Tensor], torch.Tensor]:
+def sampler(
+    generation_config: GenerationConfig, logits_processor: LogitsProcessorList | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """`logits (B, n, V) -> ids (B, n)` as a GenerationConfig says (greedy, or sampled through transformers'
     warpers; the global torch RNG drives the draws), for `generate_windowed`."""
     if logits_processor is None:
@@ -460,7 +523,7 @@ class AmplitudeLMMixin:
     (`tokenize`), forecasts of mu-law signals (`_forecast`) and the tokenizer saved with the weights."""
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         """The flat tokenizer the model encodes and decodes with, built from the config (stateless and cheap,
         ~1 ms); the same one `AutoTokenizer.from_pretrained(saved_folder)` loads."""
         return tokenizer_from_lm_config(self.config)
@@ -471,7 +534,7 @@ class AmplitudeLMMixin:
         grid = check_token_grid(grid, self.config.tokenizer_mu + 1, self.config.grid_channels)
         return layout_tokenizer(self.config)._flatten_grid(grid)
 
-    def context_bins(self, input_values, *, channel_names=None) -> torch.Tensor:
+    def context_bins(self, input_values: torch.Tensor, *, channel_names: list[str] | None = None) -> torch.Tensor:
         """A context `(B, C, T)` -> int64 mu-law bins `(B, C, T)`: a float signal in the units the tokenizer
         quantises (mu-law of `[-1, 1]`, mu = `config.tokenizer_mu`), or integer bins as the LM was trained on."""
         if not isinstance(input_values, torch.Tensor):
@@ -554,13 +617,17 @@ class FlatGPTForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
         self.sequence_step = amplitude_sequence_step(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The backbone's token table; the head scores with its weight (tied)."""
         return self.transformer.model.embed_tokens
 
-    def embed(self, input_ids, offset):
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.transformer.model.embed_tokens = value
+
+    def embed(self, input_ids: torch.Tensor, offset: int) -> torch.Tensor:
         return self.transformer.model.embed_tokens(input_ids)
 
-    def score(self, hidden, offset):
+    def score(self, hidden: torch.Tensor, offset: int) -> torch.Tensor:
         return F.linear(hidden, self.transformer.model.embed_tokens.weight)
 
 
@@ -578,13 +645,55 @@ class FlatGPTEmbedsForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
         self.sequence_step = amplitude_sequence_step(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
+    def get_input_embeddings(self) -> ListEmbedding:
+        """The per-slot token tables (a `ListEmbedding` of `num_slots` `nn.Embedding`s): there is no single table."""
         return self.pre_embedding
 
-    def embed(self, input_ids, offset):
+    def set_input_embeddings(self, value: ListEmbedding) -> None:
+        """Replace the per-slot tables by a `ListEmbedding` of as many slots; the tied head scores with the new ones."""
+        if not isinstance(value, ListEmbedding) or value.num_slots != self.config.num_slots:
+            raise ValueError(
+                f"{type(self).__name__} embeds each of its {self.config.num_slots} channel slots with its own table: "
+                f"set_input_embeddings needs a ListEmbedding of {self.config.num_slots} tables, got "
+                f"{type(value).__name__}"
+            )
+        self.pre_embedding = value
+        self.head = ChannelHead(value)
+
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> ListEmbedding:
+        """Resize every slot's table to `new_num_tokens` ids (rounded up to a multiple of `pad_to_multiple_of`).
+
+        Kept ids keep their rows. New rows start at the mean of their table's old rows (`mean_resizing`, so that
+        new ids do not outscore the trained ones through the tied head), else at the model's init. The
+        vocabulary is updated on `config.vocab_size` and `config.backbone_config.vocab_size`. Returns the tables.
+        """
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return self.pre_embedding
+        self.check_vocabulary_resizable(new_num_tokens)
+        size = self.config.vocab_size if new_num_tokens is None else new_num_tokens
+        if pad_to_multiple_of is not None:
+            if not isinstance(pad_to_multiple_of, int) or isinstance(pad_to_multiple_of, bool):
+                raise ValueError(
+                    f"Asking to pad the embedding matrix to a multiple of `{pad_to_multiple_of}`, which is not and "
+                    "integer. Please make sure to pass an integer"
+                )
+            size = math.ceil(size / pad_to_multiple_of) * pad_to_multiple_of
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        resized = self.pre_embedding.resized(size, init=None if mean_resizing else self._init_weights)
+        self.set_input_embeddings(resized)
+        self.config.vocab_size = self.config.backbone_config.vocab_size = size
+        return resized
+
+    def embed(self, input_ids: torch.Tensor, offset: int) -> torch.Tensor:
         return self.pre_embedding(input_ids, offset)
 
-    def score(self, hidden, offset):
+    def score(self, hidden: torch.Tensor, offset: int) -> torch.Tensor:
         return self.head(hidden, offset)
 
 
@@ -605,11 +714,44 @@ class FlatGPTMixForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
         self.rows_per_example = config.num_channels
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The token table shared by all channels; the head scores with its weight (tied)."""
         return self.pre_embedding.emb.quant_emb
 
-    def embed(self, input_ids, offset):
+    def generate(
+        self, input_ids: torch.Tensor | None = None, generation_config: GenerationConfig | None = None, **kwargs
+    ) -> torch.Tensor | ModelOutput:
+        """transformers' `generate()` over `(B*C, T)` channel rows; returns `(B*n*C, T + new)` rows.
+
+        The C rows of an example are one sequence (one backbone position per time step), so
+        `num_return_sequences=n` copies whole examples: the n copies of example b are rows `(b*n + k)*C + c`
+        (transformers would copy each row next to itself and split the examples). Beam search would rank each
+        channel row on its own and raises `ValueError`.
+        """
+        config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
+        rest = config.update(**kwargs)
+        if (config.num_beams or 1) > 1:
+            raise ValueError(
+                f"{type(self).__name__} has no beam search: the {self.rows_per_example} channel rows of an example "
+                "are one sequence, which transformers' beam search would rank row by row; use greedy decoding or "
+                "sampling (num_beams=1)"
+            )
+        copies = config.num_return_sequences or 1
+        if copies > 1 and config.do_sample and input_ids is not None:
+            channels = self.rows_per_example
+            examples = self.check_input_ids(input_ids).reshape(-1, channels, input_ids.shape[1])
+            input_ids = examples.repeat_interleave(copies, dim=0).flatten(0, 1)
+            mask = rest.get("attention_mask")
+            if mask is not None:
+                rest["attention_mask"] = mask.reshape(examples.shape).repeat_interleave(copies, 0).flatten(0, 1)
+            config.num_return_sequences = 1
+        return super().generate(input_ids, generation_config=config, **rest)
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.pre_embedding.emb.quant_emb = value
+
+    def embed(self, input_ids: torch.Tensor, offset: int) -> torch.Tensor:
         return self.pre_embedding(input_ids)
 
-    def score(self, hidden, offset):
+    def score(self, hidden: torch.Tensor, offset: int) -> torch.Tensor:
         return self.head(hidden)

@@ -5,6 +5,8 @@ Kept apart from the modeling modules so registering it with AutoTokenizer import
 
 from __future__ import annotations
 
+import os
+
 
 class NestedBrainTokenizer:
     """What `AutoTokenizer` finds for an RVQ FlatGPT folder: nothing to load, and an error that says where the
@@ -12,7 +14,7 @@ class NestedBrainTokenizer:
     a text tokenizer), saved inside the LM's own weights."""
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
         raise ValueError(
             f"{pretrained_model_name_or_path} holds an RVQ FlatGPT LM, whose tokenizer is the brain "
             "tokenizer model inside it, not a `transformers` tokenizer: load the LM with "
@@ -20,5 +22,5 @@ class NestedBrainTokenizer:
             "`model.decode(codes)` (or `model.tokenizer`)"
         )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         self.from_pretrained(type(self).__name__)

@@ -14,7 +14,8 @@ class TASA3DConfig(BrainGenConfig):
     attention over time on the flattened bottleneck, and decodes back to full resolution.
 
     Args:
-        input_hw (`list[int]`): `(H, W)` of the token image; both must be divisible by `2 ** num_down`.
+        input_hw (`list[int]`): `(H, W)` of the token image; both must be divisible by `2 ** num_down` (default
+            `[8, 8]`, the smallest image the default three down-sampling stages reduce to one pixel).
         emb_dim (`int`): token embedding width E (the full-resolution channel count).
         quant_levels (`int`): vocabulary size Q (mu-law bins).
         depth (`int`): number of TASA3D blocks.
@@ -37,9 +38,8 @@ class TASA3DConfig(BrainGenConfig):
     """
 
     model_type = "tasa3d"
-    # `input_hw` is required, so there is no default instance (transformers < 5.20 builds one when saving unless
-    # told so).
-    has_no_defaults_at_init = True
+    # transformers' common names for the width, depth and heads.
+    attribute_map = {"hidden_size": "emb_dim", "num_hidden_layers": "depth", "num_attention_heads": "heads"}
 
     input_hw: list[int] | None = None
     emb_dim: int = 16
@@ -59,7 +59,8 @@ class TASA3DConfig(BrainGenConfig):
     fill_token: int | None = None
 
     def __post_init__(self, **kwargs):
-        require(self.input_hw is not None, "`input_hw` (the (H, W) of the token image) is required")
+        if self.input_hw is None:
+            self.input_hw = [8, 8]
         require_int_list("input_hw", self.input_hw, min_len=2)
         require(len(self.input_hw) == 2, f"`input_hw` must be (H, W), got {self.input_hw!r}")
         self.input_hw = list(self.input_hw)

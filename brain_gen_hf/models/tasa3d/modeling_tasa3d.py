@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils.generic import can_return_tuple
 
 from ...forecasting import ForecastMixin, ForecastOutput
 from ...layers.attention import MultiHeadAttention
@@ -31,15 +33,17 @@ from .configuration_tasa3d import TASA3DConfig
 from .conv3d import DownStage3D, UpStage3D, time_group_norm
 
 
-class TASA3DBlock(nn.Module):
+class TASA3DBlock(GradientCheckpointingLayer):
     """Spatial encoder -> causal temporal attention + token MLP on the bottleneck -> spatial decoder.
 
     Input and output are `(B, E, T, H, W)`; the block is residual around the whole autoencoder.
-    There is no normalisation before the attention or the token MLP (as in the reference).
+    There is no normalisation before the attention or the token MLP (as in the reference). After
+    `model.gradient_checkpointing_enable()` its activations are recomputed in the backward pass.
     """
 
     def __init__(self, config: TASA3DConfig):
         super().__init__()
+        self.config = config  # read at call time: `attn_implementation` can change after construction
         channels = [config.emb_dim * config.channel_grow**i for i in range(config.num_down + 1)]
         self.bottleneck_hw = config.bottleneck_hw
         self.downs = nn.ModuleList(DownStage3D(channels[i], channels[i + 1]) for i in range(config.num_down))
@@ -72,7 +76,11 @@ class TASA3DBlock(nn.Module):
         if self.spatial_emb is not None:
             init.normal_(self.spatial_emb)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, output_attentions: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """`(B, E, T, H, W)` -> same shape; with `output_attentions=True` also the temporal attention weights
+        `(B, heads, T, T)`."""
         h = x
         for down in self.downs:
             h = down(h)
@@ -81,18 +89,31 @@ class TASA3DBlock(nn.Module):
         height, width = self.bottleneck_hw
         # One token per time step: the whole bottleneck frame, channel-major.
         tokens = rearrange(h, "b c t h w -> b t (c h w)")
-        tokens = tokens + self.attn(tokens, is_causal=True)
+        attended = self.attn(
+            tokens,
+            is_causal=True,
+            output_attentions=output_attentions,
+            attn_implementation=self.config._attn_implementation,
+        )
+        weights = None
+        if output_attentions:
+            attended, weights = attended
+        tokens = tokens + attended
         tokens = tokens + self.token_ffn(tokens)
         h = rearrange(tokens, "b t (c h w) -> b c t h w", h=height, w=width).contiguous()
         for up in self.ups:
             h = up(h)
         h = h + self.mlp_full(time_group_norm(self.norm_full, h))
-        return self.out_proj(h) + x
+        out = self.out_proj(h) + x
+        return (out, weights) if output_attentions else out
 
 
 class TASA3DPreTrainedModel(BrainGenPreTrainedModel):
     config_class = TASA3DConfig
     main_input_name = "input_ids"
+    # The blocks are `GradientCheckpointingLayer`s.
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TASA3DBlock"]
 
 
 class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
@@ -115,6 +136,9 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.token
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.token = value
 
     def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> torch.Tensor:
         cfg = self.config
@@ -148,6 +172,7 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
             )
         return self.emb_tok(condition)  # (B, 1, 1, T, E), broadcast over the image
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -155,24 +180,50 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
         condition: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> TokenPredictionOutput:
-        """`condition (B, 1, 1, T)` is optional on a conditioned model (then no condition is added);
-        `output_hidden_states=True` adds every block's output as `(B, H, W, T, E)`; float16/float64 `inputs_embeds`
-        are cast to the model's dtype. Unknown keywords raise `TypeError`."""
+        r"""
+        Next-token logits of every pixel at every step.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(B, H, W, T)`): token images in `[0, quant_levels)`, H x W =
+                `config.input_hw`. Pass this or `inputs_embeds`.
+            labels (`torch.LongTensor` of shape `(B, H, W, T)`, *optional*): the token at t+1 for position t (-100
+                marks pixels without a sensor); `loss` is their mean cross-entropy (in float32).
+            condition (`torch.LongTensor` of shape `(B, 1, 1, T)`, *optional*): condition id of every step, added
+                to every pixel (models with `config.n_cond_tok > 0`; optional there).
+            inputs_embeds (`torch.Tensor` of shape `(B, H, W, T, emb_dim)`, *optional*): embedded tokens instead
+                of `input_ids`; any float dtype is cast to the model's.
+            output_hidden_states (`bool`, *optional*): also return the first block's input (embeddings plus
+                condition) and every block's output, `(B, H, W, T, emb_dim)` each.
+            output_attentions (`bool`, *optional*): also return every block's temporal attention weights
+                `(B, heads, T, T)`.
+            return_dict (`bool`, *optional*): `False` returns a tuple of the non-None fields.
+
+        Returns:
+            `TokenPredictionOutput` with `logits (B, H, W, T, quant_levels)`, `embeddings (B, H, W, T, emb_dim)`,
+            `loss`, `hidden_states`, `attentions`. Unknown keywords raise `TypeError`.
+        """
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
-        keep_hidden = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        cfg = self.config
+        keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
+        keep_attentions = output_attentions if output_attentions is not None else cfg.output_attentions
         embeddings = self._embed(input_ids, inputs_embeds)
-        hidden = embeddings
+        state = embeddings
         cond = self._condition(condition, embeddings)
         if cond is not None:
-            hidden = hidden + cond
-        hidden = rearrange(hidden, "b h w t e -> b e t h w").contiguous()
-        all_hidden = []
+            state = state + cond
+        all_hidden, all_attentions = [state], []
         for block in self.blocks:
-            hidden = block(hidden)
-            if keep_hidden:
-                all_hidden.append(rearrange(hidden, "b e t h w -> b h w t e"))
+            # The block reads the (B, H, W, T, E) state, so a hidden state's gradient is the real one.
+            out = block(rearrange(state, "b h w t e -> b e t h w").contiguous(), output_attentions=keep_attentions)
+            if keep_attentions:
+                out, weights = out
+                all_attentions.append(weights)
+            state = rearrange(out, "b e t h w -> b h w t e")
+            all_hidden.append(state)
+        hidden = rearrange(state, "b h w t e -> b e t h w").contiguous()
         logits = self.head(time_group_norm(self.norm, hidden))
         logits = rearrange(logits, "b q t h w -> b h w t q")
         return TokenPredictionOutput(
@@ -180,6 +231,7 @@ class TASA3DModel(ForecastMixin, TASA3DPreTrainedModel):
             logits=logits,
             embeddings=embeddings,
             hidden_states=tuple(all_hidden) if keep_hidden else None,
+            attentions=tuple(all_attentions) if keep_attentions else None,
         )
 
     def _forecast(

@@ -66,6 +66,16 @@ class _WavenetConfigBase(BrainGenConfig):
         return self.quant_levels
 
     @property
+    def hidden_size(self) -> int:
+        """transformers' name for the width of the hidden states: the residual stream."""
+        return self.residual_channels
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """The 1x1 input layer plus one gated layer per dilation."""
+        return 1 + len(self.dilations)
+
+    @property
     def receptive_field(self) -> int:
         """Samples of past context one output sees (chained layers)."""
         return 1 + (self.kernel_size - 1) * sum(self.dilations)

@@ -23,8 +23,10 @@ def config_from_reference(reference_name: str, kwargs: dict, **overrides):
 
 def state_dict_from_reference(reference_name: str, state: dict, config) -> dict:
     if reference_name == "WavenetFullChannel":
-        state = {
-            ("quant_emb" if k == "embedding_layer.quant_emb" else k.replace("embedding_layer.cond_emb", "cond_emb")): v
-            for k, v in state.items()
-        }
+        state = {k.replace("embedding_layer.cond_emb", "cond_emb"): v for k, v in state.items()}
+        # The reference's (C, Q, E) per-channel tables, stacked into one (C * Q, E) nn.Embedding. A state without
+        # them goes on as it is: strict loading then names what is missing.
+        tables = state.pop("embedding_layer.quant_emb", None)
+        if tables is not None:
+            state["quant_emb.weight"] = tables.reshape(-1, tables.shape[-1]) if hasattr(tables, "reshape") else tables
     return state

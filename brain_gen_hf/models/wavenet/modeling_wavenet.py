@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils.generic import can_return_tuple
 
 from ...forecasting import ForecastMixin, ForecastOutput, choose_next, forecast_progress
 from ...layers.mulaw_signal import mulaw_to_signal, signal_to_mulaw
@@ -25,10 +27,11 @@ from .configuration_wavenet import Wavenet3DConfig, WavenetFullChannelConfig
 from .streaming_wavenet import WavenetStream
 
 
-class GatedResidualLayer(nn.Module):
+class GatedResidualLayer(GradientCheckpointingLayer):
     """One WaveNet layer: causal dilated conv -> tanh*sigmoid gate -> residual and skip 1x1 convs.
 
-    Works on `(N, C, T)` (1-D) or `(N, C, H, W, T)` (3-D, time last, spatial "same" padding).
+    Works on `(N, C, T)` (1-D) or `(N, C, H, W, T)` (3-D, time last, spatial "same" padding). After
+    `model.gradient_checkpointing_enable()` its activations are recomputed in the backward pass.
     """
 
     def __init__(
@@ -148,8 +151,17 @@ def _token_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tens
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
 
+def _channels_to_layer(states: torch.Tensor) -> torch.Tensor:
+    """`(B, C, T, D)` -> `(B*C, D, T)`, the 1-D layers' layout (a view when `states` came from that layout)."""
+    batch, channels, steps, width = states.shape
+    return states.transpose(2, 3).reshape(batch * channels, width, steps)
+
+
 class _WavenetPreTrainedModel(BrainGenPreTrainedModel):
     main_input_name = "input_ids"
+    # The gated layers are `GradientCheckpointingLayer`s.
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GatedResidualLayer"]
 
     def _init_module(self, module: nn.Module) -> None:
         # The reference's init: Xavier-uniform conv weights, biases ~ N(1e-3, 1e-2).
@@ -159,8 +171,6 @@ class _WavenetPreTrainedModel(BrainGenPreTrainedModel):
                 init.normal_(module.bias, mean=1e-3, std=1e-2)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight)
-        elif isinstance(module, WavenetFullChannelModel):
-            init.normal_(module.quant_emb)
 
 
 class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
@@ -175,8 +185,9 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
 
     def __init__(self, config: WavenetFullChannelConfig):
         super().__init__(config)
-        # (C, Q, E): token q of channel c embeds to quant_emb[c, q].
-        self.quant_emb = nn.Parameter(torch.randn(config.in_channels, config.quant_levels, config.quant_emb))
+        # One (Q, E) table per channel, stacked in one nn.Embedding: row `c * quant_levels + q` embeds token q of
+        # channel c (so transformers' embedding accessors see a plain table).
+        self.quant_emb = nn.Embedding(config.in_channels * config.quant_levels, config.quant_emb)
         self.cond_emb = nn.Embedding(config.num_classes, config.class_emb) if config.num_classes else None
         self.layers = _build_layers(config, ndim=1, cond_channels=config.class_emb or None)
         self.logits = LogitsHead(
@@ -184,11 +195,22 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
         )
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The stacked per-channel table `(in_channels * quant_levels, quant_emb)`."""
+        return self.quant_emb
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.quant_emb = value
+
+    def _embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """`(B, C, T)` ids -> `(B, C, T, E)` embeddings (channel c reads its own table)."""
+        channels = input_ids.shape[1]
+        offsets = torch.arange(channels, device=input_ids.device).view(1, channels, 1) * self.config.quant_levels
+        return self.quant_emb(input_ids + offsets)
+
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """`(B, C, T)` ids -> `(B*C, E, T)` embeddings (channel c uses table c)."""
-        B, C, T = input_ids.shape
-        channel = torch.arange(C, device=input_ids.device).view(1, C, 1)
-        return self.quant_emb[channel, input_ids].permute(0, 1, 3, 2).reshape(B * C, -1, T)
+        """`(B, C, T)` ids -> `(B*C, E, T)` embeddings, the layers' layout (channel c uses table c)."""
+        return _channels_to_layer(self._embed_tokens(input_ids))
 
     def _condition(self, condition: torch.Tensor | None, num_channels: int) -> torch.Tensor | None:
         if self.cond_emb is None:
@@ -202,6 +224,7 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
         cond = cond.permute(0, 2, 1)  # (B, class_emb, T)
         return cond.repeat_interleave(num_channels, dim=0)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -211,10 +234,25 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
         channel_names: list[str] | None = None,
         **kwargs,
     ) -> TokenPredictionOutput:
-        """`output_hidden_states=True` adds every layer's residual output as `(B, C, T, residual_channels)`.
+        r"""
+        Next-token logits of every channel at every step.
 
-        `channel_names` (optional) name the channels of `input_ids`; they must equal `config.channel_names` when
-        the config has names. Unknown keywords raise `TypeError`.
+        Args:
+            input_ids (`torch.LongTensor` of shape `(B, C, T)`): mu-law tokens in `[0, quant_levels)`, C =
+                `config.in_channels`.
+            labels (`torch.LongTensor` of shape `(B, C, T)`, *optional*): the token at t+1 for position t (-100 is
+                ignored); `loss` is their cross-entropy (in float32).
+            condition (`torch.LongTensor` of shape `(B, 1, T)`, *optional*): class id of every step (0 = none);
+                required exactly when the model is class-conditioned (`config.num_classes > 0`).
+            output_hidden_states (`bool`, *optional*): also return the embeddings `(B, C, T, quant_emb)` and every
+                layer's residual output `(B, C, T, residual_channels)`.
+            channel_names (`list[str]`, *optional*): must equal `config.channel_names` when the config has names.
+            return_dict (`bool`, *optional*): `False` returns a tuple of the non-None fields.
+
+        Returns:
+            `TokenPredictionOutput` with `logits (B, C, T, quant_levels)`, `embeddings (B*C, quant_emb, T)` (what
+            the first layer reads), `loss` and `hidden_states`. `output_attentions` is accepted and ignored (WaveNet
+            has no attention). Unknown keywords raise `TypeError`.
         """
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
@@ -223,15 +261,17 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
             cfg.check_signal_metadata(channel_names=channel_names, num_channels=input_ids.shape[1])
         B, C, T = input_ids.shape
         keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
-        embeddings = self.embed(input_ids)
+        states = self._embed_tokens(input_ids)  # (B, C, T, E)
+        embeddings = _channels_to_layer(states)
         cond = self._condition(condition, C)
-        hidden, skips, all_hidden = embeddings, [], []
+        hidden, skips, all_hidden = embeddings, [], [states]
         for layer in self.layers:
             out, skip = layer(embeddings if cfg.parallel_layers else hidden, cond)
-            hidden = out
             skips.append(skip)
-            if keep_hidden:
-                all_hidden.append(hidden.reshape(B, C, -1, T).permute(0, 1, 3, 2))
+            # The (B, C, T, R) view is what the next layer reads, so a hidden state's gradient is the real one.
+            state = out.reshape(B, C, -1, T).transpose(2, 3)
+            all_hidden.append(state)
+            hidden = _channels_to_layer(state)
         logits = self.logits(skips)  # (B*C, Q, T)
         logits = logits.reshape(B, C, cfg.quant_levels, T).permute(0, 1, 3, 2)
         return TokenPredictionOutput(
@@ -306,6 +346,11 @@ class WavenetFullChannelModel(ForecastMixin, _WavenetPreTrainedModel):
         return ForecastOutput(values=values, codes=codes)
 
 
+def _image_to_layer(states: torch.Tensor) -> torch.Tensor:
+    """`(B, H, W, T, D)` -> `(B, D, H, W, T)`, the 3-D layers' layout (a view)."""
+    return states.permute(0, 4, 1, 2, 3)
+
+
 def _check_condition_steps(condition: torch.Tensor, shape: tuple[int, ...], layout: str) -> None:
     """A forecast's condition covers the context and the forecast: one entry per sample of both."""
     if tuple(condition.shape) != shape:
@@ -339,10 +384,17 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
         )
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embedding = value
+
     def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """`(B, H, W, T)` ids -> `(B, E, H, W, T)` embeddings."""
-        return self.embedding(input_ids).permute(0, 4, 1, 2, 3)
+        return _image_to_layer(self.embedding(input_ids))
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -351,8 +403,25 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
         output_hidden_states: bool | None = None,
         **kwargs,
     ) -> TokenPredictionOutput:
-        """`output_hidden_states=True` adds every layer's residual output as `(B, H, W, T, residual_channels)`.
-        Unknown keywords raise `TypeError`."""
+        r"""
+        Next-token logits of every pixel at every step.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(B, H, W, T)`): token images in `[0, quant_levels)` (H x W =
+                `config.image_size` when set).
+            labels (`torch.LongTensor` of shape `(B, H, W, T)`, *optional*): the token at t+1 for position t (-100
+                is ignored, e.g. pixels without a sensor); `loss` is their cross-entropy (in float32).
+            condition (`torch.Tensor` of shape `(B, cond_channels, H, W, T)`, *optional*): dense float condition,
+                required exactly when `config.cond_channels` is set.
+            output_hidden_states (`bool`, *optional*): also return the embeddings `(B, H, W, T, quant_emb)` and
+                every layer's residual output `(B, H, W, T, residual_channels)`.
+            return_dict (`bool`, *optional*): `False` returns a tuple of the non-None fields.
+
+        Returns:
+            `TokenPredictionOutput` with `logits (B, H, W, T, quant_levels)`, `embeddings (B, quant_emb, H, W, T)`
+            (what the first layer reads), `loss` and `hidden_states`. `output_attentions` is accepted and ignored
+            (WaveNet has no attention). Unknown keywords raise `TypeError`.
+        """
         reject_unknown_kwargs(kwargs, COMMON_FORWARD_KWARGS, f"{type(self).__name__}.forward")
         cfg = self.config
         keep_hidden = output_hidden_states if output_hidden_states is not None else cfg.output_hidden_states
@@ -365,13 +434,16 @@ class Wavenet3DModel(ForecastMixin, _WavenetPreTrainedModel):
             raise ValueError("pass `condition` exactly when the model has `cond_channels`")
         if condition is not None:  # a float map (B, cond_channels, H, W, T), in the model's dtype
             condition = self.check_signal(condition, name="condition", ndim=5, num_channels=cfg.cond_channels)
-        embeddings = self._embed(input_ids)
-        hidden, skips, all_hidden = embeddings, [], []
+        states = self.embedding(input_ids)  # (B, H, W, T, E)
+        embeddings = _image_to_layer(states)
+        hidden, skips, all_hidden = embeddings, [], [states]
         for layer in self.layers:
-            hidden, skip = layer(hidden, condition)
+            out, skip = layer(hidden, condition)
             skips.append(skip)
-            if keep_hidden:
-                all_hidden.append(hidden.permute(0, 2, 3, 4, 1))
+            # The (B, H, W, T, R) view is what the next layer reads, so a hidden state's gradient is the real one.
+            state = out.permute(0, 2, 3, 4, 1)
+            all_hidden.append(state)
+            hidden = _image_to_layer(state)
         logits = self.logits(skips).permute(0, 2, 3, 4, 1)  # (B, H, W, T, Q)
         return TokenPredictionOutput(
             loss=_token_loss(logits, labels),
