@@ -252,7 +252,7 @@ def test_mulaw_bins_are_mapped_back_to_signal_units():
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"rollouts_per_contexts": 2}, r"unknown rollout generator key\(s\) \['rollouts_per_contexts'\]"),
+        ({"rollouts_per_contexts": 2}, r"unknown keys \['rollouts_per_contexts'\] in rollout generator"),
         ({"rollout_batch_size": 0}, "rollout_batch_size must be a positive int"),
         ({"sampling": {"num_beams": 2}}, r"unknown sampling key\(s\) \['num_beams'\]"),
         ({"positions": "4d"}, "positions must be"),

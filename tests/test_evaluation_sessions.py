@@ -106,7 +106,7 @@ def test_no_long_enough_segment_names_the_longest():
         ({"context_length_steps": 200}, "must be positive and shorter than the total"),
         ({"context_length_steps": 300}, "shorter than the total"),
         ({"context_length_s": 1.0}, "exactly one of context_length_steps and context_length_s"),
-        ({"frobnicate": 1}, r"unknown session sampler key\(s\) \['frobnicate'\]"),
+        ({"frobnicate": 1}, r"unknown keys \['frobnicate'\] in session sampler"),
         ({"num_sessions": 1.5}, "num_sessions must be an int"),
         ({"split": "dev"}, "split must be"),
         ({"num_runs": 1, "num_sessions": 2}, "alias"),

@@ -100,7 +100,7 @@ def test_real_rvq_model_matches_its_loss_and_writes_files(tmp_path):
     "config, message",
     [
         ({"tokens_per_step": 0}, "tokens_per_step must be a positive int"),
-        ({"token_per_step": 2}, r"unknown token summary key\(s\) \['token_per_step'\]"),
+        ({"token_per_step": 2}, r"unknown keys \['token_per_step'\] in token summary"),
         ({"tokens_per_second": -1.0}, "tokens_per_second must be positive"),
     ],
 )

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .config_keys import reject_unknown
+
 logger = logging.getLogger(__name__)
 
 DIVERGENCE_JSON = "rollout_divergence.json"
@@ -61,14 +63,6 @@ NON_BANDED_ORDER = (
     "one_over_f_exponent",
     "spatial_connectivity",
 )
-
-
-def _reject_unknown(section: str, values: Any, allowed: set[str]) -> None:
-    if not isinstance(values, dict):
-        raise ValueError(f"{section} must be a mapping, got {values!r}")  # noqa: TRY004 (config errors are ValueErrors)
-    unknown = set(values) - allowed
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)} in {section}; expected some of {sorted(allowed)}")
 
 
 def _number_list(name: str, value: Any) -> list[float] | None:
@@ -125,7 +119,7 @@ class ControlConfig:
         section = f"divergence control {name!r}"
         aliases = {"num_pairs_per_context"} | ({"num_real_real_pairs_per_context"} if name == "real_real" else set())
         known = {f.name for f in dataclasses.fields(cls)} | aliases | {"selection", "pairing"}
-        _reject_unknown(section, value, known)
+        reject_unknown(section, value, known)
         values = dict(value)
         for alias in sorted(aliases):  # the reference's other spellings of num_swaps_per_context
             if alias in values:
@@ -136,7 +130,7 @@ class ControlConfig:
             inner = values.pop(nested, None)
             if inner is None:
                 continue
-            _reject_unknown(f"{section}.{nested}", inner, {"seed", "match_keys"})
+            reject_unknown(f"{section}.{nested}", inner, {"seed", "match_keys"})
             for key, item in inner.items():
                 if key in values:
                     raise ValueError(f"{section}: {key} is given both directly and in {nested}")
@@ -225,11 +219,11 @@ class DivergenceConfig:
             raise ValueError(
                 "divergence: 'stats' is its own section (statistics.StatsConfig; the evaluation config's `stats`)"
             )
-        _reject_unknown("divergence", values, allowed)
+        reject_unknown("divergence", values, allowed)
         values = dict(values)
         evaluation = values.pop("evaluation", None)
         if evaluation is not None:  # the reference also reads the prefix keys from an `evaluation` block
-            _reject_unknown("divergence.evaluation", evaluation, cls._EVALUATION_KEYS)
+            reject_unknown("divergence.evaluation", evaluation, cls._EVALUATION_KEYS)
             for key, item in evaluation.items():
                 values.setdefault(key, item)
         for alias, name in cls._ALIASES.items():
@@ -238,7 +232,7 @@ class DivergenceConfig:
                     raise ValueError(f"divergence: give {name} or its alias {alias}, not both")
                 values[name] = values.pop(alias)
         controls = values.pop("controls", None) or {}
-        _reject_unknown("divergence.controls", controls, set(CONTROLS))
+        reject_unknown("divergence.controls", controls, set(CONTROLS))
         for name in CONTROLS:
             if name in controls and name in values:
                 raise ValueError(f"divergence: control {name!r} is given both in controls and at the top level")
@@ -248,7 +242,7 @@ class DivergenceConfig:
         if isinstance(plots, list):  # the reference uses the first entry of a list of plot configs
             plots = plots[0] if plots else None
         if plots is not None:
-            _reject_unknown("divergence.plots", plots, {f.name for f in dataclasses.fields(DivergencePlotConfig)})
+            reject_unknown("divergence.plots", plots, {f.name for f in dataclasses.fields(DivergencePlotConfig)})
             plots = DivergencePlotConfig(**plots)
         return cls(plots=plots or DivergencePlotConfig(), **values)
 

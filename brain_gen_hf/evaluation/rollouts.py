@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
+from .config_keys import dataclass_values
 from .sessions import SessionSample
 
 # GenerationConfig fields a forecast honours (see brain_gen_hf.forecasting.sampling).
@@ -86,16 +87,7 @@ class RolloutConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> RolloutConfig:
-        values = dict(values or {})
-        for alias, name in cls.ALIASES.items():
-            if alias in values:
-                if name in values:
-                    raise ValueError(f"rollout generator: give {name!r} or its alias {alias!r}, not both")
-                values[name] = values.pop(alias)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown rollout generator key(s) {unknown}; known keys: {sorted(known)}")
+        values = dataclass_values(cls, "rollout generator", values, cls.ALIASES)
         config = cls(**values)
         config.validate()
         return config

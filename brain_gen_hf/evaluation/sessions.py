@@ -14,11 +14,12 @@ which the rollout generator passes to the model.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .config_keys import dataclass_values
 
 # Row columns read before choosing the sessions (the `data` column is decoded for the chosen rows only).
 _KEY_COLUMNS = ("dataset", "subject", "session", "task", "segment_index", "sfreq", "n_samples")
@@ -56,16 +57,7 @@ class SessionSamplerConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> SessionSamplerConfig:
-        values = dict(values or {})
-        for alias, name in cls.ALIASES.items():
-            if alias in values:
-                if name in values:
-                    raise ValueError(f"session sampler: give {name!r} or its alias {alias!r}, not both")
-                values[name] = values.pop(alias)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown session sampler key(s) {unknown}; known keys: {sorted(known)}")
+        values = dataclass_values(cls, "session sampler", values, cls.ALIASES)
         config = cls(**values)
         config.validate()
         return config

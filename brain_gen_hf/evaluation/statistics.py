@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .config_keys import reject_unknown
 from .distances import is_similarity_metric
 
 STATS_JSON = "rollout_divergence_stats.json"
@@ -61,14 +62,6 @@ def _delta_direction(delta: str | None) -> str | None:
     )
 
 
-def _reject_unknown(section: str, values: dict, allowed: set[str]) -> None:
-    if not isinstance(values, dict):
-        raise ValueError(f"{section} must be a mapping, got {values!r}")  # noqa: TRY004 (config errors are ValueErrors)
-    unknown = set(values) - allowed
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)} in {section}; expected some of {sorted(allowed)}")
-
-
 @dataclass
 class BootstrapConfig:
     """Percentile bootstrap of the median delta: `n_boot` resamples of the contexts with replacement."""
@@ -95,17 +88,17 @@ class InferenceConfig:
     def from_dict(cls, values: dict | None, section: str = "stats.inference") -> InferenceConfig:
         if values is None:
             return cls()
-        _reject_unknown(section, values, {"ci", "test"})
+        reject_unknown(section, values, {"ci", "test"})
         ci = values.get("ci")
         if ci is not None:
-            _reject_unknown(f"{section}.ci", ci, {"method", "n_boot", "seed", "confidence_level"})
+            reject_unknown(f"{section}.ci", ci, {"method", "n_boot", "seed", "confidence_level"})
             method = ci.get("method", "bootstrap")
             if method != "bootstrap":
                 raise ValueError(f"{section}.ci.method must be 'bootstrap', got {method!r}")
             ci = BootstrapConfig(**{k: v for k, v in ci.items() if k != "method"})
         test = values.get("test")
         if test is not None:
-            _reject_unknown(f"{section}.test", test, {"type"})
+            reject_unknown(f"{section}.test", test, {"type"})
             if test.get("type") != "wilcoxon_signed_rank":
                 raise ValueError(f"{section}.test.type must be 'wilcoxon_signed_rank', got {test.get('type')!r}")
         return cls(ci=ci, wilcoxon=test is not None)
@@ -177,7 +170,7 @@ class StatsConfig:
     def from_dict(cls, values: dict | None) -> StatsConfig:
         values = {} if values is None else values
         known = {f.name for f in dataclasses.fields(cls)} | {"primary_horizon_s", "paired"}
-        _reject_unknown("stats", values, known)
+        reject_unknown("stats", values, known)
         values = dict(values)
         if "primary_horizon_s" in values:
             if "horizons" in values:
@@ -209,14 +202,14 @@ def _comparison_from_entry(entry: Any, index: int) -> Comparison:
     if isinstance(entry, str):
         return Comparison(entry)
     section = f"stats.comparisons[{index}]"
-    _reject_unknown(section, entry, {"name", "statistic", "paired", "inference", "delta"})
+    reject_unknown(section, entry, {"name", "statistic", "paired", "inference", "delta"})
     if "name" not in entry:
         raise ValueError(f"{section} needs a 'name', e.g. 'correct_vs_target_swap'")
     if not entry.get("paired", True):
         raise ValueError(f"{section}.paired: only paired comparisons (by context) are implemented")
     statistic = entry.get("statistic") or {}
     # `report` is accepted for reference configs; every statistic is always reported.
-    _reject_unknown(f"{section}.statistic", statistic, {"report", "delta"})
+    reject_unknown(f"{section}.statistic", statistic, {"report", "delta"})
     delta = statistic.get("delta", entry.get("delta"))
     inference = entry.get("inference")
     if inference is not None:

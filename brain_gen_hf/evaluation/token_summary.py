@@ -10,7 +10,6 @@ over every scored token (nothing dropped), so `summary["bits_per_token"]` is the
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import numbers
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .config_keys import dataclass_values
 
 CURVES = ("bits_per_token", "perplexity", "unigram_perplexity", "bits_per_second", "decoded_mse")
 
@@ -44,16 +45,7 @@ class TokenSummaryConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> TokenSummaryConfig:
-        values = dict(values or {})
-        for alias, name in cls.ALIASES.items():
-            if alias in values:
-                if name in values:
-                    raise ValueError(f"token summary: give {name!r} or its alias {alias!r}, not both")
-                values[name] = values.pop(alias)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown token summary key(s) {unknown}; known keys: {sorted(known)}")
+        values = dataclass_values(cls, "token summary", values, cls.ALIASES)
         config = cls(**values)
         config.validate()
         return config
