@@ -27,6 +27,7 @@ setup(
         "safetensors>=0.4",
         "tokenizers>=0.21",
         "mne>=1.8",
+        "mne-bids>=0.15",  # BIDS input (layout: bids)
         "einops>=0.8",
         "numpy>=1.26",
         "tqdm>=4.66",

@@ -29,6 +29,7 @@ REFERENCE_CONVERTERS: dict[str, str] = {
     "FlatGPTMixRVQ": "brain_gen_hf.models.flatgpt.convert_flatgpt_rvq",
     "FlatGPTEmbedsRVQ": "brain_gen_hf.models.flatgpt.convert_flatgpt_rvq",
     "TASA3D": "brain_gen_hf.models.tasa3d.convert_tasa3d",
+    "STGPT2MEG": "brain_gen_hf.models.stgpt2meg.convert_stgpt2meg",
     "BENDRForecast": "brain_gen_hf.models.bendr.convert_bendr",
     "ClassifierContinuous": "brain_gen_hf.models.classifier.convert_classifier",
     "ClassifierQuantized": "brain_gen_hf.models.classifier.convert_classifier",
@@ -36,6 +37,9 @@ REFERENCE_CONVERTERS: dict[str, str] = {
     "BrainOmniCausalTokenizer": "brain_gen_hf.models.brainomni.convert_brainomni",
     "BrainOmniCausalTokenizerSEANetChannelMix": "brain_gen_hf.models.braintokmix.convert_braintokmix",
     "BrainOmniCausalForecast": "brain_gen_hf.models.brainomni_forecast.convert_brainomni_forecast",
+    "NTD": "brain_gen_hf.models.ntd.convert_ntd",
+    "Vidtok": "brain_gen_hf.models.vidtok.convert_vidtok",
+    "VidtokRVQ": "brain_gen_hf.models.vidtok.convert_vidtok",
 }
 
 

@@ -50,6 +50,7 @@ _CLS_AUTO = ("AutoModel", "AutoModelForSequenceClassification")
 
 _FG = "brain_gen_hf.models.flatgpt"
 _LM_AUTO = ("AutoModel", "AutoModelForCausalLM")
+_VT = "brain_gen_hf.models.vidtok"
 
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry(
@@ -68,6 +69,13 @@ MODELS: tuple[ModelEntry, ...] = (
         "TASA3DConfig",
         "brain_gen_hf.models.tasa3d.modeling_tasa3d",
         "TASA3DModel",
+    ),
+    ModelEntry(
+        "factorized_autoencoder",
+        "brain_gen_hf.models.factorized_autoencoder.configuration_factorized_autoencoder",
+        "FactorizedAutoencoderConfig",
+        "brain_gen_hf.models.factorized_autoencoder.modeling_factorized_autoencoder",
+        "FactorizedAutoencoderModel",
     ),
     ModelEntry(
         "bendr_forecast",
@@ -122,6 +130,13 @@ MODELS: tuple[ModelEntry, ...] = (
         "BrainOmniCausalForecastModel",
     ),
     ModelEntry(
+        "ntd",
+        "brain_gen_hf.models.ntd.configuration_ntd",
+        "NTDConfig",
+        "brain_gen_hf.models.ntd.modeling_ntd",
+        "NTDModel",
+    ),
+    ModelEntry(
         "flatgpt",
         f"{_FG}.configuration_flatgpt",
         "FlatGPTConfig",
@@ -143,6 +158,14 @@ MODELS: tuple[ModelEntry, ...] = (
         "FlatGPTMixConfig",
         f"{_FG}.modeling_flatgpt",
         "FlatGPTMixForCausalLM",
+        _LM_AUTO,
+    ),
+    ModelEntry(
+        "flatgpt_text",
+        f"{_FG}.configuration_flatgpt_text",
+        "FlatGPTTextConfig",
+        f"{_FG}.modeling_flatgpt_text",
+        "FlatGPTTextForCausalLM",
         _LM_AUTO,
     ),
     ModelEntry(
@@ -168,6 +191,18 @@ MODELS: tuple[ModelEntry, ...] = (
         f"{_FG}.modeling_flatgpt_rvq",
         "FlatGPTEmbedsRVQForCausalLM",
         _LM_AUTO,
+    ),
+    ModelEntry(
+        "stgpt2meg",
+        "brain_gen_hf.models.stgpt2meg.configuration_stgpt2meg",
+        "STGPT2MEGConfig",
+        "brain_gen_hf.models.stgpt2meg.modeling_stgpt2meg",
+        "STGPT2MEGForCausalLM",
+        _LM_AUTO,
+    ),
+    ModelEntry("vidtok", f"{_VT}.configuration_vidtok", "VidtokConfig", f"{_VT}.modeling_vidtok", "VidtokModel"),
+    ModelEntry(
+        "vidtok_rvq", f"{_VT}.configuration_vidtok", "VidtokRVQConfig", f"{_VT}.modeling_vidtok", "VidtokRVQModel"
     ),
 )
 

@@ -156,6 +156,30 @@ def _flatgpt_rvq_inputs(batch):
     return signal(batch, 8), {}  # two token steps of the brain tokenizer
 
 
+def _stgpt2meg():
+    from tests.test_stgpt2meg import forecast_model
+
+    return forecast_model()
+
+
+def _stgpt2meg_inputs(batch):
+    from tests.test_stgpt2meg import forecast_signal
+
+    return forecast_signal(batch=batch), {}
+
+
+def _ntd():
+    from tests.test_ntd import build
+
+    return build()
+
+
+def _ntd_inputs(batch):
+    from tests.test_ntd import signal
+
+    return signal(batch=batch, steps=30), {}  # longer than a window: the context keeps its last L samples
+
+
 FORECAST_CASES: dict[str, ForecastCase] = {
     "flatgpt": ForecastCase(build=_flatgpt("flatgpt_config"), inputs=_flatgpt_inputs, horizon=2, long_horizon=7),
     "flatgpt_embeds": ForecastCase(build=_flatgpt("embeds_config"), inputs=_flatgpt_inputs, horizon=2, long_horizon=7),
@@ -182,4 +206,8 @@ FORECAST_CASES: dict[str, ForecastCase] = {
     "wavenet_full_channel_parallel": ForecastCase(build=_wavenet_parallel, inputs=_wavenet_inputs, horizon=4),
     "wavenet3d": ForecastCase(build=_wavenet3d, inputs=_wavenet3d_inputs, horizon=3, long_horizon=7),
     "tasa3d": ForecastCase(build=_tasa3d, inputs=_tasa3d_inputs, horizon=3, long_horizon=5),
+    "stgpt2meg": ForecastCase(build=_stgpt2meg, inputs=_stgpt2meg_inputs, horizon=3, long_horizon=7),
+    # samples=False: the contract samples with temperature / top-k, which act on logits a diffusion model lacks
+    # (ValueError); its own seeded draws (do_sample=True, generator=) are checked in tests/test_ntd.py.
+    "ntd": ForecastCase(build=_ntd, inputs=_ntd_inputs, horizon=3, long_horizon=17, samples=False),
 }

@@ -20,7 +20,7 @@ def test_config_validation_errors():
     with pytest.raises(ValueError, match="summing to head_dim/2"):
         flatgpt_config(qwen_backbone(mrope_section=[1, 1, 2]))
     with pytest.raises(ValueError, match="model_type"):
-        flatgpt_config({"model_type": "llama"})
+        flatgpt_config({"model_type": "vit"})  # registered, but not a causal decoder
     with pytest.raises(ValueError, match="divisible by the 5 channels"):
         mix_config(input_shape=[8, 5, 1])
     with pytest.raises(ValueError, match="W' = 1"):

@@ -20,13 +20,13 @@ import torch
 from parameterized import parameterized
 from safetensors.torch import load_file, save_file
 
+from brain_gen_hf.layers.quantizers import EuclideanCodebook
 from brain_gen_hf.models.brainomni.configuration_brainomni import BrainOmniCausalTokenizerConfig
 from brain_gen_hf.models.brainomni.modeling_brainomni import BrainOmniCausalTokenizerModel
 from brain_gen_hf.models.brainomni_forecast.configuration_brainomni_forecast import BrainOmniCausalForecastConfig
 from brain_gen_hf.models.brainomni_forecast.modeling_brainomni_forecast import BrainOmniCausalForecastModel
 from brain_gen_hf.models.braintokmix.configuration_braintokmix import BrainTokMixConfig
 from brain_gen_hf.models.braintokmix.modeling_braintokmix import BrainTokMixModel
-from brain_gen_hf.models.causal_tokenizer.quantizers import EuclideanCodebook
 from brain_gen_hf.models.causal_tokenizer.seanet import SEANetResnetBlock
 from tests.transformers_common import load_common_tests
 

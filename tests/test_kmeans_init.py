@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from brain_gen_hf.models.causal_tokenizer.quantizers import ResidualVectorQuantizer, kmeans, sample_rows
+from brain_gen_hf.layers.quantizers import ResidualVectorQuantizer, kmeans, sample_rows
 from tests import brain_tokenizer_checks as checks
 from tests.refvec import RefCase, assert_float_close
 

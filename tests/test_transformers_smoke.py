@@ -34,6 +34,7 @@ CONTRACT_MODULES = (
     "tests.test_brainomni_forecast",
     "tests.test_braintokmix",
     "tests.test_classifier",
+    "tests.test_factorized_autoencoder",
     "tests.test_tasa3d",
     "tests.test_wavenet",
     "tests.test_flatgpt_contract_qwen",
@@ -43,6 +44,10 @@ CONTRACT_MODULES = (
     "tests.test_flatgpt_contract_rvq",
     "tests.test_flatgpt_contract_embeds_rvq",
     "tests.test_flatgpt_contract_mix_rvq",
+    "tests.test_stgpt2meg",
+    "tests.test_ntd",
+    "tests.test_vidtok",
+    "tests.test_flatgpt_text",
 )
 
 
@@ -132,7 +137,10 @@ def test_build_save_auto_load_forward(name, tmp_path):
         # Whole token steps, through transformers' generate() and its KV cache; the prompt leaves room for them
         # in the model's context.
         new = loaded.config.tokens_per_grid_step
-        prompt = inputs["input_ids"][:, :-new]
+        prompt = inputs["input_ids"]
+        if prompt.ndim == 3:  # a (B, C, T) token grid (STGPT2MEG): generate() also reads it flat, time-major
+            prompt = prompt.transpose(1, 2).flatten(1)
+        prompt = prompt[:, :-new]
         out = loaded.generate(prompt, max_new_tokens=new, do_sample=False, use_cache=True)
         assert out.shape == (prompt.shape[0], prompt.shape[1] + new)
         assert torch.equal(out[:, : prompt.shape[1]], prompt)

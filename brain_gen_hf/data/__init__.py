@@ -50,6 +50,12 @@ _LAZY = {
     "grid_indices": "collators",
     "pretokenize_dataset": "pretokenize",
     "load_token_datasets": "pretokenize",
+    "SourceSpaceConfig": "source_space",
+    "project_to_parcels": "source_space",
+    "check_template": "source_space",
+    "coregister_to_template": "coregistration",
+    "EventsConfig": "events",
+    "layout_recordings": "discovery",
     "simulate_meg_raw": "simulate",
     "SimulationConfig": "simulate",
 }

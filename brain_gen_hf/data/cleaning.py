@@ -80,6 +80,7 @@ class CleaningSummary:
 class CleaningResult:
     segments: list[np.ndarray] = field(default_factory=list)
     summary: CleaningSummary = field(default_factory=CleaningSummary)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # (start, stop) sample of each segment
 
 
 def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> CleaningResult:
@@ -91,7 +92,7 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
     summary = CleaningSummary()
     if not config.enabled:
         summary.segments_kept = 1
-        return CleaningResult([np.asarray(data, dtype=np.float32)], summary)
+        return CleaningResult([np.asarray(data, dtype=np.float32)], summary, [(0, data.shape[1])])
 
     width = int(round(config.window_seconds * sfreq))
     n_windows = data.shape[1] // width if width > 0 else 0
@@ -133,7 +134,7 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
     min_samples = int(config.min_segment_seconds * sfreq)
     good_idx = np.flatnonzero(good)
     runs = np.split(good_idx, np.flatnonzero(np.diff(good_idx) != 1) + 1)
-    segments = []
+    segments, spans = [], []
     longest = 0
     for run in runs:
         step = max_windows or len(run)
@@ -143,6 +144,7 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
             if len(part) * width >= min_samples:
                 segment = windows[:, part].reshape(data.shape[0], -1)
                 segments.append(np.clip(segment, low, high).astype(np.float32))
+                spans.append((int(part[0]) * width, (int(part[-1]) + 1) * width))
     if (
         segments
         and config.min_first_segment_seconds > 0
@@ -160,4 +162,4 @@ def clean_recording(data: np.ndarray, sfreq: float, config: CleaningConfig) -> C
             f"(longest clean run {longest / sfreq:.1f} s of a {duration:.1f} s recording)",
         )
     summary.segments_kept = len(segments)
-    return CleaningResult(segments, summary)
+    return CleaningResult(segments, summary, spans)

@@ -10,8 +10,8 @@ A batch goes to `model(**batch)` unchanged; each collator lists its keys in `mod
 - `CodesCollator`: pretokenized brain-tokenizer `codes` -> `input_ids` and `labels` (FlatGPT RVQ; the LM shifts).
 - `ClassLabelCollator`: another collator's inputs plus `labels` = each item's class index (classifiers).
 - `ImageCollator`: sensors scattered on an `(H, W)` grid: `input_values (B, H, W, T)` float32 or mu-law token
-  images `input_ids`/`labels` (TASA3D, Wavenet3D, image classifiers); the pixel of every channel is
-  `row_idx`/`col_idx` on the collator.
+  images `input_ids`/`labels`, labels at the sensor pixels only (TASA3D, Wavenet3D, image classifiers); the pixel
+  of every channel is `row_idx`/`col_idx` on the collator.
 
 Missing channels of a window are zeros in the signal; token labels mask them with -100.
 """
@@ -131,21 +131,54 @@ def grid_indices(pos_2d: np.ndarray, image_size: int = 32) -> tuple[np.ndarray, 
 
 
 class ImageCollator:
-    """Sparse sensor images. `quantize=True` gives mu-law token images with next-step labels."""
+    """Sparse sensor images. `quantize=True` gives mu-law token images with next-step labels; pixels without a
+    sensor, and the pixels of missing channels, are -100 in the labels (the loss reads sensor pixels only, as the
+    reference's postprocessor does). `labels=False` gives the full token image as `input_ids` alone (image
+    classifiers).
+
+    `pixels=(row_idx, col_idx)` places the channels where a model's config does; without it `grid_indices`
+    places them from the layout's 2-D positions (square images only). `image_size` is an int or `(H, W)`.
+    """
 
     def __init__(
-        self, layout: ChannelLayout, image_size: int = 32, quantize: bool = False, mu: int = 255, max_value: float = 5.0
+        self,
+        layout: ChannelLayout,
+        image_size: int | tuple[int, int] = 32,
+        quantize: bool = False,
+        mu: int = 255,
+        max_value: float = 5.0,
+        labels: bool = True,
+        pixels: tuple | None = None,
     ):
-        self.image_size = image_size
-        row, col = grid_indices(layout.pos_2d, image_size)
-        self.row_idx, self.col_idx = torch.from_numpy(row), torch.from_numpy(col)
-        self.quantize, self.mu, self.max_value = quantize, mu, max_value
-        self.model_inputs = ("input_ids", "labels") if quantize else ("input_values",)
+        height, width = (image_size, image_size) if isinstance(image_size, int) else (int(s) for s in image_size)
+        self.image_size, self.height, self.width = image_size, height, width
+        if pixels is None:
+            if height != width:
+                raise ValueError(
+                    f"grid_indices places channels on square images only, got {height}x{width}: pass `pixels`"
+                )
+            pixels = grid_indices(layout.pos_2d, height)
+        row, col = (torch.as_tensor(np.asarray(p), dtype=torch.long) for p in pixels)
+        if row.shape != (len(layout.names),) or col.shape != row.shape:
+            raise ValueError(
+                f"`pixels` must give one row and one column per channel ({len(layout.names)}), got "
+                f"{tuple(row.shape)} and {tuple(col.shape)}"
+            )
+        if bool((row < 0).any() or (row >= height).any() or (col < 0).any() or (col >= width).any()):
+            raise ValueError(f"`pixels` fall outside the {height}x{width} image")
+        if not quantize and not labels:
+            raise ValueError("labels=False applies to token images: it needs quantize=True")
+        self.row_idx, self.col_idx = row, col
+        self.quantize, self.mu, self.max_value, self.labels = quantize, mu, max_value, labels
+        if not quantize:
+            self.model_inputs = ("input_values",)
+        else:
+            self.model_inputs = ("input_ids", "labels") if labels else ("input_ids",)
 
     def to_image(self, signal: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> (B, H, W, T), zeros off-sensor."""
         batch, _, steps = signal.shape
-        image = signal.new_zeros(batch, self.image_size, self.image_size, steps)
+        image = signal.new_zeros(batch, self.height, self.width, steps)
         image[:, self.row_idx, self.col_idx, :] = signal
         return image
 
@@ -158,4 +191,9 @@ class ImageCollator:
         if not self.quantize:
             return {"input_values": image}
         tokens = mulaw_encode(image / self.max_value, mu=self.mu)
-        return {"input_ids": tokens[..., :-1].contiguous(), "labels": tokens[..., 1:].contiguous()}
+        if not self.labels:
+            return {"input_ids": tokens}
+        # Written like the signal, so a pixel two channels share is kept exactly when the channel it shows is present.
+        present = self.to_image(_stack(items, "channel_mask").unsqueeze(-1).float())[..., 0] > 0
+        labels = tokens.masked_fill(~present.unsqueeze(-1), -100)
+        return {"input_ids": tokens[..., :-1].contiguous(), "labels": labels[..., 1:].contiguous()}

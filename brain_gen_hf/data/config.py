@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cleaning import CleaningConfig
+from .events import EventsConfig
 from .normalization import NormalizationConfig
 from .preprocessing import PreprocessingConfig
+from .source_space import SourceSpaceConfig
 from .splits import SplitConfig
 
 
@@ -76,8 +78,18 @@ def _check_types(name: str, section, values: dict) -> None:
             raise ValueError(f"{name}.{key} must be {kind}, got {value!r}")
 
 
+# (section, key or None for the whole section, default) added after the first release (see content_fingerprint).
+ADDED_SETTINGS = (
+    ("source_space", None, SourceSpaceConfig()),
+    ("events", None, EventsConfig()),
+    ("preprocessing", "maxwell_calibration", None),
+    ("preprocessing", "maxwell_cross_talk", None),
+)
+
 _SECTIONS = {
     "preprocessing": PreprocessingConfig,
+    "source_space": SourceSpaceConfig,
+    "events": EventsConfig,
     "normalization": NormalizationConfig,
     "cleaning": CleaningConfig,
     "mulaw": MuLawConfig,
@@ -92,8 +104,11 @@ class BuildConfig:
     """Everything that decides the content of a built dataset."""
 
     dataset_name: str | None = None
+    layout: str = "auto"  # discovery rules for input folders: auto | bids | omega | mous | camcan
     example_seconds: float | None = None  # if set, recordings without one full window are rejected
     preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    source_space: SourceSpaceConfig = field(default_factory=SourceSpaceConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     mulaw: MuLawConfig = field(default_factory=MuLawConfig)
@@ -102,6 +117,10 @@ class BuildConfig:
     card: CardConfig = field(default_factory=CardConfig)
 
     def __post_init__(self):
+        from .discovery import LAYOUTS
+
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.example_seconds is not None and not self.example_seconds > 0:
             raise ValueError(f"example_seconds must be positive (or null), got {self.example_seconds}")
 
@@ -158,8 +177,18 @@ class BuildConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def content_fingerprint(self) -> str:
-        """Hash of the settings that change processed recordings (not shards/splits/card)."""
-        content = {k: v for k, v in self.to_dict().items() if k not in ("shards", "splits", "card", "dataset_name")}
+        """Hash of the settings that change processed recordings (not shards/splits/card).
+
+        Settings added after the first release are left out while they have their default (off)
+        value, so a dataset built before they existed keeps its fingerprint and resumes."""
+        content = {
+            k: v for k, v in self.to_dict().items() if k not in ("shards", "splits", "card", "dataset_name", "layout")
+        }
+        for section, key, default in ADDED_SETTINGS:
+            if key is None and content[section] == dataclasses.asdict(default):
+                del content[section]
+            elif key is not None and key in content[section] and content[section][key] == default:
+                del content[section][key]
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def save_yaml(self, path) -> None:

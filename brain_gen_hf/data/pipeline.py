@@ -1,7 +1,8 @@
 """One recording from raw file to clean, normalised segments (reference stages 1-2 on mne).
 
-Source-space projection (reference 1.5.2) is not implemented: it needs the fsaverage anatomy,
-which mne downloads and which is not available offline. Segments stay in sensor space.
+Sensor space by default; with `source_space.enabled` the preprocessed sensors are projected to
+template parcels (reference 1.5.2, `source_space.py`) and the parcels are the channels. With
+`events.mode` a per-sample event code is kept beside each segment (reference 1.5.4, `events.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class ProcessedRecording:
     notes: list[str] = field(default_factory=list)
     tokens: list[np.ndarray] | None = None  # mu-law codes per segment when enabled
     mulaw_scale: float | None = None
+    events: list[np.ndarray] | None = None  # int16 event codes per segment (events.mode)
 
     @property
     def seconds(self) -> float:
@@ -52,13 +54,22 @@ def process_recording(source: RecordingSource, config: BuildConfig, raw=None) ->
 
 
 def _process_raw(source: RecordingSource, config: BuildConfig, raw, read_notes: list[str]) -> ProcessedRecording:
+    from .events import event_array, read_raw_events
+
     name = str(source.path)
+    raw_events = read_raw_events(raw, config.events, source.path, source=name)  # before stim channels are dropped
     raw, notes = _preprocess(raw, config, name)
     notes = read_notes + notes
-    channels = channel_metadata(raw.info, missing_positions=config.preprocessing.missing_positions, source=name)
-    sfreq = float(raw.info["sfreq"])
-    normalized, stats = normalize_recording(raw.get_data(), config.normalization, source=name)
-    bad_channels = list(raw.info["bads"])
+    if config.source_space.enabled:
+        from .source_space import project_to_parcels
+
+        parcels = project_to_parcels(raw, config.source_space, source=name)
+        data, channels, sfreq, bad_channels = parcels.data, parcels.channels, parcels.sfreq, []
+        notes += parcels.notes
+    else:
+        channels = channel_metadata(raw.info, missing_positions=config.preprocessing.missing_positions, source=name)
+        data, sfreq, bad_channels = raw.get_data(), float(raw.info["sfreq"]), list(raw.info["bads"])
+    normalized, stats = normalize_recording(data, config.normalization, source=name)
     if bad_channels and config.preprocessing.bad_channel_action == "zero":
         normalized[[raw.ch_names.index(b) for b in bad_channels]] = 0.0
     result = clean_recording(normalized, sfreq, config.cleaning)
@@ -77,6 +88,9 @@ def _process_raw(source: RecordingSource, config: BuildConfig, raw, read_notes: 
                 "build config (or set it to null) to keep it"
             )
     processed = ProcessedRecording(source, sfreq, channels, result.segments, stats, result.summary, bad_channels, notes)
+    if config.events.mode != "none":
+        codes = event_array(raw_events, config.events, source.path, normalized.shape[1], sfreq)
+        processed.events = [codes[start:stop] for start, stop in result.spans]
     if config.mulaw.enabled:
         from ..tokenizers.mulaw import mulaw_encode as encode
 

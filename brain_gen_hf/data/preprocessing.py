@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,8 @@ class PreprocessingConfig:
     picks: str | list[str] = "auto"  # "auto": MEG without reference sensors, else EEG
     maxwell: bool = False  # tSSS (st_duration 10 s) for Neuromag FIF only
     maxwell_st_duration: float = 10.0
+    maxwell_calibration: str | None = None  # fine-calibration file (sss_cal.dat); null: mne's defaults
+    maxwell_cross_talk: str | None = None  # cross-talk compensation file (ct_sparse.fif); null: none
     gradient_compensation: int | None = 3  # CTF only
     l_freq: float | None = 1.0
     h_freq: float | None = 50.0
@@ -71,6 +74,13 @@ class PreprocessingConfig:
                 f"h_freq ({self.h_freq} Hz) is above the Nyquist frequency of sfreq={self.sfreq} Hz "
                 f"({self.sfreq / 2:g} Hz): lower h_freq or raise sfreq"
             )
+        for name in ("maxwell_calibration", "maxwell_cross_talk"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise FileNotFoundError(
+                    f"preprocessing.{name} {value} does not exist; give the site's Maxwell file (e.g. sss_cal.dat / "
+                    "ct_sparse.fif from the MEG system), or null to filter without it"
+                )
         if self.resample_method not in ("polyphase", "fft"):
             raise ValueError(f"resample_method must be 'polyphase' or 'fft', got {self.resample_method!r}")
         if self.gradient_compensation not in (None, 0, 1, 2, 3):
@@ -131,12 +141,18 @@ def resolve_picks(raw, picks) -> list[str]:
     return [p for p in expanded if p in present]
 
 
-def apply_maxwell_filter(raw, st_duration: float = 10.0):
-    """tSSS with bad-channel detection and cHPI movement compensation when available (spec 1.4)."""
+def apply_maxwell_filter(raw, st_duration: float = 10.0, *, calibration=None, cross_talk=None):
+    """tSSS with bad-channel detection and cHPI movement compensation when available (spec 1.4).
+
+    `calibration` / `cross_talk`: the site's fine-calibration and cross-talk files, used for both
+    the bad-channel search and the filter (mne's defaults without them)."""
     import mne
 
     raw.del_proj()
-    noisy, flat = mne.preprocessing.find_bad_channels_maxwell(raw.copy().pick("meg"), verbose="error")
+    files = {"calibration": calibration, "cross_talk": cross_talk}
+    # without a device-to-head transform (empty-room style files) the expansion is done in the device frame
+    frame = {"coord_frame": "head" if raw.info["dev_head_t"] is not None else "meg"}
+    noisy, flat = mne.preprocessing.find_bad_channels_maxwell(raw.copy().pick("meg"), **files, **frame, verbose="error")
     raw.info["bads"] = sorted(set(raw.info["bads"]) | set(noisy) | set(flat))
     head_pos = None
     try:
@@ -147,7 +163,14 @@ def apply_maxwell_filter(raw, st_duration: float = 10.0):
         head_pos = None
     st = st_duration if raw.times[-1] >= st_duration else None
     return mne.preprocessing.maxwell_filter(
-        raw, head_pos=head_pos, destination=raw.info["dev_head_t"], st_duration=st, mag_scale="auto", verbose="error"
+        raw,
+        head_pos=head_pos,
+        destination=raw.info["dev_head_t"],
+        st_duration=st,
+        mag_scale="auto",
+        **files,
+        **frame,
+        verbose="error",
     )
 
 
@@ -207,7 +230,12 @@ def preprocess_raw(raw, config: PreprocessingConfig, *, source: str = "recording
 
     if config.maxwell:
         if _is_neuromag(raw):
-            raw = apply_maxwell_filter(raw, config.maxwell_st_duration)
+            raw = apply_maxwell_filter(
+                raw,
+                config.maxwell_st_duration,
+                calibration=config.maxwell_calibration,
+                cross_talk=config.maxwell_cross_talk,
+            )
         else:
             notes.append("maxwell skipped: not a Neuromag/MEGIN recording")
     if config.gradient_compensation is not None and raw.info["comps"]:

@@ -184,9 +184,13 @@ def source_fingerprint(path: Path) -> dict:
 
 
 def discover_recordings(
-    inputs, default_dataset: str | None = None, *, existing: Mapping[str, str] | None = None
+    inputs, default_dataset: str | None = None, *, existing: Mapping[str, str] | None = None, layout: str = "auto"
 ) -> list[RecordingSource]:
     """Expand files, folders and globs into recordings. `NAME=PATH` names the dataset of PATH.
+
+    `layout` names the rules for input folders: "auto" (every recording file, BIDS entities or the
+    relative path as session name), or a dataset's own rules, "bids" (mne-bids), "omega", "mous",
+    "camcan" (see `discovery.py`).
 
     The dataset name defaults to `default_dataset`, else to the input folder's name (or the
     file's parent folder). A file listed twice (e.g. by a folder and a glob) is one recording.
@@ -213,7 +217,14 @@ def discover_recordings(
             path = Path(match)
             if not path.exists():
                 raise FileNotFoundError(f"input does not exist: {path}")
-            if path.is_dir() and not is_recording(path):
+            named = {}
+            if path.is_dir() and not is_recording(path) and layout != "auto":
+                from .discovery import layout_recordings
+
+                root = path
+                named = {file: names for file, *names in layout_recordings(path, layout)}
+                files = list(named)
+            elif path.is_dir() and not is_recording(path):
                 root, files = path, _walk_folder(path)
                 if not files:
                     raise FileNotFoundError(
@@ -231,7 +242,8 @@ def discover_recordings(
                             f"{dataset!r}); list each recording once"
                         )
                     continue
-                found[key] = (file, dataset, *_session_name(file, root))
+                session, subject, task = named.get(file) or _session_name(file, root)
+                found[key] = (file, dataset, safe_name(session), subject, task)
     return _unique_sessions(found, dict(existing or {}))
 
 

@@ -73,8 +73,8 @@ ENTRY_FIELDS = {
 }
 
 
-def segment_features(with_tokens: bool = False, mu: int = 255):
-    """`datasets.Features` of one row (= one clean segment)."""
+def segment_features(with_tokens: bool = False, mu: int = 255, with_events: bool = False):
+    """`datasets.Features` of one row (= one clean segment); `events`: int16 code per sample (events.mode)."""
     from datasets import Features, List, Value
 
     features = {
@@ -100,6 +100,8 @@ def segment_features(with_tokens: bool = False, mu: int = 255):
     if with_tokens:
         features["tokens"] = List(List(Value("uint8" if mu <= 255 else "uint16")))
         features["mulaw_scale"] = Value("float32")
+    if with_events:
+        features["events"] = List(Value("int16"))
     return Features(features)
 
 
@@ -161,6 +163,10 @@ def recording_table(processed, features) -> pa.Table:
         token_dtype = np.uint8 if features["tokens"].feature.feature.dtype == "uint8" else np.uint16
         arrays["tokens"] = _nested_array(processed.tokens, token_dtype)
         arrays["mulaw_scale"] = pa.array(repeat(processed.mulaw_scale), type=pa.float32())
+    if "events" in features:
+        arrays["events"] = pa.array(
+            [np.asarray(e, dtype=np.int16) for e in processed.events], type=pa.list_(pa.int16())
+        )
     return pa.Table.from_arrays([arrays[name] for name in features], schema=schema)
 
 
@@ -340,7 +346,9 @@ class DatasetBuilder:
         manifest_path = self.build_dir / MANIFEST_NAME
         self._overwrite_pending = overwrite and manifest_path.exists()
         self.manifest = Manifest(manifest_path, self.config.content_fingerprint(), fresh=overwrite)
-        self.features = segment_features(self.config.mulaw.enabled, self.config.mulaw.mu)
+        self.features = segment_features(
+            self.config.mulaw.enabled, self.config.mulaw.mu, with_events=self.config.events.mode != "none"
+        )
 
     # -- files of the build ----------------------------------------------------------------------
     def _recording_file(self, source: RecordingSource) -> Path:
@@ -535,7 +543,13 @@ class DatasetBuilder:
         """Process every recording under `inputs` (files, folders, globs, `NAME=PATH`)."""
         from tqdm.auto import tqdm
 
-        sources = discover_recordings(inputs, self.config.dataset_name, existing=self.manifest.ids_by_source())
+        sources = discover_recordings(
+            inputs, self.config.dataset_name, existing=self.manifest.ids_by_source(), layout=self.config.layout
+        )
+        if self.config.source_space.enabled:  # an incomplete template fails the build once, not every recording
+            from .source_space import check_template
+
+            check_template(self.config.source_space)
         report = BuildReport(str(self.output_dir))
         sources += self._repair_damaged(sources, report)
         known, orphans = self.manifest.ids_by_source(), self._orphans()
@@ -657,7 +671,9 @@ def build_dataset(
 ) -> BuildReport:
     """Functional entry point: `DatasetBuilder(output_dir, config).build(inputs)`."""
     config = config or BuildConfig()
-    discover_recordings(inputs, config.dataset_name)  # a typo in the inputs fails before the output is looked at
+    discover_recordings(
+        inputs, config.dataset_name, layout=config.layout
+    )  # a typo in the inputs fails before the output is looked at
     return DatasetBuilder(output_dir, config, overwrite=overwrite).build(inputs, progress=progress)
 
 

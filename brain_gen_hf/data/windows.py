@@ -284,6 +284,13 @@ class _SegmentReader:
         self.n_samples = np.asarray(self.table.column("n_samples").to_numpy(), dtype=np.int64)
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.cache_size = cache_size
+        names = self.table.column_names
+        self.events = self.table.column("events") if "events" in names else None  # conditioned datasets
+
+    def event_codes(self, row: int, start: int, length: int) -> np.ndarray:
+        """(length,) int16 event codes of a window (conditioned datasets, `events` column)."""
+        codes = self.events[self.table_row(row)].values.to_numpy(zero_copy_only=False)
+        return np.asarray(codes[start : start + length], dtype=np.int16)
 
     def table_row(self, row: int) -> int:
         return int(row if self.table_rows is None else self.table_rows[row])
@@ -323,7 +330,8 @@ class WindowDataset(torch.utils.data.Dataset):
     """Map-style windows over a `datasets.Dataset` of segments (a torch-compatible Dataset).
 
     Item: {"signal": (C, L) float32 in the canonical layout, "channel_mask": (C,) bool,
-    "row": segment row, "start": first sample}. Collators add positions and sensor types.
+    "row": segment row, "start": first sample}, plus "events": (L,) int16 codes when the segments
+    have an `events` column (conditioned builds). Collators add positions and sensor types.
     `__getitems__` serves a whole batch (the DataLoader fast path).
     """
 
@@ -378,7 +386,10 @@ class WindowDataset(torch.utils.data.Dataset):
         row, start = (int(v) for v in self.index[i])
         signal = np.empty((len(self.layout), self.length), dtype=np.float32)
         self._window(row, start, signal)
-        return {"signal": signal, "channel_mask": self.row_masks[row], "row": row, "start": start}
+        item = {"signal": signal, "channel_mask": self.row_masks[row], "row": row, "start": start}
+        if self.reader.events is not None:
+            item["events"] = self.reader.event_codes(row, start, self.length)
+        return item
 
     def __getitems__(self, indices) -> WindowBatch:
         """A whole batch in one buffer (torch's DataLoader calls this with the batch indices)."""
@@ -389,6 +400,9 @@ class WindowDataset(torch.utils.data.Dataset):
             {"signal": signal[b], "channel_mask": masks[b], "row": int(r), "start": int(st)}
             for b, (r, st) in enumerate(rows)
         ]
+        if self.reader.events is not None:
+            for item in items:
+                item["events"] = self.reader.event_codes(item["row"], item["start"], self.length)
         return WindowBatch(items, signal, masks)
 
     def window_array(self, indices) -> np.ndarray:
@@ -457,7 +471,11 @@ class StreamingWindowDataset(torch.utils.data.IterableDataset):
             mask = np.zeros(len(layout), dtype=bool)
             mask[channels] = True
             data = _as_2d_float32(row["data"])
+            codes = np.asarray(row["events"], dtype=np.int16) if "events" in row else None  # conditioned builds
             for start in window_starts(data.shape[1], length, step):
                 signal = np.zeros((len(layout), length), dtype=np.float32)
                 signal[channels] = data[:, start : start + length]
-                yield {"signal": signal, "channel_mask": mask, "row": row_number, "start": int(start)}
+                item = {"signal": signal, "channel_mask": mask, "row": row_number, "start": int(start)}
+                if codes is not None:
+                    item["events"] = codes[start : start + length]
+                yield item

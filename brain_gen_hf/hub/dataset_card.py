@@ -39,6 +39,9 @@ def _steps(config) -> str:
     steps.append(f"pick {p.picks} channels")
     if p.detect_bad_channels:
         steps.append(f"GESD bad channels (alpha {p.bad_channel_alpha}), then {p.bad_channel_action}")
+    if config.source_space.enabled:
+        space = config.source_space
+        steps.append(f"{space.method} source projection to {space.parcellation} parcels on {space.subject}")
     n = config.normalization
     steps.append(
         f"{n.method} per-channel normalisation" + (f", clip at +-{n.clip_std_factor} std" if n.clip_std_factor else "")
@@ -117,6 +120,7 @@ def render_dataset_card(
         config_yaml=yaml.safe_dump(config_dict, sort_keys=False).strip(),
         steps=_steps(config),
         mulaw=config.mulaw.enabled,
+        source_space=config.source_space.enabled,
         mulaw_mu=config.mulaw.mu,
         license=config.card.license,
         citation=config.card.citation,

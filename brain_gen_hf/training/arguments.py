@@ -73,7 +73,17 @@ class RunArguments:
     adam_beta2: float = 0.95
     adam_epsilon: float = 1e-8
     warmup_steps: int = 0
-    lr_schedule: str = field(default="linear_warmup", metadata={"help": "linear_warmup | cosine | constant"})
+    lr_schedule: str = field(
+        default="linear_warmup",
+        metadata={
+            "help": "linear_warmup | cosine | constant (the reference's), a transformers schedule name "
+            "(transformers.get_scheduler: cosine_with_restarts, polynomial, inverse_sqrt, ...), or a "
+            "torch.optim.lr_scheduler class name (StepLR, CosineAnnealingLR, ...) with lr_scheduler_kwargs"
+        },
+    )
+    lr_scheduler_kwargs: dict | None = field(
+        default=None, metadata={"help": "keyword arguments of a transformers or torch schedule named by lr_schedule"}
+    )
     min_lr_ratio: float = 0.0
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = 1.0
@@ -83,6 +93,31 @@ class RunArguments:
     checkpoint_every: int = 0
     keep_last: int = 2  # 0 keeps every checkpoint
     resume_from: str | None = field(default=None, metadata={"help": "checkpoint folder, 'latest', or Hub repo"})
+    # Long-context curriculum: resuming from an earlier phase (a checkpoint whose data settings differ from this
+    # run's, or a final model folder) starts a new phase from its weights with these changes.
+    resume_context: dict | None = field(
+        default=None,
+        metadata={
+            "help": "model.resize_context(...) on resume: {input_shape (default: this run's windows), rope_theta, "
+            "max_position_embeddings}"
+        },
+    )
+    resume_lr: float | None = field(default=None, metadata={"help": "new peak learning rate on resume"})
+    resume_weight_decay: float | None = field(default=None, metadata={"help": "new weight decay on resume"})
+    resume_token_corruption: dict | None = field(
+        default=None,
+        metadata={"help": "token corruption on resume: {p_start, p_end, block_len_steps, ...}; {enabled: false} = off"},
+    )
+    validate_before_resume: bool = field(
+        default=False, metadata={"help": "run one validation pass with the resumed model before training"}
+    )
+    keep_best: bool = field(
+        default=True, metadata={"help": "keep the best-by-validation checkpoint (checkpoints/best) besides the last"}
+    )
+    auto_find_batch_size: bool = field(
+        default=False,
+        metadata={"help": "lower batch_size until a step fits in memory (accelerate's find_executable_batch_size)"},
+    )
     log_with: str | None = field(default="tensorboard", metadata={"help": "accelerate tracker, or 'none'"})
     log_every: int = 10
     compile: bool = False
@@ -95,8 +130,11 @@ class RunArguments:
     progress_bar: bool = True
 
     def __post_init__(self):
-        if self.lr_schedule not in ("linear_warmup", "cosine", "constant"):
-            raise ValueError(f"lr_schedule must be linear_warmup, cosine or constant, got {self.lr_schedule!r}")
+        from .curriculum import check_resume_settings
+        from .optim import check_schedule_name
+
+        check_schedule_name(self.lr_schedule, self.lr_scheduler_kwargs)
+        check_resume_settings(self)
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.push_to_hub and not self.hub_model_id:

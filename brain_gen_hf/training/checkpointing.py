@@ -1,6 +1,7 @@
 """Checkpoints: accelerate state + `save_pretrained` model + resolved run config, written atomically.
 
-Layout: `<output_dir>/checkpoints/step-000120/{state/, model/, run_config.yaml, trainer_state.json}`.
+Layout: `<output_dir>/checkpoints/step-000120/{state/, model/, run_config.yaml, trainer_state.json}`; the
+best-by-validation checkpoint is `<output_dir>/checkpoints/best/` (same layout, kept besides the last N).
 A checkpoint is written to `step-000120.tmp` and renamed when complete, so an interrupted save never
 replaces the previous checkpoint; only complete `step-*` folders are ever resumed from.
 """
@@ -52,11 +53,13 @@ def save_checkpoint(
     trainer_state: dict,
     keep_last: int,
     card: dict | None = None,
+    name: str | None = None,
 ) -> Path | None:
-    """Write one checkpoint (main process writes files; every rank joins `save_state`)."""
+    """Write one checkpoint (main process writes files; every rank joins `save_state`). `name` (e.g. `best`)
+    writes `checkpoints/<name>` instead of `step-<step>`, outside the keep-last-N rotation."""
     root = checkpoint_root(output_dir)
-    final = root / f"step-{step:06d}"
-    tmp = root / f"step-{step:06d}.tmp"
+    final = root / (name or f"step-{step:06d}")
+    tmp = root / f"{final.name}.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -70,7 +73,7 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        for old in list_checkpoints(output_dir)[:-keep_last] if keep_last > 0 else []:
+        for old in list_checkpoints(output_dir)[:-keep_last] if keep_last > 0 and name is None else []:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final if accelerator.is_main_process else None

@@ -41,6 +41,8 @@ class DataContract:
         build: `(model_args, data, fields) -> model` where a fresh model needs more than
             `AutoModel.from_config(AutoConfig.for_model(model_type, **fields))` (a frozen tokenizer, a base model).
         loss: the output field the trainer minimises and reports as the validation loss.
+        metrics: `(model, batch, outputs) -> {name: 0-d tensor}` logged next to the loss (`train/<name>`,
+            `val/<name>`), e.g. `training.metrics.next_token_accuracy`; None logs the loss only.
     """
 
     task: str
@@ -50,6 +52,7 @@ class DataContract:
     data_fields: Callable
     build: Callable | None = None
     loss: str = "loss"
+    metrics: Callable | None = None
 
     @property
     def default_model_type(self) -> str:

@@ -20,6 +20,7 @@ def build_model(contract: DataContract, model_args, data: DataInfo):
     if model_args.pretrained:
         check_model_source(model_args.pretrained, "pretrained model")
         model = AutoModel.from_pretrained(model_args.pretrained)
+        check_pretrained_is_trained_by(contract, model.config.model_type)
         check_data_matches_model(model.config, data_fields)
         return model
     fields = {**data_fields, **(model_args.model_config or {})}
@@ -29,6 +30,22 @@ def build_model(contract: DataContract, model_args, data: DataInfo):
         model = AutoModel.from_config(AutoConfig.for_model(model_type, **fields))
     check_data_matches_model(model.config, data_fields)
     return model
+
+
+def check_pretrained_is_trained_by(contract: DataContract, model_type: str) -> None:
+    """A `pretrained` folder of another family would fail deep in the first step (its inputs have another
+    shape); name the task that trains it instead."""
+    if model_type in contract.model_types:
+        return
+    from .tasks import contract_for_model_type
+
+    try:
+        hint = f"; use task {contract_for_model_type(model_type).task!r}"
+    except ValueError:
+        hint = " (no task trains it)"
+    raise ValueError(
+        f"the pretrained model is a {model_type}, but task {contract.task!r} trains {list(contract.model_types)}{hint}"
+    )
 
 
 def check_model_source(name_or_path: str, what: str) -> None:

@@ -18,9 +18,18 @@ TASKS = {
         "brain_gen_hf.models.brainomni_forecast.training_brainomni_forecast",
         "BRAINOMNI_FORECAST_TRAINING",
     ),
+    "factorized_autoencoder": (
+        "brain_gen_hf.models.factorized_autoencoder.training_factorized_autoencoder",
+        "FACTORIZED_AUTOENCODER_TRAINING",
+    ),
     "classifier": ("brain_gen_hf.models.classifier.training_classifier", "CLASSIFIER_TRAINING"),
     "flatgpt": ("brain_gen_hf.models.flatgpt.training_flatgpt", "FLATGPT_TRAINING"),
+    "ntd": ("brain_gen_hf.models.ntd.training_ntd", "NTD_TRAINING"),
+    "stgpt2meg": ("brain_gen_hf.models.stgpt2meg.training_stgpt2meg", "STGPT2MEG_TRAINING"),
+    "vidtok": ("brain_gen_hf.models.vidtok.training_vidtok", "VIDTOK_TRAINING"),
     "wavenet": ("brain_gen_hf.models.wavenet.training_wavenet", "WAVENET_TRAINING"),
+    "wavenet3d": ("brain_gen_hf.models.wavenet.training_wavenet", "WAVENET3D_TRAINING"),
+    "tasa3d": ("brain_gen_hf.models.tasa3d.training_tasa3d", "TASA3D_TRAINING"),
 }
 
 

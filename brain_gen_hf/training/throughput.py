@@ -41,7 +41,9 @@ class DevicePeak:
 @cache
 def matmul_peak_flops(size: int = 1024, repeats: int = 3, dtype: torch.dtype = torch.float32) -> float:
     """FLOP/s of one `torch.mm` of `size`x`size` matrices on CPU (best of `repeats`), the MFU denominator."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    # A private generator: measuring (once per process) must not move the global RNG that training draws from.
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, dtype=dtype, generator=generator) for _ in range(2))
     torch.mm(a, b)  # warm-up
     best = float("inf")
     for _ in range(repeats):

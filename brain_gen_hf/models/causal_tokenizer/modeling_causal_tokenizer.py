@@ -22,11 +22,11 @@ from transformers import initialization as init
 from transformers.utils.generic import can_return_tuple
 
 from ...layers.brainomni_attention import RMSNorm
+from ...layers.quantizers import BrainQuantizer
+from ...layers.reconstruction_losses import code_perplexity, l1_loss, pearson_correlation, spectral_losses
 from ...modeling_outputs import BrainTokenizerEncoding, BrainTokenizerOutput
 from ...modeling_utils import COMMON_FORWARD_KWARGS, BrainGenPreTrainedModel, reject_unknown_kwargs
 from .configuration_causal_tokenizer import CausalRVQTokenizerConfig
-from .quantizers import BrainQuantizer
-from .reconstruction_losses import code_perplexity, l1_loss, pearson_correlation, spectral_losses
 from .seanet import SLSTM
 from .streaming_conv import StreamingConv1d
 

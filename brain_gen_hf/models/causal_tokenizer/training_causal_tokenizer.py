@@ -4,6 +4,7 @@ metadata in, the reconstruction objective of `BrainTokenizerOutput` out."""
 from __future__ import annotations
 
 from ...training.contract import DataContract, signal_fields
+from ...training.metrics import reconstruction_metrics
 
 
 def tokenizer_collator(data, tokenizer):
@@ -22,4 +23,5 @@ BRAIN_TOKENIZER_TRAINING = DataContract(
     inputs=("input_values", "pos", "sensor_type"),
     make_collator=tokenizer_collator,
     data_fields=lambda data: {**signal_fields(data), "num_sensors": len(data.layout.names)},
+    metrics=reconstruction_metrics,
 )

@@ -5,36 +5,40 @@ holds what the backbone and the LMs share (init rules, attention and checkpointi
 
 The decoder itself is never vendored. What FlatGPT adds around it:
 
-* positions: 3-D (t, h, w) ids of the flattened reduced grid for the Qwen video decoders (`grid_position_ids`),
-  plain 1-D ids for SmolLM3; with a KV cache the offset is the cache length;
+* the decoder is `AutoModel.from_config(backbone_config)`: any registered transformers decoder that takes
+  `inputs_embeds` (`decoder_kinds.py` reads what FlatGPT needs to know about it off its config and signature);
+* positions by kind: 3-D (t, h, w) ids of the flattened reduced grid for the Qwen video decoders
+  (`grid_position_ids`), plain 1-D ids for the text decoders, none for recurrent ones; with a cache the offset is
+  the cache length;
+* the decoder's own cache type (`decoder_caches.py`): dynamic, sliding-window, hybrid Mamba/attention,
+  MiniMax's, recurrent states, xLSTM's;
 * for the Qwen decoders, the decoder's `rotary_emb` submodule is replaced by `GridRotaryEmbedding`, which
   reproduces what brain-gen's trained checkpoints depend on (integer `mrope_section`, cos/sin rounded to bf16);
   a RoPE change (`resize_context`) updates the decoder config and builds a fresh rotary module from it;
-* a block-causal mask when `block_size > 1`.
+* a block-causal mask when `block_size > 1` (sliding-window layers get the sliding-window block-causal mask), built
+  with transformers' own mask functions; the config refuses block prediction for decoders with recurrent layers.
 
 Every step, prefill or cached decode, goes through the transformers text model's own forward.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from torch import nn
+from transformers import AutoModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
 from ...compat import CACHE_KWARG
 from ...modeling_utils import BrainGenPreTrainedModel
 from .configuration_flatgpt import FlatGPTBaseConfig, FlatGPTConfig
-
-# model_type -> (module, decoder class) of the transformers implementation
-_DECODERS = {
-    "qwen2_5_vl_text": ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl", "Qwen2_5_VLTextModel"),
-    "qwen3_vl_text": ("transformers.models.qwen3_vl.modeling_qwen3_vl", "Qwen3VLTextModel"),
-    "smollm3": ("transformers.models.smollm3.modeling_smollm3", "SmolLM3Model"),
-}
+from .decoder_caches import RecurrentStateCache, SizedOnFirstStepxLSTMCache, cache_class
+from .decoder_caches import new_cache as new_decoder_cache
+from .decoder_kinds import decoder_kind
+from .sensor_layout_positions import layout_position_ids, sensor_rows_cols
+from .sparse_attention import sparse_attention_mask
 
 
 def grid_position_ids(
@@ -169,6 +173,16 @@ def block_causal_mask(block_size: int, past_length: int, length: int, device=Non
     return (k <= q)[None, None]
 
 
+def same_block(block_size: int):
+    """A transformers mask function (`or_mask_function`): q and k lie in the same block. Causal OR same block is
+    block-causal (k // block <= q // block); with a sliding window, the window also bounds the earlier blocks."""
+
+    def in_same_block(batch_idx, head_idx, q_idx, kv_idx):
+        return q_idx // block_size == kv_idx // block_size
+
+    return in_same_block
+
+
 class FlatGPTPreTrainedModel(BrainGenPreTrainedModel):
     config_class = FlatGPTConfig
     # Every FlatGPT LM keeps its backbone (`FlatGPTBackbone`, the base model) under `transformer`.
@@ -183,7 +197,8 @@ class FlatGPTPreTrainedModel(BrainGenPreTrainedModel):
 
     def _init_module(self, module: nn.Module) -> None:
         # transformers' decoder init (what brain-gen's backbones and FlatGPT tables used): N(0, 0.02).
-        std = self.config.backbone_config.initializer_range
+        # Decoders without the field (xLSTM on transformers < 5.24) get transformers' usual 0.02.
+        std = getattr(self.config.backbone_config, "initializer_range", 0.02)
         reset = getattr(module, "reset_brain_gen_parameters", None)
         if reset is not None:
             reset()
@@ -215,21 +230,35 @@ class FlatGPTBackbone(FlatGPTPreTrainedModel):
     def __init__(self, config: FlatGPTBaseConfig, keep_token_embedding: bool = True):
         super().__init__(config)
         backbone_config = config.backbone_config
-        module, name = _DECODERS[backbone_config.model_type]
-        decoder_class = getattr(importlib.import_module(module), name)
-        self.model = decoder_class(backbone_config)
+        self.kind = decoder_kind(backbone_config)
+        self.model = AutoModel.from_config(backbone_config)
         self.block_size = config.block_size
         self.grid = tuple(config.rope_grid) if config.uses_video_rope else None
         self.rope_dtype = getattr(torch, config.rope_dtype) if config.rope_dtype else None
+        # brain-gen's `sparse: true` and `layout_path` (sparse_attention.py, sensor_layout_positions.py)
+        self.sparse_attention = config.sparse_attention
+        self.sensor_layout = None
+        if config.rope_layout_positions is not None:
+            self.sensor_layout = sensor_rows_cols(config.rope_layout_positions, config.rope_layout_grid_size)
         if not keep_token_embedding:
             # The variant embeds tokens itself: do not keep a dead (V, hidden) table, nor its tensor-parallel entry.
-            self.model.embed_tokens = None
-            self.model.tp_plan = {k: v for k, v in self.model.tp_plan.items() if k.split(".")[0] != "embed_tokens"}
+            table = self.model.get_input_embeddings()
+            name = next(name for name, module in self.model.named_children() if module is table)
+            setattr(self.model, name, None)
+            self.model.tp_plan = {k: v for k, v in (self.model.tp_plan or {}).items() if k.split(".")[0] != name}
         if self.grid is not None:
             # The Qwen decoders' own rotary module cannot express brain-gen's numerics (see GridRotaryEmbedding),
             # so it is replaced, as a submodule, by one that does.
             self.model.rotary_emb = self.build_rotary()
+        # To transformers' loader FlatGPT is custom code, and it then initialises only the modules that hold a
+        # tensor it did not load. Some decoders fill non-persistent buffers from their model-level init (Falcon-H1's
+        # `mup_vector`); this empty buffer makes the loader reach `reset_brain_gen_parameters`, which runs it.
+        self.register_buffer("decoder_init_marker", torch.empty(0), persistent=False)
         self.post_init()
+
+    def reset_brain_gen_parameters(self) -> None:
+        """The decoder's own model-level init (its buffers); its parameters are initialised by its own rules."""
+        self.model._init_weights(self.model)
 
     def build_rotary(self) -> nn.Module:
         """A rotary module built from the decoder's current config: ours for grid positions, else the decoder's own
@@ -247,15 +276,18 @@ class FlatGPTBackbone(FlatGPTPreTrainedModel):
         )
 
     @property
-    def max_positions(self) -> int:
+    def max_positions(self) -> int | None:
+        """Positions the decoder can address (`None`: unbounded, a recurrent decoder without position ids)."""
         if self.grid is not None:
             return self.grid[0] * self.grid[1] * self.grid[2]
-        return self.model.config.max_position_embeddings
+        return getattr(self.model.config, "max_position_embeddings", None)
 
     def position_ids(self, start: int, length: int, batch_size: int, device) -> torch.Tensor:
+        if self.grid is not None and self.sensor_layout is not None:
+            return layout_position_ids(*self.sensor_layout, self.grid, start, length, batch_size, device)
         if self.grid is not None:
             return grid_position_ids(self.grid, start, length, batch_size, device)
-        if start + length > self.max_positions:
+        if self.max_positions is not None and start + length > self.max_positions:
             raise ValueError(
                 f"positions {start}:{start + length} exceed the backbone's max_position_embeddings "
                 f"({self.max_positions}); shorten the context or use `resize_context()`"
@@ -270,25 +302,98 @@ class FlatGPTBackbone(FlatGPTPreTrainedModel):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPast:
-        """`inputs_embeds (B, L, hidden)` at sequence offset `cache.get_seq_length()` -> the decoder's output
-        (`last_hidden_state (B, L, hidden)`)."""
+        """`inputs_embeds (B, L, hidden)` at sequence offset `cache_length(cache)` -> the decoder's output
+        (`last_hidden_state (B, L, hidden)`, the cache under the installed release's name)."""
         batch, length = inputs_embeds.shape[:2]
-        past = cache.get_seq_length() if cache is not None else 0
-        position_ids = self.position_ids(past, length, batch, inputs_embeds.device)
-        mask = None
-        if self.block_size > 1:
-            mask = block_causal_mask(self.block_size, past, length, inputs_embeds.device)
-            mask = {layer_type: mask for layer_type in set(self.model.config.layer_types)}
+        cache = self.decoder_cache(cache, use_cache, inputs_embeds)
+        past = self.cache_length(cache)
+        decoder_kwargs = {}
+        if self.kind.positions != "none":
+            decoder_kwargs["position_ids"] = self.position_ids(past, length, batch, inputs_embeds.device)
+        mask = self.attention_mask(inputs_embeds, cache, past, length)
+        if mask is not None:
+            decoder_kwargs["attention_mask"] = mask
+        if output_attentions:
+            decoder_kwargs["output_attentions"] = output_attentions
         out = self.model(
             inputs_embeds=inputs_embeds,
-            position_ids=position_ids,
-            attention_mask=mask,
             use_cache=use_cache,
-            output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            **{CACHE_KWARG: cache},
+            **{self.kind.cache_keyword: cache},
+            **decoder_kwargs,
         )
-        return out
+        if isinstance(cache, RecurrentStateCache):
+            cache.advance(length)
+        if self.kind.cache_keyword == CACHE_KWARG:
+            return out
+        # Recurrent decoders name the cache `cache_params` on older releases: hand it on under the usual name.
+        return BaseModelOutputWithPast(
+            last_hidden_state=out.last_hidden_state,
+            hidden_states=getattr(out, "hidden_states", None),
+            attentions=getattr(out, "attentions", None),
+            **{CACHE_KWARG: cache if use_cache else None},
+        )
+
+    # ---------------------------------------------------------------- caches and masks
+    def new_cache(self) -> Cache:
+        """An empty cache of the decoder's own type (see `decoder_caches.py`)."""
+        return new_decoder_cache(self.kind, self.model.config)
+
+    @property
+    def has_own_cache_type(self) -> bool:
+        """The decoder caches in something other than a `DynamicCache` (what `generate()` would start it with)."""
+        return cache_class(self.kind) is not DynamicCache
+
+    def decoder_cache(self, cache, use_cache: bool, inputs_embeds: torch.Tensor):
+        """The cache this step runs with: the caller's (checked to be of the decoder's type), or a new one."""
+        if cache is None:
+            if not use_cache:
+                return None
+            cache = self.new_cache()
+        elif not isinstance(cache, cache_class(self.kind)):
+            raise ValueError(
+                f"backbone {self.kind.model_type!r} caches its state in a {cache_class(self.kind).__name__}, got a "
+                f"{type(cache).__name__}; start from `model.new_cache()` (or pass no cache)"
+            )
+        if isinstance(cache, SizedOnFirstStepxLSTMCache) and not cache.is_allocated:
+            cache.allocate(inputs_embeds.shape[0], inputs_embeds.dtype, inputs_embeds.device)
+        return cache
+
+    def cache_length(self, cache) -> int:
+        """Tokens held by `cache` (0 for none)."""
+        return 0 if cache is None else cache.get_seq_length()
+
+    def attention_mask(self, inputs_embeds: torch.Tensor, cache, past: int, length: int):
+        """The mask the decoder attends with: `None` (its own causal masks), block-causal, or sparse."""
+        mask = None
+        if self.block_size > 1:
+            mask = self.block_causal_masks(inputs_embeds, cache)
+        if self.sparse_attention is not None:  # the config rules out combining it with block_size > 1
+            mask = sparse_attention_mask(
+                self.sparse_attention,
+                self.model.config.num_attention_heads,
+                past,
+                length,
+                attn_implementation=self.model.config._attn_implementation,
+                dtype=inputs_embeds.dtype,
+                device=inputs_embeds.device,
+            )
+            if self.kind.declares_layer_types:
+                mask = {layer_type: mask for layer_type in set(self.kind.layer_types)}
+        return mask
+
+    def block_causal_masks(self, inputs_embeds: torch.Tensor, cache):
+        """Block-causal masks built by transformers' mask functions (so they match the decoder's attention
+        implementation and, for sliding-window layers, the keys its cache keeps): one per layer type for decoders
+        that declare layer types, else one mask."""
+        builders = {"full_attention": create_causal_mask, "sliding_attention": create_sliding_window_causal_mask}
+        config, block = self.model.config, same_block(self.block_size)
+        # Positional: the cache argument is named `cache` from transformers 5.24, `past_key_values` before.
+        masks = {
+            layer_type: builders[layer_type](config, inputs_embeds, None, cache, None, or_mask_function=block)
+            for layer_type in set(self.kind.layer_types)
+        }
+        return masks if self.kind.declares_layer_types else masks["full_attention"]
 
     # ---------------------------------------------------------------- context resizing
     def set_grid(self, grid: tuple[int, int, int]) -> None:
@@ -302,7 +407,13 @@ class FlatGPTBackbone(FlatGPTPreTrainedModel):
         if max_position_embeddings is not None:
             config.max_position_embeddings = int(max_position_embeddings)
         if rope_theta is not None:
-            config.rope_parameters["rope_theta"] = float(rope_theta)
-        if rope_theta is not None or max_position_embeddings is not None:
+            rope = getattr(config, "rope_parameters", None)
+            if not isinstance(rope, dict) or "rope_theta" not in rope or not hasattr(self.model, "rotary_emb"):
+                raise ValueError(
+                    f"backbone {config.model_type!r} has no single RoPE theta to retune (rope_parameters: {rope!r}); "
+                    "resize its context without `rope_theta`, or set the RoPE in `backbone_config`"
+                )
+            rope["rope_theta"] = float(rope_theta)
+        if (rope_theta is not None or max_position_embeddings is not None) and hasattr(self.model, "rotary_emb"):
             device = next(self.parameters()).device
             self.model.rotary_emb = self.build_rotary().to(device)

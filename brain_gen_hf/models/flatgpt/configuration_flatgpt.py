@@ -2,8 +2,8 @@
 
 A FlatGPT config composes two sub-configs, the way transformers nests `text_config`:
 
-* `backbone_config`: the transformers decoder (Qwen2.5-VL text, Qwen3-VL text or SmolLM3), stored as
-  its own config so one `save_pretrained` folder rebuilds everything;
+* `backbone_config`: the transformers decoder (Qwen2.5-VL text, Qwen3-VL text, SmolLM3, Llama, Gemma 3, ...),
+  stored as its own config so one `save_pretrained` folder rebuilds everything;
 * `tokenizer_config`: the tokenizer that turns signals into the LM's `input_ids`. In every variant it is a nested
   config resolved by its `model_type`: a `FlatTokenizerConfig` (which HF flat tokenizer lays the mu-law bins
   out, see `tokenization_flatgpt.py`) here, the brain tokenizer's config for the RVQ variants.
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 
-from transformers import AutoConfig, PreTrainedConfig
+from huggingface_hub.errors import StrictDataclassError
+from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
 
 from ...configuration_utils import (
     SUB_CONFIG_CLASSES,
@@ -27,30 +28,43 @@ from ...configuration_utils import (
     require_positive_int,
     sub_config_from,
 )
-
-# backbone model_type -> how positions are fed to it
-VIDEO_ROPE_BACKBONES = ("qwen2_5_vl_text", "qwen3_vl_text")
-SEQUENCE_ROPE_BACKBONES = ("smollm3",)
-SUPPORTED_BACKBONES = VIDEO_ROPE_BACKBONES + SEQUENCE_ROPE_BACKBONES
+from .decoder_kinds import VIDEO_ROPE_BACKBONES, decoder_kind
+from .sensor_layout_positions import check_rope_layout_positions
+from .sparse_attention import check_sparse_attention
 
 FLAT_TOKENIZERS = ("AmplitudeTokenizer", "AmplitudeMixTokenizer", "DelimitedTokenizer")
 FLAT_TOKENIZER_TYPE = "flat_signal_tokenizer"
 
 # Backbone fields that FlatGPT owns (set from the top-level config, never independently).
 _OWNED_BACKBONE_FIELDS = ("hidden_size", "vocab_size")
+# Decoders that name their model width a second time (xLSTM's token table is `embedding_dim` wide).
+_WIDTH_ALIASES = {"xlstm": ("embedding_dim",)}
 
 
 def _backbone_config_from_dict(data: dict) -> PreTrainedConfig:
     data = dict(data)
     model_type = data.pop("model_type", None)
     require(
-        model_type in SUPPORTED_BACKBONES,
-        f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {model_type!r}",
+        isinstance(model_type, str) and model_type in CONFIG_MAPPING,
+        f"`backbone_config.model_type` must name a transformers decoder registered with AutoConfig (e.g. "
+        f"'qwen2_5_vl_text', 'smollm3', 'llama', 'qwen3', 'gemma3_text', 'minimax', 'falcon_h1', 'falcon_mamba', "
+        f"'xlstm'), got {model_type!r}",
     )
+    for alias in _WIDTH_ALIASES.get(model_type, ()):
+        given = data.get(alias)
+        require(
+            given is None or given == data["hidden_size"],
+            f"`backbone_config.{alias}` ({given}) is {model_type}'s name for the model width and disagrees with "
+            f"`hidden_size` ({data['hidden_size']}); set the width once, as `hidden_size`",
+        )
+        data[alias] = data["hidden_size"]
     # Brain tokens have no text special tokens; transformers' text defaults would point outside the vocabulary.
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         data.setdefault(key, None)
-    return AutoConfig.for_model(model_type, **data)
+    try:
+        return AutoConfig.for_model(model_type, **data)
+    except (TypeError, ValueError, StrictDataclassError) as error:
+        raise ValueError(f"`backbone_config` is not a valid {model_type} config: {error}") from error
 
 
 def _default_mrope_section(head_dim: int) -> list[int] | int:
@@ -88,9 +102,12 @@ class FlatGPTBaseConfig(BrainGenConfig):
     (`_validate_variant`).
 
     Args:
-        backbone_config (`dict` or `PreTrainedConfig`): the decoder. `model_type` is one of `qwen2_5_vl_text`
-            (3-D multimodal RoPE over the reduced grid), `qwen3_vl_text` (interleaved 3-D RoPE) or `smollm3`
-            (1-D RoPE, optional NoPE layers). `hidden_size` / `vocab_size` are taken from this config.
+        backbone_config (`dict` or `PreTrainedConfig`): the decoder: any transformers decoder registered with
+            `AutoModelForCausalLM` whose forward takes `inputs_embeds` (see `decoder_kinds.py`). `qwen2_5_vl_text`
+            (3-D multimodal RoPE over the reduced grid) and `qwen3_vl_text` (interleaved 3-D RoPE) get grid
+            positions; text decoders (`smollm3`, `llama`, `qwen3`, `gemma3_text`, `minimax`, `falcon_h1`, ...) 1-D
+            positions; recurrent ones (`falcon_mamba`, `xlstm`) none. `hidden_size` / `vocab_size` are taken from
+            this config. `block_size > 1` needs a decoder whose layers are all softmax attention.
         tokenizer_config (`dict` or `PreTrainedConfig`): the tokenizer's nested config (see the module docstring).
         vocab_size (`int`): token vocabulary V (256 mu-law bins, +1 for a delimiter).
         hidden_size (`int`): model width.
@@ -104,6 +121,12 @@ class FlatGPTBaseConfig(BrainGenConfig):
         rope_dtype (`str`, *optional*): dtype the 3-D RoPE cos/sin tables are rounded to before use. brain-gen's
             Qwen copies round them to `"bfloat16"` (checkpoints were trained that way); `None` keeps the
             activation dtype.
+        sparse_attention (`dict`, *optional*): block-sparse causal attention (brain-gen's `sparse: true`, see
+            `sparse_attention.py` for the keys and their defaults); `None` is dense causal attention.
+        rope_layout_positions (`list[list[float]]`, *optional*): one [x, y] sensor position per spatial cell of the RoPE
+            grid; the 3-D RoPE h/w ids then come from the positions rounded onto a `rope_layout_grid_size` raster
+            (brain-gen's `layout_path`, see `sensor_layout_positions.py`).
+        rope_layout_grid_size (`int`): side of that raster (32 in brain-gen).
     """
 
     # The backbone is declared as a sub-config the way transformers' composite configs declare theirs, so that
@@ -123,6 +146,9 @@ class FlatGPTBaseConfig(BrainGenConfig):
     block_size: int = 1
     token_corruption: dict | None = None
     rope_dtype: str | None = "bfloat16"
+    sparse_attention: dict | None = None
+    rope_layout_positions: list | None = None
+    rope_layout_grid_size: int = 32
 
     def __post_init__(self, **kwargs):
         require_positive_int("vocab_size", self.vocab_size)
@@ -155,6 +181,7 @@ class FlatGPTBaseConfig(BrainGenConfig):
         self._init_tokenizer_config()
         self._init_backbone_config()
         self._init_token_corruption()
+        self._init_attention_layout()
         self._validate_variant()
         super().__post_init__(**kwargs)
 
@@ -235,16 +262,15 @@ class FlatGPTBaseConfig(BrainGenConfig):
             isinstance(backbone, PreTrainedConfig),
             f"`backbone_config` must be a dict or a PreTrainedConfig, got {type(backbone).__name__}",
         )
-        require(
-            backbone.model_type in SUPPORTED_BACKBONES,
-            f"`backbone_config.model_type` must be one of {list(SUPPORTED_BACKBONES)}, got {backbone.model_type!r}",
-        )
-        for key in _OWNED_BACKBONE_FIELDS:
+        kind = decoder_kind(backbone)
+        for key in _OWNED_BACKBONE_FIELDS + _WIDTH_ALIASES.get(backbone.model_type, ()):
+            owned = self.hidden_size if key in _WIDTH_ALIASES.get(backbone.model_type, ()) else getattr(self, key)
             require(
-                getattr(backbone, key) == getattr(self, key),
-                f"`backbone_config.{key}` ({getattr(backbone, key)}) disagrees with `{key}` ({getattr(self, key)})",
+                getattr(backbone, key) == owned,
+                f"`backbone_config.{key}` ({getattr(backbone, key)}) disagrees with `{key}` ({owned})",
             )
-        rope = dict(backbone.rope_parameters or {})
+        self._check_block_masks(backbone, kind)
+        rope = dict(getattr(backbone, "rope_parameters", None) or {})
         require(
             rope.get("rope_type", "default") == "default",
             f"only default RoPE is supported for FlatGPT backbones, got rope_type {rope.get('rope_type')!r}",
@@ -262,6 +288,45 @@ class FlatGPTBaseConfig(BrainGenConfig):
                     f"list `mrope_section` {section} must have 3 entries summing to head_dim/2 = {head_dim // 2}",
                 )
         self.backbone_config = backbone
+
+    def _init_attention_layout(self) -> None:
+        """brain-gen's `sparse` and `layout_path` options (`sparse_attention.py`, `sensor_layout_positions.py`)."""
+        if self.sparse_attention is not None:
+            kind = decoder_kind(self.backbone_config)
+            require(
+                kind.takes_attention_mask and set(kind.layer_types) == {"full_attention"},
+                f"`sparse_attention` replaces the causal mask of every layer, so every layer must be full softmax "
+                f"attention taking a mask; backbone {self.backbone_type!r} has layers {sorted(set(kind.layer_types))}",
+            )
+            heads = self.backbone_config.num_attention_heads
+            self.sparse_attention = check_sparse_attention(self.sparse_attention, heads, self.block_size)
+        require(
+            self.rope_layout_positions is None or self.uses_video_rope,
+            f"`rope_layout_positions` set the h/w ids of the 3-D RoPE; backbone {self.backbone_type!r} has other "
+            "positions",
+        )
+        grid = self.rope_grid
+        self.rope_layout_positions = check_rope_layout_positions(
+            self.rope_layout_positions, grid[1] * grid[2], self.rope_layout_grid_size
+        )
+
+    def _check_block_masks(self, backbone: PreTrainedConfig, kind) -> None:
+        """Block prediction needs a block-causal mask in every layer: refuse decoders that cannot take one."""
+        if self.block_size == 1:
+            return
+        require(
+            kind.accepts_block_masks,
+            f"`block_size` {self.block_size} needs a block-causal attention mask in every layer, but backbone "
+            f"{backbone.model_type!r} has layers of types {sorted(set(kind.layer_types))} (a recurrent or "
+            "linear-attention state sees the whole past, and no mask reaches it); use block_size 1 or a decoder "
+            "whose layers are all softmax attention (full_attention / sliding_attention)",
+        )
+        window = getattr(backbone, "sliding_window", None)
+        require(
+            "sliding_attention" not in kind.layer_types or window is None or self.block_size <= window,
+            f"`block_size` ({self.block_size}) exceeds the backbone's sliding_window ({window}): a block would not "
+            "fit in the window its tokens attend over",
+        )
 
     def _init_token_corruption(self) -> None:
         cfg = self.token_corruption

@@ -10,8 +10,31 @@ from __future__ import annotations
 import torch
 
 from .configuration_flatgpt import FlatGPTConfig, FlatGPTEmbedsConfig, FlatGPTMixConfig
+from .convert_sparse_layout import attention_layout_from_reference
 
-_BACKBONES = {"Qwen2_5_Video": "qwen2_5_vl_text", "Qwen3_Video": "qwen3_vl_text", "SmoLLM3": "smollm3"}
+# brain-gen `trf_class` -> the transformers decoder it builds (brain-gen's llm.py adapters pass trf_args to its config)
+_BACKBONES = {
+    "Qwen2_5_Video": "qwen2_5_vl_text",
+    "Qwen3_Video": "qwen3_vl_text",
+    "SmoLLM3": "smollm3",
+    "MiniMax": "minimax",
+    "Gemma3": "gemma3_text",
+    "FalconH1": "falcon_h1",
+    "FalconMamba": "falcon_mamba",
+    "xLSTM": "xlstm",
+}
+# brain-gen backbones that are not one transformers decoder over embeddings, and why.
+_UNCONVERTIBLE = {
+    "BLT": (
+        "BLT is a byte latent transformer (patcher, local encoder, global transformer, local decoder): its entropy "
+        "patcher and hash n-gram embeddings read token ids and its output is the local decoder's, so it is not one "
+        "decoder over FlatGPT's embeddings (brain-gen could not build it either: llm.py never imports BltConfig)"
+    ),
+    "Qwen2_5_Video_TASA3D": (
+        "Qwen2_5_Video_TASA3D wraps the Qwen decoder in brain-gen's own TASA3D down/up-sampling stages, which are not "
+        "a transformers decoder (brain-gen's flatgpt.py never imports it); see the tasa3d family for TASA3D"
+    ),
+}
 _TOKENIZERS = {
     "AmplitudeTokenizer": "AmplitudeTokenizer",
     "AmplitudeTokenizerMix": "AmplitudeMixTokenizer",
@@ -21,33 +44,78 @@ _CONFIGS = {"FlatGPT": FlatGPTConfig, "FlatGPTEmbeds": FlatGPTEmbedsConfig, "Fla
 # Runtime-only reference kwargs with no effect on the weights.
 _IGNORED = ("input_type", "train_tokenizer")
 # Backbone kwargs that are runtime choices, not architecture.
-_IGNORED_BACKBONE = ("_attn_implementation", "use_cache")
+_IGNORED_BACKBONE = ("_attn_implementation", "use_cache", "torch_dtype")
+# Per decoder, reference kwargs dropped on conversion:
+# * MiniMax: fields of MiniMax-Text-01's own (remote-code) config that transformers' MiniMaxConfig never reads. The
+#   reference passed them and transformers ignored them: its models ran with MiniMaxConfig's default alternating
+#   `layer_types` (not `attn_type_list`), full rotary and unit residual factors, so the converted config keeps those
+#   defaults (the trained weights depend on them) instead of carrying fields that disagree with them.
+# * xLSTM: kernel and execution-mode choices (Triton kernels, `train_with_padding`, which transformers refuses with
+#   `return_last_states`); transformers' defaults run the same cell with its native kernels.
+_IGNORED_DECODER_FIELDS = {
+    "minimax": (
+        "attn_type_list",
+        "rotary_dim",
+        "postnorm",
+        "layernorm_full_attention_alpha",
+        "layernorm_full_attention_beta",
+        "layernorm_linear_attention_alpha",
+        "layernorm_linear_attention_beta",
+        "layernorm_mlp_alpha",
+        "layernorm_mlp_beta",
+        "shared_intermediate_size",
+        "shared_moe_mode",
+    ),
+    "xlstm": (
+        "mode",
+        "chunkwise_kernel",
+        "sequence_kernel",
+        "step_kernel",
+        "autocast_kernel_dtype",
+        "return_last_states",
+    ),
+}
 
 
 def backbone_config_from_reference(trf_class: str, trf_args: dict) -> tuple[dict, int, list | None]:
+    if trf_class in _UNCONVERTIBLE:
+        raise ValueError(f"reference backbone {trf_class!r} cannot be converted: {_UNCONVERTIBLE[trf_class]}")
     if trf_class not in _BACKBONES:
         raise ValueError(f"reference backbone {trf_class!r} cannot be converted; supported: {sorted(_BACKBONES)}")
+    model_type = _BACKBONES[trf_class]
     args = dict(trf_args)
-    if args.pop("layout_path", None) is not None:
-        raise ValueError("reference `layout_path` (sensor-layout H/W positions) is not supported")
-    if args.pop("sparse", False):
-        raise ValueError("reference `sparse: true` (flex sparse attention) is not supported")
+    given_type = args.pop("model_type", model_type)
+    if given_type != model_type:
+        raise ValueError(f"reference trf_args.model_type {given_type!r} disagrees with trf_class {trf_class!r}")
+    for key in _IGNORED_DECODER_FIELDS.get(model_type, ()):
+        args.pop(key, None)
+    if model_type == "xlstm" and "num_blocks" in args:
+        # xLSTM builds `num_blocks` blocks; its cache sizes itself by `num_hidden_layers` (default 32): one count.
+        args.setdefault("num_hidden_layers", args["num_blocks"])
+    # config fields, not backbone kwargs: see convert_sparse_layout.attention_layout_from_reference
+    args.pop("layout_path", None)
+    args.pop("sparse", None)
     block_size = int(args.pop("block_size", 1))
     reduced_shape = args.pop("reduced_shape", None)
     for key in _IGNORED_BACKBONE:
         args.pop(key, None)
-    return {"model_type": _BACKBONES[trf_class], **args}, block_size, reduced_shape
+    return {"model_type": model_type, **args}, block_size, reduced_shape
 
 
 def config_from_reference(reference_name: str, kwargs: dict, **overrides):
     if reference_name not in _CONFIGS:
         raise ValueError(f"no FlatGPT converter for {reference_name!r}")
+    if kwargs.get("trf_class") == "Qwen2_5_VideoText" or kwargs.get("tok_class") == "BPETokenizer":
+        from .convert_flatgpt_text import config_from_reference as text_config_from_reference
+
+        return text_config_from_reference(reference_name, kwargs, **overrides)
     kwargs = {k: v for k, v in kwargs.items() if k not in _IGNORED}
     if kwargs.pop("tokenizer_path", None) is not None:
         raise ValueError(
             "reference `tokenizer_path` points to a Lightning tokenizer checkpoint; convert the tokenizer "
             "separately and pass its folder"
         )
+    layout = attention_layout_from_reference(kwargs["trf_class"], kwargs["trf_args"])
     backbone, block_size, reduced_shape = backbone_config_from_reference(
         kwargs.pop("trf_class"), kwargs.pop("trf_args")
     )
@@ -81,6 +149,7 @@ def config_from_reference(reference_name: str, kwargs: dict, **overrides):
         token_corruption=corruption,
         spatial_reduction=list(spatial) if isinstance(spatial, (list, tuple)) else spatial,
         input_shape=list(kwargs.pop("input_shape")),
+        **layout,
         **kwargs,
         **overrides,
     )
@@ -98,16 +167,26 @@ def _pop_tied(state: dict, key: str, source: str) -> None:
         raise ValueError(f"reference weight {key} should be tied to {source} but differs")
 
 
+# Decoders whose token table is not `embed_tokens`.
+_TOKEN_TABLES = {"xlstm": "embeddings", "falcon_mamba": "embeddings"}
+
+
+def token_table_key(config) -> str:
+    """State-dict key of the backbone decoder's token table."""
+    return f"transformer.model.{_TOKEN_TABLES.get(config.backbone_type, 'embed_tokens')}.weight"
+
+
 def state_dict_from_reference(reference_name: str, state: dict, config) -> dict:
     state = {k: v for k, v in state.items() if not k.endswith("rotary_emb.inv_freq")}
+    table = token_table_key(config)
     if reference_name == "FlatGPT":
-        _pop_tied(state, "head.weight", "transformer.model.embed_tokens.weight")
+        _pop_tied(state, "head.weight", table)
     elif reference_name == "FlatGPTEmbeds":
         n = config.num_slots
         for i in range(n):
             _pop_tied(state, f"head.layers.{i}.weight", f"pre_embedding.emb.{(i + 1) % n}.weight")
-        state.pop("transformer.model.embed_tokens.weight", None)  # allocated but never used by the reference
+        state.pop(table, None)  # allocated but never used by the reference
     elif reference_name == "FlatGPTMix":
         _pop_tied(state, "head.proj.weight", "pre_embedding.emb.quant_emb.weight")
-        state.pop("transformer.model.embed_tokens.weight", None)
+        state.pop(table, None)
     return state

@@ -16,7 +16,8 @@ from __future__ import annotations
 import importlib
 
 from .configuration_flatgpt_rvq import FlatGPTEmbedsRVQConfig, FlatGPTMixRVQConfig, FlatGPTRVQConfig
-from .convert_flatgpt import _pop_tied, backbone_config_from_reference
+from .convert_flatgpt import _pop_tied, backbone_config_from_reference, token_table_key
+from .convert_sparse_layout import attention_layout_from_reference
 
 _CONFIGS = {
     "FlatGPTRVQ": FlatGPTRVQConfig,
@@ -43,6 +44,7 @@ def config_from_reference(reference_name: str, kwargs: dict, tokenizer_config=No
             "<its kwargs>) and pass it as `tokenizer_config=`"
         )
     kwargs = {k: v for k, v in kwargs.items() if k not in _IGNORED}
+    layout = attention_layout_from_reference(kwargs["trf_class"], kwargs["trf_args"])
     backbone, block_size, reduced_shape = backbone_config_from_reference(
         kwargs.pop("trf_class"), kwargs.pop("trf_args")
     )
@@ -67,6 +69,7 @@ def config_from_reference(reference_name: str, kwargs: dict, tokenizer_config=No
         input_shape=list(kwargs.pop("input_shape")),
         spatial_reduction=list(spatial) if isinstance(spatial, (list, tuple)) else spatial,
         **fields,
+        **layout,
         **kwargs,
         **overrides,
     )
@@ -79,7 +82,7 @@ def config_from_reference(reference_name: str, kwargs: dict, tokenizer_config=No
 
 def state_dict_from_reference(reference_name: str, state: dict, config) -> dict:
     state = {k: v for k, v in state.items() if not k.endswith("rotary_emb.inv_freq")}
-    state.pop("transformer.model.embed_tokens.weight", None)  # allocated but never used by the reference
+    state.pop(token_table_key(config), None)  # allocated but never used by the reference
     levels = config.num_levels
     if reference_name == "FlatGPTEmbedsRVQ":
         for i in range(levels):

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationConfig, LogitsProcessorList, PreTrainedTokenizerBase
-from transformers.cache_utils import Cache, DynamicCache
+from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
@@ -208,7 +208,7 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         self._check_cache_extension(input_ids, cache)
-        offset = cache.get_seq_length() if cache is not None else 0
+        offset = self.transformer.cache_length(cache)
         embeddings = self.embed(self.maybe_corrupt(input_ids), offset)
         out = self.transformer(
             embeddings,
@@ -233,7 +233,7 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
 
     def _check_cache_extension(self, input_ids: torch.Tensor, cache: Cache | None) -> None:
         block = self.prediction_block
-        if block > 1 and cache is not None and cache.get_seq_length() > 0 and input_ids.shape[1] % block:
+        if block > 1 and self.transformer.cache_length(cache) > 0 and input_ids.shape[1] % block:
             raise ValueError(
                 f"block-causal models (blocks of {block} tokens) extend a cache by whole blocks; use "
                 "`forecast()` for generation"
@@ -252,7 +252,7 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
                 # forward() minus its per-call id-range check (two reductions and host syncs) and output
                 # containers: the context was validated up front and new ids are drawn over the vocabulary.
                 self._check_cache_extension(input_ids, cache)
-                offset = cache.get_seq_length()
+                offset = self.transformer.cache_length(cache)
                 hidden = self.transformer(self.embed(input_ids, offset), cache=cache, use_cache=True).last_hidden_state
                 logits = self.score(hidden, offset)
             else:
@@ -280,6 +280,11 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         emits whole positions through the KV-cached windowed rollout instead, sampled from the same
         GenerationConfig fields (do_sample, temperature, top_k, top_p, min_p, use_cache)."""
         if self.prediction_block == 1:
+            use_cache = kwargs.get("use_cache", (generation_config or self.generation_config).use_cache)
+            given = cache_from_kwargs(kwargs.get("cache"), kwargs.get("past_key_values"))
+            if self.transformer.has_own_cache_type and use_cache is not False and given is None:
+                # generate() starts every model with a DynamicCache; this backbone's decoder keeps another kind.
+                kwargs[CACHE_KWARG] = self.new_cache()
             return super().generate(input_ids, generation_config=generation_config, **kwargs)
         if self.codes_per_position == 1:
             raise ValueError(
@@ -312,8 +317,9 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         )
         return torch.cat([input_ids, generated], dim=1)
 
-    def new_cache(self) -> DynamicCache:
-        return DynamicCache(config=self.config.backbone_config)
+    def new_cache(self) -> Cache:
+        """An empty cache of the backbone decoder's own type (dynamic, sliding-window, hybrid, recurrent)."""
+        return self.transformer.new_cache()
 
     @torch.no_grad()
     def generate_windowed(
@@ -447,8 +453,10 @@ class FlatGPTLanguageModel(ForecastMixin, FlatGPTPreTrainedModel, GenerationMixi
         self.transformer.set_grid(config.rope_grid)
         self.transformer.set_rope(rope_theta=rope_theta, max_position_embeddings=max_position_embeddings)
         backbone = self.transformer.model.config
-        config.backbone_config.rope_parameters = dict(backbone.rope_parameters)
-        config.backbone_config.max_position_embeddings = backbone.max_position_embeddings
+        if getattr(backbone, "rope_parameters", None) is not None:  # recurrent decoders have no RoPE
+            config.backbone_config.rope_parameters = dict(backbone.rope_parameters)
+        if getattr(backbone, "max_position_embeddings", None) is not None:
+            config.backbone_config.max_position_embeddings = backbone.max_position_embeddings
 
 
 def sampler(
@@ -606,7 +614,7 @@ class AmplitudeLMMixin:
 
 
 class FlatGPTForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
-    """FlatGPT: tokens embedded with the backbone's table (`transformer.model.embed_tokens`), tied head."""
+    """FlatGPT: tokens embedded with the backbone decoder's token table (`get_input_embeddings()`), tied head."""
 
     config_class = FlatGPTConfig
 
@@ -619,16 +627,16 @@ class FlatGPTForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):
 
     def get_input_embeddings(self) -> nn.Embedding:
         """The backbone's token table; the head scores with its weight (tied)."""
-        return self.transformer.model.embed_tokens
+        return self.transformer.model.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.transformer.model.embed_tokens = value
+        self.transformer.model.set_input_embeddings(value)
 
     def embed(self, input_ids: torch.Tensor, offset: int) -> torch.Tensor:
-        return self.transformer.model.embed_tokens(input_ids)
+        return self.transformer.model.get_input_embeddings()(input_ids)
 
     def score(self, hidden: torch.Tensor, offset: int) -> torch.Tensor:
-        return F.linear(hidden, self.transformer.model.embed_tokens.weight)
+        return F.linear(hidden, self.transformer.model.get_input_embeddings().weight)
 
 
 class FlatGPTEmbedsForCausalLM(AmplitudeLMMixin, FlatGPTLanguageModel):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from ...training.contract import DataContract, sampling_rate_field
+from ...training.metrics import next_token_accuracy
 
 RVQ_LM_TYPES = ("flatgpt_rvq", "flatgpt_mix_rvq", "flatgpt_embeds_rvq")
 AMPLITUDE_LM_TYPES = ("flatgpt", "flatgpt_embeds", "flatgpt_mix")
@@ -77,4 +78,5 @@ FLATGPT_TRAINING = DataContract(
     make_collator=flatgpt_collator,
     data_fields=sampling_rate_field,
     build=build_flatgpt,
+    metrics=next_token_accuracy,
 )
