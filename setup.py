@@ -41,6 +41,8 @@ setup(
         # ruff pinned: `ruff format --check` in CI must not change verdict with a new release's style.
         # parameterized: imported by transformers' common model tests (tests/transformers_common.py).
         "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff==0.17.6", "parameterized>=0.9"],
+        # mne reads a real fsaverage's FreeSurfer files (surfaces, parcellation) with nibabel (source-space builds).
+        "source": ["nibabel>=5"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff==0.17.6", "parameterized>=0.9"],
     },
     entry_points={"console_scripts": ["brain-gen-hf=brain_gen_hf.cli:main"]},
