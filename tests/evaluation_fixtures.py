@@ -5,30 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-CHANNELS = 102
-QWEN = {
-    "model_type": "qwen2_5_vl_text",
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "intermediate_size": 32,
-    "rms_norm_eps": 1e-6,
-    "rope_theta": 1e4,
-    "max_position_embeddings": 512,
-    "rope_scaling": {"rope_type": "default", "mrope_section": 1},
-}
-TOKENIZER = {
-    "window_length": 32,
-    "n_filters": 4,
-    "ratios": [2, 2],
-    "n_dim": 16,
-    "n_neuro": 2,
-    "codebook_dim": 8,
-    "codebook_size": 32,
-    "num_quantizers": 2,
-    "lstm_layers": 0,
-    "n_residual_layers": 1,
-}
+from tests.tiny_configs import CHANNELS, TINY_QWEN
+from tests.tiny_configs import TINY_BRAINTOKMIX as TOKENIZER
+
+QWEN = {**TINY_QWEN, "max_position_embeddings": 512}
 
 
 @pytest.fixture(scope="session")
